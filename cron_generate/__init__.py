@@ -1,0 +1,1 @@
+"""cron-generate: render the job directory into one /etc/cron.d file."""

@@ -1,0 +1,28 @@
+"""The one time seam: every "now" of the program comes from here (UTC)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def monotonic() -> float:
+    return time.monotonic()
+
+
+def iso(ts: datetime | None) -> str | None:
+    """ISO 8601 UTC with a ``Z``, to the microsecond; None stays None."""
+    if ts is None:
+        return None
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

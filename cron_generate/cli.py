@@ -1,0 +1,120 @@
+"""The ``cron-generate`` command line: arguments, one error line, exit status.
+
+Validate every job file, then act, all or nothing: with any problem, every
+problem is listed on stderr and the installed file is left as it was.
+Exit status as ``diff`` does it (SPEC §6): 0 written or already in sync,
+1 with ``--check``/``--diff`` when the installed file differs or is missing,
+2 invalid jobs or any other error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from cron_generate import output
+from cron_generate.render import CrontabError, render_crontab
+from run_job.errors import ProcessControlError
+
+EXIT_OK = 0
+EXIT_DIFFERS = 1
+EXIT_ERROR = 2
+PROG = "cron-generate"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Validate every job file and write the cron.d file for all scheduled jobs and services.",
+        epilog="Exit status: 0 written or in sync; 1 (--check, --diff) the installed file differs or is "
+               "missing; 2 invalid job files or any other error.")
+    parser.add_argument("--config", metavar="PATH", help="global config file (default: $PROCESS_CONTROL_CONFIG, "
+                        "then /etc/process-control.yaml, then the built-in defaults)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--stdout", action="store_true", help="print the crontab instead of writing it "
+                      "(as output_crontab: console)")
+    mode.add_argument("--check", action="store_true", help="write nothing; exit 1 if the installed file "
+                      "differs from what would be written")
+    mode.add_argument("--diff", action="store_true", help="write nothing; print a unified diff of the change, "
+                      "exit 1 if there is one")
+    parser.add_argument("--lock-timeout", type=float, default=output.DEFAULT_LOCK_TIMEOUT, metavar="SECONDS",
+                        help="how long to wait for another cron-generate writing the same file "
+                        f"(default {output.DEFAULT_LOCK_TIMEOUT:g})")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from run_job.config import load_config
+    from run_job.jobs import scan_job_directory
+
+    config = load_config(args.config)
+    console = args.stdout or config.output_crontab == "console"
+    path = None
+    if console:
+        if args.check or args.diff:
+            raise CrontabError("--check and --diff need an output file, but output_crontab is 'console'")
+    else:
+        path = output.output_path(config.output_crontab)
+
+    scan = scan_job_directory(config)
+    if scan.problems:
+        for problem in scan.problems:
+            print(problem.render(), file=sys.stderr)
+        where = "nothing printed" if path is None else f"{path} left unchanged"
+        count = len(scan.problems)
+        _error(f"{count} problem{'s' if count != 1 else ''} in the job files; {where}")
+        return EXIT_ERROR
+
+    text = render_crontab(scan.jobs, config)
+    if path is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return EXIT_OK
+    if args.check or args.diff:
+        installed = output.read_installed(path)
+        if output.in_sync(installed, text):
+            return EXIT_OK
+        if args.diff:
+            sys.stdout.write(output.unified_diff(path, installed, text))
+            sys.stdout.flush()
+        else:
+            state = "is missing" if installed.data is None else "differs from the job files"
+            _error(f"{path} {state}; run cron-generate to update it")
+        return EXIT_DIFFERS
+    output.install(path, text, lock_timeout=args.lock_timeout)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # usage errors exit 2
+    try:
+        return run(args)
+    except ProcessControlError as err:
+        if args.debug:
+            raise
+        lines = str(err).splitlines() or [type(err).__name__]
+        if len(lines) > 1:  # a ConfigError lists every problem, one per line
+            for line in lines:
+                print(line, file=sys.stderr)
+        else:
+            _error(lines[0])
+        return EXIT_ERROR
+    except BrokenPipeError:
+        # the reader went away (``cron-generate --stdout | head``): no traceback at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns bugs into one line
+        if args.debug:
+            raise
+        _error(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")
+        return EXIT_ERROR

@@ -1,0 +1,254 @@
+"""The crontab text: a pure function of the validated jobs and the config.
+
+Every value that reaches the crontab has passed its own validator in the
+config pipeline (schedule, keep_alive, slug, user, runner paths). This module
+checks again, independently, because the file it builds is executed by root
+every minute: defence in depth, so that no input can add a line its author did
+not write as a schedule.
+
+The rules, applied to every rendered field:
+
+- no CR, LF or NUL anywhere (the only characters that end a crontab line);
+- a schedule is five cron fields of ``[A-Za-z0-9*,/-]`` or an ``@`` macro
+  other than ``@reboot``;
+- a user name and a slug have their usual shapes (no blanks);
+- the command field is built here: the runner path is shell-quoted (cron runs
+  the command with ``/bin/sh -c``) and every ``%`` is escaped as ``\\%``
+  (cron turns a bare ``%`` into a newline and feeds the rest to stdin);
+- ``cron_template`` may use only ``{source}``, ``{schedule}``, ``{user}`` and
+  ``{command}``; it has comment lines, blank lines and exactly one entry line
+  shaped ``{schedule} {user} ... {command} ...``; the rendered block must have
+  exactly the template's number of lines, and its entry line the
+  schedule + user + command shape.
+
+Anything else raises :class:`CrontabError` (exit status 2).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import string
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from run_job.errors import EXIT_USAGE, ProcessControlError
+from run_job.model import Config, Job
+
+# Debian cron's rule for /etc/cron.d file names (cron(8), the run-parts rule):
+# letters, digits, underscores and hyphens only; anything else is ignored.
+CRON_D_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# Debian's useradd accepts a little more than NAME_REGEX; what matters here is
+# that the name is one blank-free word.
+USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SCHEDULE_FIELD = re.compile(r"^[A-Za-z0-9*,/-]+$")
+MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+PLACEHOLDERS = frozenset({"source", "schedule", "user", "command"})
+_LINE_BREAKERS = (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "a NUL byte"))
+# An entry line of a rendered block: schedule (macro or 5 fields), user, command.
+_ENTRY_SHAPE = re.compile(
+    r"^[ \t]*(?:@[a-z]+|[A-Za-z0-9*,/-]+(?:[ \t]+[A-Za-z0-9*,/-]+){4})[ \t]+\S+[ \t]+\S")
+
+
+class CrontabError(ProcessControlError):
+    """The crontab cannot be rendered or written safely."""
+
+    exit_status = EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class Template:
+    """A checked ``cron_template``: its text (ending with a newline) and line count."""
+
+    text: str
+    lines: int
+    entry_index: int  # which line is the cron entry
+
+
+def check_line_safe(value: str, what: str) -> str:
+    """Return ``value`` when it holds no CR, LF or NUL; else raise."""
+    if not isinstance(value, str):
+        raise CrontabError(f"{what} is not a string: {value!r}")
+    for bad, name in _LINE_BREAKERS:
+        if bad in value:
+            raise CrontabError(f"{what} contains {name} ({value!r}); refusing to write a crontab line from it")
+    return value
+
+
+def check_schedule_shape(schedule: str, what: str) -> str:
+    """The schedule as it goes into the crontab (stripped), or raise."""
+    check_line_safe(schedule, what)
+    text = schedule.strip()
+    if text.startswith("@"):
+        if text not in MACROS:
+            raise CrontabError(f"{what} {text!r} is not a cron macro cron-generate writes "
+                               f"(use one of {', '.join(sorted(MACROS))} or five fields)")
+        return text
+    fields = text.split()
+    if len(fields) != 5 or not all(_SCHEDULE_FIELD.match(f) for f in fields):
+        raise CrontabError(f"{what} {schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'")
+    return text
+
+
+def check_slug(slug: str) -> str:
+    check_line_safe(slug, "the job name")
+    if not SLUG.match(slug):
+        raise CrontabError(f"job name {slug!r} does not match {SLUG.pattern}")
+    return slug
+
+
+def check_user(user: str) -> str:
+    check_line_safe(user, "config key user")
+    if not USER.match(user):
+        raise CrontabError(f"config key user {user!r} is not a user name (one word of letters, digits, '_', '.', '-')")
+    return user
+
+
+def cron_command(path: str, *args: str, what: str = "config key runner_path") -> str:
+    """The command field: shell-quoted words, every ``%`` escaped for cron."""
+    check_line_safe(path, what)
+    if not path.startswith("/"):
+        raise CrontabError(f"{what} {path!r} must be an absolute path (cron's PATH is only /usr/bin:/bin)")
+    words = [shlex.quote(path)] + [shlex.quote(check_line_safe(a, "a command argument")) for a in args]
+    # cron reads '\%' as a literal '%' and drops the backslash before the shell
+    # sees the line; inside shell quotes the '%' is then literal too.
+    return " ".join(words).replace("%", "\\%")
+
+
+def check_template(template: str) -> Template:
+    """Check ``cron_template`` and return it ending with a newline."""
+    if not isinstance(template, str) or not template.strip():
+        raise CrontabError("config key cron_template is empty; leave it out for the default")
+    for bad, name in (("\r", "a carriage return"), ("\0", "a NUL byte")):
+        if bad in template:
+            raise CrontabError(f"config key cron_template contains {name}")
+    text = template if template.endswith("\n") else template + "\n"
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as err:
+        raise CrontabError(f"config key cron_template: {err} (write literal braces as {{{{ and }}}})") from err
+    for _literal, field, spec, conversion in parsed:
+        if field is None:
+            continue
+        if field not in PLACEHOLDERS:
+            raise CrontabError(f"config key cron_template: unknown placeholder {{{field}}}; "
+                               f"use {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}")
+        if spec or conversion:
+            raise CrontabError(f"config key cron_template: placeholder {{{field}}} takes no format or conversion")
+    lines = text.split("\n")[:-1]
+    entries = []
+    for index, line in enumerate(lines):
+        body = line.lstrip(" \t")
+        if not body or body.startswith("#"):
+            continue
+        entries.append(index)
+        if not re.match(r"^\{schedule\}[ \t]+\{user\}[ \t]+\S", body) or "{command}" not in body:
+            raise CrontabError(f"config key cron_template: line {index + 1} ({line!r}) is neither a comment nor "
+                               "an entry of the form '{schedule} {user} ... {command} ...'")
+        if body.count("{schedule}") != 1 or body.count("{user}") != 1 or body.count("{command}") != 1:
+            raise CrontabError(f"config key cron_template: line {index + 1} uses a placeholder twice")
+        if "{source}" in body:
+            raise CrontabError("config key cron_template: {source} may appear only in comment lines")
+        if re.search(r"(?<!\\)%", body):
+            raise CrontabError(f"config key cron_template: line {index + 1} has a bare '%' "
+                               "(cron turns it into a newline); write \\% for a literal percent sign")
+    if len(entries) != 1:
+        raise CrontabError(f"config key cron_template has {len(entries)} entry lines; it needs exactly one "
+                           "('{schedule} {user} {command}'), the other lines being comments")
+    return Template(text=text, lines=len(lines), entry_index=entries[0])
+
+
+def render_block(template: Template, *, source: str, schedule: str, user: str, command: str) -> str:
+    """One job's lines through the template, checked to be what it promises."""
+    values = {
+        "source": check_line_safe(source, "the job file path"),
+        "schedule": schedule,
+        "user": user,
+        "command": command,
+    }
+    for name, value in values.items():
+        check_line_safe(value, name)
+    block = template.text.format(**values)
+    lines = block.split("\n")
+    if block.count("\n") != template.lines or lines[-1] != "":
+        raise CrontabError(f"cron_template rendered {block.count(chr(10))} lines for {source}, "
+                           f"not the {template.lines} it has")
+    if not _ENTRY_SHAPE.match(lines[template.entry_index]):
+        raise CrontabError(f"the crontab entry for {source} is not 'schedule user command': "
+                           f"{lines[template.entry_index]!r}")
+    return block
+
+
+def quote_env_value(value: str, name: str) -> str:
+    """An environment value as cron reads it back unchanged."""
+    check_line_safe(value, f"cron_environment {name}")
+    plain = value and value == value.strip(" \t") and value[0] not in "'\""
+    if plain:
+        return value
+    # cron strips one pair of matching quotes around the value.
+    for quote in ('"', "'"):
+        if quote not in value:
+            return f"{quote}{value}{quote}"
+    raise CrontabError(f"cron_environment {name}: a value with leading or trailing blanks, or starting "
+                       "with a quote, cannot hold both kinds of quotes")
+
+
+def environment_lines(env: Iterable[tuple[str, str]]) -> list[str]:
+    out = []
+    for name, value in env:
+        check_line_safe(name, "a cron_environment name")
+        if not ENV_NAME.match(name):
+            raise CrontabError(f"cron_environment name {name!r} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
+        out.append(f"{name}={quote_env_value(str(value), name)}\n")
+    return out
+
+
+def header(config: Config) -> str:
+    """The first lines: say the file is generated (no time stamp: idempotent)."""
+    jobdir = check_line_safe(str(config.job_directory), "config key job_directory")
+    return ("# Generated by cron-generate (process-control) from the job files in\n"
+            f"# {jobdir}\n"
+            "# Do not edit: the next cron-generate replaces this file.\n")
+
+
+def job_block(job: Job, config: Config, template: Template, user: str) -> str:
+    """The lines for one job: an entry, a watchdog entry or a skip comment."""
+    slug = check_slug(job.slug)
+    if job.is_service:
+        keep_alive = job.service.keep_alive if job.service is not None else None
+        if job.disabled:
+            return f"# Skipping disabled job {slug}\n"
+        if not keep_alive:
+            return f"# Skipping service {slug}: no keep_alive schedule\n"
+        schedule = check_schedule_shape(keep_alive, f"service.keep_alive of {slug}")
+        command = cron_command(config.service_runner_path, "start", slug, what="config key service_runner_path")
+    else:
+        if job.disabled or not job.schedule:
+            return f"# Skipping disabled job {slug}\n"
+        schedule = check_schedule_shape(job.schedule, f"the schedule of {slug}")
+        command = cron_command(config.runner_path, "--job", slug)
+    return render_block(template, source=str(job.path), schedule=schedule, user=user, command=command)
+
+
+def render_crontab(jobs: Sequence[Job], config: Config) -> str:
+    """The whole crontab text (ends with a newline), deterministic for its input."""
+    template = check_template(config.cron_template)
+    user = check_user(config.user)
+    parts = [header(config)]
+    parts.extend(environment_lines(config.cron_environment))
+    for job in sorted(jobs, key=lambda j: j.slug):
+        parts.append(job_block(job, config, template, user))
+    text = "".join(parts)
+    if "\0" in text or "\r" in text:  # unreachable by construction; cheap to be sure
+        raise CrontabError("refusing to write a crontab with a NUL or carriage return")
+    return text
+
+
+def check_output_name(name: str) -> str:
+    """The file name must pass Debian cron's rule for /etc/cron.d, else cron ignores it."""
+    if not CRON_D_NAME.match(name):
+        raise CrontabError(f"output_crontab file name {name!r} is ignored by cron in /etc/cron.d: "
+                           "use only letters, digits, '_' and '-' (no dots)")
+    return name

@@ -1,18 +1,257 @@
-"""Failure/recovery mail and event hooks after a run (stub: filled by the alerts work)."""
+"""Alerts after a run: which events fire, whether to mail, and doing both.
+
+The decisions are pure functions of the run record and the job's history
+(``classify``, ``consecutive_failures``, ``should_mail``, ``mail_kind``,
+``is_recovery``, ``events_for``); ``on_start`` and ``on_end`` are the two
+entry points the controller calls, and they never raise: a broken mailer or
+hook is logged (logger ``process-control``) and recorded in the dict that
+becomes ``status.json``'s ``alerts``, and never changes the run's outcome.
+
+Streak rules (docs/alerts.md): ``failed``, ``timed_out``, ``killed``,
+``lost``, and ``skipped`` without ``allow_overtime`` are failures;
+``success`` ends a streak; ``skipped`` under ``allow_overtime`` and
+``running`` are neutral, as in the reference: they neither add to a streak
+nor break it.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from run_job import hooks as hooks_module
+from run_job import mail as mail_module
 from run_job.model import Config, Job
+
+log = logging.getLogger("process-control")
+
+FAILURE_OUTCOMES = frozenset({"failed", "timed_out", "killed", "lost"})
+
+# The one final hook event of each outcome (``recovery`` may follow ``success``).
+FINAL_EVENT = {
+    "success": "success",
+    "failed": "failure",
+    "killed": "failure",
+    "lost": "failure",
+    "timed_out": "timeout",
+    "skipped": "skipped",
+}
+
+FAILURE, SUCCESS, NEUTRAL = "failure", "success", "neutral"
+
+
+# --------------------------------------------------------------------------
+# Pure decisions
+# --------------------------------------------------------------------------
+
+def is_failure(outcome: str | None, allow_overtime: bool) -> bool:
+    """Does a run with this outcome count as failed (for mail and streaks)?"""
+    if outcome in FAILURE_OUTCOMES:
+        return True
+    return outcome == "skipped" and not allow_overtime
+
+
+def classify(entry: Mapping[str, Any], allow_overtime: bool) -> str:
+    """``failure``, ``success`` or ``neutral`` for one history entry.
+
+    A skipped entry keeps the class it was given when it happened (stored in
+    its ``alerts.counts_as``), so changing ``allow_overtime`` later does not
+    rewrite the past; entries without it are judged by ``allow_overtime``.
+    """
+    outcome = entry.get("outcome")
+    if outcome == "success":
+        return SUCCESS
+    if outcome == "skipped":
+        alerts = entry.get("alerts")
+        if isinstance(alerts, Mapping) and alerts.get("counts_as") in (FAILURE, NEUTRAL):
+            return alerts["counts_as"]
+    return FAILURE if is_failure(outcome, allow_overtime) else NEUTRAL
+
+
+def previous_failures(previous: Iterable[Mapping[str, Any]], allow_overtime: bool) -> int:
+    """Failures since the last success in ``previous`` (oldest first)."""
+    count = 0
+    for entry in reversed(list(previous)):
+        kind = classify(entry, allow_overtime)
+        if kind == SUCCESS:
+            break
+        if kind == FAILURE:
+            count += 1
+    return count
+
+
+def consecutive_failures(outcome: str | None, allow_overtime: bool,
+                         previous: Iterable[Mapping[str, Any]]) -> int:
+    """This run's streak: 0 after a success, else this run plus earlier failures."""
+    if outcome == "success":
+        return 0
+    before = previous_failures(previous, allow_overtime)
+    return before + 1 if is_failure(outcome, allow_overtime) else before
+
+
+def should_mail(outcome: str | None, allow_overtime: bool, consecutive: int,
+                threshold: int) -> bool:
+    """Mail a failing run once ``consecutive`` failures reach ``threshold``.
+
+    As in the reference: every failing run at or past the threshold is
+    mailed, not only the one that reaches it.
+    """
+    return is_failure(outcome, allow_overtime) and consecutive >= max(1, threshold)
+
+
+def failure_mail_pending(previous: Iterable[Mapping[str, Any]], allow_overtime: bool) -> bool:
+    """Was a failure mail sent since the last success? (Then a recovery mail is due.)"""
+    for entry in reversed(list(previous)):
+        if classify(entry, allow_overtime) == SUCCESS:
+            return False
+        alerts = entry.get("alerts")
+        sent = alerts.get("mail") if isinstance(alerts, Mapping) else None
+        if isinstance(sent, Mapping) and sent.get("kind") == "failure" and sent.get("sent"):
+            return True
+    return False
+
+
+def is_recovery(previous: Iterable[Mapping[str, Any]], allow_overtime: bool = False) -> bool:
+    """Was the last run that counted (neutral runs skipped) a failure?"""
+    for entry in reversed(list(previous)):
+        kind = classify(entry, allow_overtime)
+        if kind != NEUTRAL:
+            return kind == FAILURE
+    return False
+
+
+def events_for(record: Mapping[str, Any], previous: Iterable[Mapping[str, Any]],
+               allow_overtime: bool = False) -> list[str]:
+    """Hook events at the end of a run: its final event, then ``recovery`` if due."""
+    outcome = record.get("outcome")
+    event = FINAL_EVENT.get(str(outcome))
+    if event is None:
+        return []  # ``running`` or unknown: nothing has ended
+    events = [event]
+    if outcome == "success" and is_recovery(previous, allow_overtime):
+        events.append("recovery")
+    return events
+
+
+def mail_kind(record: Mapping[str, Any], previous: Iterable[Mapping[str, Any]],
+              job: Job, consecutive: int) -> str | None:
+    """``failure``, ``recovery`` or None: which mail this run gets."""
+    if job.failmail is None or not job.failmail.to_addresses:
+        return None
+    outcome = record.get("outcome")
+    if should_mail(outcome, job.allow_overtime, consecutive, job.failure_threshold_for_mail):
+        return "failure"
+    if outcome == "success" and failure_mail_pending(previous, job.allow_overtime):
+        return "recovery"
+    return None
+
+
+# --------------------------------------------------------------------------
+# Effects
+# --------------------------------------------------------------------------
+
+def _output_path(record: Mapping[str, Any]) -> Path | None:
+    run_dir = record.get("run_dir")
+    return Path(run_dir) / "output.log" if run_dir else None
+
+
+def _send_mail(config: Config, job: Job, record: Mapping[str, Any], kind: str,
+               consecutive: int) -> dict:
+    failmail = job.failmail
+    result: dict[str, Any] = {
+        "kind": kind,
+        "sent": False,
+        "to": list(failmail.to_addresses) if failmail else [],
+        "subject": None,
+        "error": None,
+        "duration_s": 0.0,
+    }
+    started = time.monotonic()
+    try:
+        output = _output_path(record)
+        tail: str | None = None
+        cut = False
+        if output is not None:
+            try:
+                tail, cut = mail_module.read_tail(output)
+            except FileNotFoundError:
+                tail, cut = "", False
+            except OSError as err:
+                log.warning("mail: cannot read %s: %s", output, err.strerror)
+        msg = mail_module.compose(failmail, job, record, kind=kind, tail=tail, tail_cut=cut,
+                                  consecutive_failures=consecutive,
+                                  output_path=str(output) if output else None)
+        result["subject"] = str(msg["Subject"])
+        refused = mail_module.send(config.mail, msg, failmail.from_address,
+                                   failmail.to_addresses)
+        result["sent"] = True
+        if refused:
+            result["refused"] = refused
+            log.warning("mail: %s mail for %s: server refused %s", kind, job.slug,
+                        ", ".join(refused))
+        log.info("mail: %s mail for %s sent to %s", kind, job.slug,
+                 ", ".join(failmail.to_addresses))
+    except mail_module.MailError as err:
+        result["error"] = str(err)
+        log.error("mail: %s mail for job %s not sent: %s", kind, job.slug, err)
+    except Exception as err:  # noqa: BLE001 - a mail must never break a run
+        result["error"] = f"{type(err).__name__}: {err}"
+        log.exception("mail: %s mail for job %s not sent", kind, job.slug)
+    result["duration_s"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _hook_record(job: Job, record: Mapping[str, Any]) -> dict:
+    merged = dict(record)
+    merged.setdefault("job", job.slug)
+    return merged
 
 
 def on_start(config: Config, job: Job, record: dict) -> None:
     """Fire the ``start`` hooks. Never raises."""
+    try:
+        hooks_module.run_hooks(config.hooks_directory, "start", _hook_record(job, record),
+                               user=config.user)
+    except Exception:  # noqa: BLE001
+        log.exception("alerts: start hooks of %s failed", job.slug)
 
 
 def on_end(config: Config, job: Job, record: dict, previous: list[dict]) -> dict:
     """Mail and hooks for a finished (or skipped) run. Never raises.
 
     ``previous`` is the job's history before this run, oldest first. The
-    result is stored as ``record["alerts"]``.
+    result is stored as ``record["alerts"]``::
+
+        {"counts_as": "failure"|"success"|"neutral",
+         "consecutive_failures": int,
+         "events": ["success", "recovery"],
+         "mail": None | {"kind", "sent", "to", "subject", "error", "duration_s"},
+         "hooks": [{"event", "hook", "exit_code", "signal", "timed_out",
+                    "duration_s", "error"}, ...]}
     """
-    return {}
+    alerts: dict[str, Any] = {"counts_as": None, "consecutive_failures": 0,
+                              "events": [], "mail": None, "hooks": []}
+    try:
+        previous = [e for e in (previous or []) if isinstance(e, Mapping)]
+        outcome = record.get("outcome")
+        alerts["counts_as"] = classify(record, job.allow_overtime)
+        streak = consecutive_failures(outcome, job.allow_overtime, previous)
+        alerts["consecutive_failures"] = streak
+        alerts["events"] = events_for(record, previous, job.allow_overtime)
+        kind = mail_kind(record, previous, job, streak)
+        if kind is not None:
+            alerts["mail"] = _send_mail(config, job, record, kind, streak)
+        elif is_failure(outcome, job.allow_overtime) and job.failmail is not None:
+            log.info("mail: %s has %d consecutive failure(s), below the threshold of %d;"
+                     " no mail", job.slug, streak, job.failure_threshold_for_mail)
+        hook_record = _hook_record(job, record)
+        for event in alerts["events"]:
+            results = hooks_module.run_hooks(config.hooks_directory, event, hook_record,
+                                             user=config.user)
+            alerts["hooks"].extend(r.as_dict() for r in results)
+    except Exception as err:  # noqa: BLE001 - alerts must never break a run
+        log.exception("alerts: %s: %s", job.slug, err)
+        alerts["error"] = f"{type(err).__name__}: {err}"
+    return alerts

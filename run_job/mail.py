@@ -1,0 +1,347 @@
+"""Failure and recovery mail: pure composition, and one bounded SMTP send.
+
+Composition (``subject``, ``compose``, ``tail_text``) turns a run record into
+an ``EmailMessage`` and never touches the network. ``read_tail`` reads the
+end of ``output.log`` (at most ``TAIL_BYTES``, decoded with replacement).
+``send`` speaks SMTP with ``smtplib`` (plain, STARTTLS or implicit TLS, login
+with a password read from ``password_file``) and is bounded in time as a
+whole: a server that accepts the connection and never answers costs at most
+``MailConfig.timeout`` seconds (plus a moment to tear the socket down).
+Every failure is raised as ``MailError``; callers record it and go on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as signal_module
+import smtplib
+import socket
+import ssl
+import stat
+import threading
+import time
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from run_job.errors import ProcessControlError
+from run_job.model import FailMail, Job, MailConfig
+
+SUBJECT_PREFIX = "[process-control]"
+TAIL_LINES = 50
+TAIL_BYTES = 64 * 1024
+# Time to let a worker notice its socket was shut down, after the deadline.
+TEARDOWN_GRACE = 2.0
+
+
+class MailError(ProcessControlError):
+    """A mail could not be composed or sent (the message says why)."""
+
+
+# --------------------------------------------------------------------------
+# Pure composition
+# --------------------------------------------------------------------------
+
+def subject(host: str, slug: str, outcome: str, *, recovered: bool = False) -> str:
+    """``[process-control] <host> <slug>: <outcome>`` (``success (recovered)``)."""
+    text = f"{SUBJECT_PREFIX} {host} {slug}: {outcome}"
+    if recovered:
+        text += " (recovered)"
+    return _one_line(text)
+
+
+def tail_text(data: bytes, *, truncated_head: bool,
+              max_lines: int = TAIL_LINES) -> tuple[str, bool]:
+    """The last ``max_lines`` lines of ``data``, decoded with replacement.
+
+    ``truncated_head`` says ``data`` does not start at the file's beginning,
+    so its first (partial) line is dropped when other lines follow. Returns
+    the text and whether anything before it was left out.
+    """
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the file's final newline ends a line, it does not start one
+    cut = truncated_head
+    if truncated_head and len(lines) > 1:
+        lines = lines[1:]
+    if len(lines) > max_lines:
+        lines = lines[-max_lines:]
+        cut = True
+    text = "\n".join(line.decode("utf-8", errors="replace") for line in lines)
+    # NUL and other C0 controls (but tab) would garble mail readers.
+    text = "".join(ch if ch in "\t\n" or ch >= " " else "\ufffd" for ch in text)
+    return text, cut
+
+
+def _signal_name(number: Any) -> str:
+    try:
+        return f"{number} ({signal_module.Signals(int(number)).name})"
+    except (TypeError, ValueError):
+        return str(number)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def body(job: Job, record: Mapping[str, Any], *, kind: str,
+         tail: str | None, tail_cut: bool, consecutive_failures: int,
+         output_path: str | None) -> str:
+    """The plain-text body of a failure or recovery mail."""
+    def field(key: str) -> str:
+        value = record.get(key)
+        return "-" if value is None or value == "" else str(value)
+
+    lines: list[str] = []
+    if kind == "recovery":
+        lines.append(f"Job {job.slug} succeeded again after failing.")
+    else:
+        lines.append(f"Job {job.slug} ended with outcome {field('outcome')}"
+                     f" ({consecutive_failures} consecutive failure"
+                     f"{'' if consecutive_failures == 1 else 's'}).")
+    lines.append("")
+    rows = [
+        ("Host", field("host")),
+        ("Job", job.slug),
+        ("Name", job.display_name),
+        ("Outcome", field("outcome")),
+        ("Reason", field("reason")),
+        ("Exit code", field("exit_code")),
+        ("Signal", "-" if record.get("signal") is None else _signal_name(record["signal"])),
+        ("Started", field("started_at")),
+        ("Ended", field("ended_at")),
+        ("Duration", "-" if record.get("duration_s") is None
+         else f"{float(record['duration_s']):.3f} s"),
+        ("Run ID", field("run_id")),
+        ("Run folder", field("run_dir")),
+    ]
+    commands = list(record.get("command") or [])
+    for number, command in enumerate(commands, 1):
+        rows.append((f"Command {number}" if len(commands) > 1 else "Command", str(command)))
+    rows.append(("Job file", str(job.path)))
+    if kind == "failure":
+        rows.append(("Consecutive failures", str(consecutive_failures)))
+    width = max(len(label) for label, _ in rows) + 1
+    for label, value in rows:
+        # Values are single lines: a reason or name with newlines stays readable.
+        lines.append(f"{label + ':':<{width}} {_one_line(value)}")
+    lines.append("")
+    if output_path is None:
+        lines.append("No output (the run has no run folder).")
+    elif tail is None:
+        lines.append(f"Output: {output_path} could not be read.")
+    else:
+        lines.append(f"Last {TAIL_LINES} lines of {output_path}"
+                     f"{' (earlier output left out)' if tail_cut else ''}:")
+        lines.append("-" * 72)
+        lines.append(tail if tail else "(empty)")
+        lines.append("-" * 72)
+    lines.append("")
+    lines.append("-- ")
+    lines.append("process-control run-job")
+    return "\n".join(lines) + "\n"
+
+
+def compose(failmail: FailMail, job: Job, record: Mapping[str, Any], *, kind: str,
+            tail: str | None, tail_cut: bool = False, consecutive_failures: int = 0,
+            output_path: str | None = None, date: float | None = None) -> EmailMessage:
+    """The whole message; ``kind`` is ``failure`` or ``recovery``.
+
+    Header values are built from validated data (slug, addresses) and the
+    host name; anything multi-line is folded to one line first, so nothing a
+    job prints or names can add a header.
+    """
+    if kind not in ("failure", "recovery"):
+        raise MailError(f"unknown mail kind {kind!r}")
+    host = str(record.get("host") or "-")
+    outcome = "success" if kind == "recovery" else str(record.get("outcome") or "-")
+    # 998 is RFC 5322's hard limit: a subject is never folded (some readers
+    # then show it with a leading space).
+    msg = EmailMessage(policy=SMTP_POLICY.clone(max_line_length=998))
+    msg["Subject"] = subject(host, job.slug, outcome, recovered=kind == "recovery")
+    msg["From"] = _one_line(failmail.from_address)
+    msg["To"] = ", ".join(_one_line(a) for a in failmail.to_addresses)
+    msg["Date"] = formatdate(date, localtime=False, usegmt=True)
+    msg["Message-ID"] = make_msgid(domain=_one_line(host) or None)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Process-Control-Job"] = job.slug
+    msg["X-Process-Control-Outcome"] = outcome
+    msg.set_content(body(job, record, kind=kind, tail=tail, tail_cut=tail_cut,
+                         consecutive_failures=consecutive_failures,
+                         output_path=output_path), charset="utf-8")
+    return msg
+
+
+# --------------------------------------------------------------------------
+# Reading output and the password
+# --------------------------------------------------------------------------
+
+def read_tail(path: Path, *, max_bytes: int = TAIL_BYTES,
+              max_lines: int = TAIL_LINES) -> tuple[str, bool]:
+    """The last lines of a (possibly huge, possibly binary) file; OSError passes."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        start = max(0, size - max_bytes)
+        fh.seek(start)
+        data = fh.read(max_bytes)
+    return tail_text(data, truncated_head=start > 0, max_lines=max_lines)
+
+
+def read_password(path: Path) -> str:
+    """The first line of ``password_file``; refused if group/world-readable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as err:
+        raise MailError(f"mail.password_file {path}: cannot open: {err.strerror}") from err
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise MailError(f"mail.password_file {path}: not a regular file")
+        if st.st_mode & 0o077:
+            raise MailError(
+                f"mail.password_file {path}: mode {stat.S_IMODE(st.st_mode):04o} lets"
+                f" others read or change it; run: chmod 600 {path}")
+        data = os.read(fd, 64 * 1024)
+    finally:
+        os.close(fd)
+    text = data.decode("utf-8", errors="strict").splitlines()
+    if not text or not text[0]:
+        raise MailError(f"mail.password_file {path}: empty")
+    return text[0]
+
+
+# --------------------------------------------------------------------------
+# Sending
+# --------------------------------------------------------------------------
+
+class _Attempt:
+    """What the worker thread shares with the caller."""
+
+    def __init__(self) -> None:
+        self.smtp: smtplib.SMTP | None = None
+        self.error: BaseException | None = None
+        self.refused: dict = {}
+        self.lock = threading.Lock()
+        self.abandoned = False
+
+
+def _converse(mail: MailConfig, msg: EmailMessage, sender: str,
+              recipients: Sequence[str], password: str | None,
+              deadline: float, attempt: _Attempt) -> None:
+    def remaining() -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        return left
+
+    context = ssl.create_default_context()
+    if mail.ssl:
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=remaining(), context=context)
+    else:
+        smtp = smtplib.SMTP(timeout=remaining())
+    with attempt.lock:
+        attempt.smtp = smtp
+        if attempt.abandoned:
+            return
+    try:
+        smtp.connect(mail.smtp_host, mail.smtp_port)
+        # Every exchange gets the time left, not a fresh full timeout.
+        smtp.sock.settimeout(remaining())
+        smtp.ehlo_or_helo_if_needed()
+        if mail.starttls and not mail.ssl:
+            smtp.sock.settimeout(remaining())
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if mail.username:
+            smtp.sock.settimeout(remaining())
+            smtp.login(mail.username, password or "")
+        smtp.sock.settimeout(remaining())
+        attempt.refused = smtp.send_message(msg, from_addr=sender, to_addrs=list(recipients))
+        try:
+            smtp.sock.settimeout(min(remaining(), 5.0))
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            pass  # the message was accepted; a rude goodbye does not matter
+    finally:
+        smtp.close()
+
+
+def _describe(err: BaseException, mail: MailConfig) -> str:
+    where = f"{mail.smtp_host}:{mail.smtp_port}"
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return f"SMTP server {where} did not answer within {mail.timeout:g} s"
+    if isinstance(err, smtplib.SMTPRecipientsRefused):
+        refused = ", ".join(f"{rcpt}: {code} {_decode(text)}"
+                            for rcpt, (code, text) in err.recipients.items())
+        return f"SMTP server {where} refused every recipient ({refused})"
+    if isinstance(err, smtplib.SMTPResponseException):
+        return f"SMTP server {where} answered {err.smtp_code} {_decode(err.smtp_error)}"
+    if isinstance(err, smtplib.SMTPServerDisconnected):
+        return f"SMTP server {where} closed the connection ({err})"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS with SMTP server {where} failed: {err}"
+    if isinstance(err, ConnectionRefusedError):
+        return f"SMTP server {where} refused the connection (nothing listens there?)"
+    if isinstance(err, OSError):
+        return f"SMTP server {where} unreachable: {err.strerror or err}"
+    return f"sending through {where} failed: {type(err).__name__}: {err}"
+
+
+def _decode(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    return _one_line(str(value))
+
+
+def send(mail: MailConfig, msg: EmailMessage, sender: str,
+         recipients: Sequence[str]) -> dict:
+    """Send ``msg``; returns the recipients the server refused (usually {}).
+
+    Raises ``MailError`` on any failure. The whole conversation, name lookup
+    included, runs in a worker thread; at ``mail.timeout`` its socket is shut
+    down, which ends any blocked read, and the caller goes on.
+    """
+    if mail.ssl and mail.starttls:
+        raise MailError("mail: ssl and starttls exclude each other (ssl is TLS from"
+                        " the first byte, usually port 465; starttls upgrades port 25/587)")
+    if not recipients:
+        raise MailError("failmail: no recipient")
+    password = None
+    if mail.username:
+        if mail.password_file is None:
+            raise MailError("mail: username is set but password_file is not")
+        password = read_password(mail.password_file)
+    deadline = time.monotonic() + mail.timeout
+    attempt = _Attempt()
+
+    def work() -> None:
+        try:
+            _converse(mail, msg, sender, recipients, password, deadline, attempt)
+        except BaseException as err:  # noqa: BLE001 - reported to the caller
+            attempt.error = err
+
+    worker = threading.Thread(target=work, name="process-control-smtp", daemon=True)
+    worker.start()
+    worker.join(mail.timeout)
+    if worker.is_alive():
+        with attempt.lock:
+            attempt.abandoned = True
+            smtp = attempt.smtp
+        sock = getattr(smtp, "sock", None) if smtp is not None else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        worker.join(TEARDOWN_GRACE)
+        # A thread stuck in name resolution cannot be interrupted; it is a
+        # daemon and dies with run-job.
+        raise MailError(f"SMTP server {mail.smtp_host}:{mail.smtp_port} did not"
+                        f" answer within {mail.timeout:g} s")
+    if attempt.error is not None:
+        if isinstance(attempt.error, MailError):
+            raise attempt.error
+        raise MailError(_describe(attempt.error, mail)) from attempt.error
+    return {rcpt: [code, _decode(text)] for rcpt, (code, text) in attempt.refused.items()}

@@ -1,21 +1,120 @@
-"""Frozen dataclasses: the validated global config and job files.
+"""Frozen records: the validated global config and job files.
 
 The config pipeline (``config.py``, ``jobs.py``) is the only producer of these;
 everything else consumes them and never reads raw YAML dicts.
 Durations are seconds (float); absent optional values are ``None``.
+
+The records behave as frozen dataclasses (keyword construction, defaults,
+equality, ``replace``, assignment refused) but are built on ``Record`` below
+instead of ``dataclasses``: ``run-job --job`` loads them from its validation
+cache on every cron run, and importing ``dataclasses`` (it pulls in
+``inspect``) costs as much as importing PyYAML on Debian's python3, more than
+the whole budget of the hot path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from types import MappingProxyType
+
+
+class _Factory:
+    """A default made fresh for each record (``field(default_factory=...)``)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make):
+        self.make = make
+
+
+def field(*, default_factory):
+    return _Factory(default_factory)
+
+
+class Record:
+    """Base of the frozen records: fields are the annotated class attributes."""
+
+    _fields: tuple = ()
+    _defaults: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = list(cls.__dict__.get("__annotations__", {}))
+        cls._fields = tuple(own)
+        cls._defaults = {name: cls.__dict__[name] for name in own if name in cls.__dict__}
+
+    def __init__(self, *args, **kwargs):
+        fields = self._fields
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} fields, got {len(args)}")
+        values = dict(zip(fields, args))
+        for name, value in kwargs.items():
+            if name not in fields:
+                raise TypeError(f"{type(self).__name__} has no field {name!r}")
+            if name in values:
+                raise TypeError(f"{type(self).__name__}: field {name!r} given twice")
+            values[name] = value
+        setter = object.__setattr__
+        for name in fields:
+            if name in values:
+                value = values[name]
+            elif name in self._defaults:
+                value = self._defaults[name]
+                if isinstance(value, _Factory):
+                    value = value.make()
+            else:
+                raise TypeError(f"{type(self).__name__}: missing field {name!r}")
+            setter(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot assign {name!r}")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"{type(self).__name__} is frozen: cannot delete {name!r}")
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self):
+        return hash((type(self).__name__,) + tuple(
+            v if not isinstance(v, (dict, MappingProxyType, list)) else id(v) for v in self._values()))
+
+    def __repr__(self):
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self._values()))
+
+
+def _rebuild(cls, values):
+    return cls(*values)
+
+
+def replace(record, **changes):
+    """A copy of ``record`` with ``changes`` (as ``dataclasses.replace``)."""
+    values = {name: getattr(record, name) for name in record._fields}
+    values.update(changes)
+    return type(record)(**values)
+
+
+def as_dict(record) -> dict:
+    """Fields as a plain dict, nested records too (as ``dataclasses.asdict``)."""
+    out = {}
+    for name in record._fields:
+        value = getattr(record, name)
+        out[name] = as_dict(value) if isinstance(value, Record) else value
+    return out
 
 DEFAULT_CRON_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
 
 
-@dataclass(frozen=True)
-class SlurmConfig:
+class SlurmConfig(Record):
     """Global ``slurm`` section."""
 
     partition: str | None = None
@@ -23,8 +122,7 @@ class SlurmConfig:
     unreachable_timeout: float = 600.0
 
 
-@dataclass(frozen=True)
-class MailConfig:
+class MailConfig(Record):
     """Global ``mail`` section (SMTP settings)."""
 
     smtp_host: str = "localhost"
@@ -36,8 +134,7 @@ class MailConfig:
     timeout: float = 30.0
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Record):
     """The global config, defaults merged, paths absolute."""
 
     source: Path | None  # the file it came from; None = embedded defaults only
@@ -51,8 +148,8 @@ class Config:
     service_runner_path: str
     cron_template: str = DEFAULT_CRON_TEMPLATE
     # Raw defaults for job keys; merged into each job before its validation.
-    default_job_config: Mapping[str, Any] = field(default_factory=dict)
-    logging: Mapping[str, Any] | None = None
+    default_job_config: dict = field(default_factory=dict)
+    logging: dict | None = None
     keep_runs: int = 100
     keep_days: float | None = None
     history_length: int = 100
@@ -64,14 +161,12 @@ class Config:
     sha256: str = ""  # of the config file's bytes ("" without a file)
 
 
-@dataclass(frozen=True)
-class FailMail:
+class FailMail(Record):
     from_address: str
     to_addresses: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class JobSlurm:
+class JobSlurm(Record):
     """A job's ``slurm`` section."""
 
     partition: str | None = None
@@ -79,8 +174,7 @@ class JobSlurm:
     options: tuple[str, ...] = ()  # allowlisted sbatch options, one argv word each
 
 
-@dataclass(frozen=True)
-class Service:
+class Service(Record):
     """A job's ``service`` section: the job is a persistent Slurm service."""
 
     stop_signal: int = 15
@@ -90,8 +184,7 @@ class Service:
     stages: Path | None = None  # sbatch-service style stage executable
 
 
-@dataclass(frozen=True)
-class Job:
+class Job(Record):
     """One validated job file."""
 
     slug: str

@@ -7,15 +7,16 @@ run folder, ``status.json``, history and alerts; executors only run commands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+TYPE_CHECKING = False
 
-from run_job.model import Config, Job
+from run_job.model import Config, Job, Record
+
+if TYPE_CHECKING:  # typing is not imported at run time: see model.py on start-up cost
+    from typing import Callable
 
 
-@dataclass
-class RunContext:
+class RunContext(Record):
     config: Config
     job: Job
     run_id: str
@@ -31,8 +32,7 @@ class RunContext:
     stop_requested: Callable[[], int | None]
 
 
-@dataclass
-class ExecResult:
+class ExecResult(Record):
     outcome: str  # success, failed, timed_out, killed, lost
     exit_status: int  # what run-job exits with (SPEC §4)
     exit_code: int | None = None  # the failing command's own status

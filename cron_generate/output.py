@@ -17,8 +17,8 @@ from __future__ import annotations
 import difflib
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import filelock
 
@@ -29,8 +29,7 @@ MODE = 0o644
 DEFAULT_LOCK_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True)
-class Installed:
+class Installed(NamedTuple):
     """What is at the output path now: its bytes (None if missing) and mode."""
 
     data: bytes | None

@@ -29,21 +29,22 @@ from __future__ import annotations
 import re
 import shlex
 import string
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from run_job.errors import EXIT_USAGE, ProcessControlError
 from run_job.model import Config, Job
 
 # Debian cron's rule for /etc/cron.d file names (cron(8), the run-parts rule):
 # letters, digits, underscores and hyphens only; anything else is ignored.
-CRON_D_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# All these patterns are used with fullmatch: Python's '$' also matches before
+# a final newline, which is exactly the character that must never pass.
+CRON_D_NAME = re.compile(r"[A-Za-z0-9_-]+")
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Debian's useradd accepts a little more than NAME_REGEX; what matters here is
 # that the name is one blank-free word.
-USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SCHEDULE_FIELD = re.compile(r"^[A-Za-z0-9*,/-]+$")
+USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SCHEDULE_FIELD = re.compile(r"[A-Za-z0-9*,/-]+")
 MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 PLACEHOLDERS = frozenset({"source", "schedule", "user", "command"})
 _LINE_BREAKERS = (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "a NUL byte"))
@@ -58,8 +59,7 @@ class CrontabError(ProcessControlError):
     exit_status = EXIT_USAGE
 
 
-@dataclass(frozen=True)
-class Template:
+class Template(NamedTuple):
     """A checked ``cron_template``: its text (ending with a newline) and line count."""
 
     text: str
@@ -87,21 +87,21 @@ def check_schedule_shape(schedule: str, what: str) -> str:
                                f"(use one of {', '.join(sorted(MACROS))} or five fields)")
         return text
     fields = text.split()
-    if len(fields) != 5 or not all(_SCHEDULE_FIELD.match(f) for f in fields):
+    if len(fields) != 5 or not all(_SCHEDULE_FIELD.fullmatch(f) for f in fields):
         raise CrontabError(f"{what} {schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'")
     return text
 
 
 def check_slug(slug: str) -> str:
     check_line_safe(slug, "the job name")
-    if not SLUG.match(slug):
+    if not SLUG.fullmatch(slug):
         raise CrontabError(f"job name {slug!r} does not match {SLUG.pattern}")
     return slug
 
 
 def check_user(user: str) -> str:
     check_line_safe(user, "config key user")
-    if not USER.match(user):
+    if not USER.fullmatch(user):
         raise CrontabError(f"config key user {user!r} is not a user name (one word of letters, digits, '_', '.', '-')")
     return user
 
@@ -199,7 +199,7 @@ def environment_lines(env: Iterable[tuple[str, str]]) -> list[str]:
     out = []
     for name, value in env:
         check_line_safe(name, "a cron_environment name")
-        if not ENV_NAME.match(name):
+        if not ENV_NAME.fullmatch(name):
             raise CrontabError(f"cron_environment name {name!r} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
         out.append(f"{name}={quote_env_value(str(value), name)}\n")
     return out
@@ -248,7 +248,7 @@ def render_crontab(jobs: Sequence[Job], config: Config) -> str:
 
 def check_output_name(name: str) -> str:
     """The file name must pass Debian cron's rule for /etc/cron.d, else cron ignores it."""
-    if not CRON_D_NAME.match(name):
+    if not CRON_D_NAME.fullmatch(name):
         raise CrontabError(f"output_crontab file name {name!r} is ignored by cron in /etc/cron.d: "
                            "use only letters, digits, '_' and '-' (no dots)")
     return name

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from cron_generate.render import (
     environment_lines,
     render_crontab,
 )
-from run_job.model import DEFAULT_CRON_TEMPLATE, Config, Job, Service
+from run_job.model import DEFAULT_CRON_TEMPLATE, Config, Job, Service, replace
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cron"
 
@@ -225,7 +224,7 @@ def test_hostile_keep_alive_is_refused(schedule):
         render_crontab([svc], make_config())
 
 
-@pytest.mark.parametrize("slug", ["a\nb", "a b", "a%b", "-x", "a;b", "a\rb", "a/b", ""])
+@pytest.mark.parametrize("slug", ["ok\n", "a\nb", "a b", "a%b", "-x", "a;b", "a\rb", "a/b", ""])
 def test_hostile_slug_is_refused(slug):
     with pytest.raises(CrontabError):
         render_crontab([make_job(slug)], make_config())
@@ -234,6 +233,7 @@ def test_hostile_slug_is_refused(slug):
 @pytest.mark.parametrize("field, value", [
     ("user", "root\n* * * * * root /bin/evil"),
     ("user", "root evil"),
+    ("user", "root\n"),
     ("user", "ro%ot"),
     ("user", ""),
     ("runner_path", "/usr/bin/run-job\n* * * * * root /bin/evil"),
@@ -259,6 +259,7 @@ def test_hostile_source_path_is_refused():
     (("A", "x\ry"),),
     (("A\nB", "x"),),
     (("A=B", "x"),),
+    (("A\n", "x"),),
     (("1A", "x"),),
     (("", "x"),),
     (("A", " both ' and \" "),),
@@ -320,7 +321,7 @@ def test_escaped_percent_in_template_is_kept():
 @pytest.mark.parametrize("name, ok", [
     ("process-control", True), ("pc_2", True), ("A-b_9", True),
     ("process-control.cron", False), (".hidden", False), ("a b", False), ("a~", False),
-    ("x.dpkg-old", False), ("", False), ("a\nb", False),
+    ("x.dpkg-old", False), ("", False), ("a\nb", False), ("pc\n", False),
 ])
 def test_output_name_follows_debian_cron_rule(name, ok):
     if ok:

@@ -55,13 +55,15 @@ def run(args: argparse.Namespace) -> int:
     from run_job.jobs import scan_job_directory
 
     config = load_config(args.config)
-    console = args.stdout or config.output_crontab == "console"
     path = None
-    if console:
+    if config.output_crontab == "console":
         if args.check or args.diff:
             raise CrontabError("--check and --diff need an output file, but output_crontab is 'console'")
     else:
+        # checked with --stdout too: a config cron would ignore is an error to see early
         path = output.output_path(config.output_crontab)
+        if args.stdout:
+            path = None
 
     scan = scan_job_directory(config)
     if scan.problems:

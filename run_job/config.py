@@ -1,0 +1,287 @@
+"""The global config pipeline: find, read, validate, merge defaults -> ``Config``.
+
+Lookup order (SPEC §2): ``--config PATH``, then ``$PROCESS_CONTROL_CONFIG``,
+then ``/etc/process-control.yaml``; a named file that is missing is an error;
+with no file at all the embedded defaults apply (root's or the invoking
+user's). YAML, JSON Schema and croniter are imported only when a file is
+actually validated, so that a cached ``run-job --job`` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from run_job.errors import ConfigError, Problem, SecurityError
+from run_job.model import DEFAULT_CRON_TEMPLATE, Config, MailConfig, SlurmConfig
+
+SYSTEM_CONFIG = "/etc/process-control.yaml"
+ENV_VAR = "PROCESS_CONTROL_CONFIG"
+_PATH_KEYS = ("job_directory", "output_directory", "state_directory", "run_directory", "hooks_directory")
+
+
+def locate_config(path: str | None = None, environ: dict | None = None) -> Path | None:
+    """The config file to use, or None for the embedded defaults."""
+    environ = os.environ if environ is None else environ
+    if path:
+        named, origin = path, "--config"
+    elif environ.get(ENV_VAR):
+        named, origin = environ[ENV_VAR], f"${ENV_VAR}"
+    else:
+        return Path(SYSTEM_CONFIG) if os.path.exists(SYSTEM_CONFIG) else None
+    candidate = Path(named)
+    if not candidate.is_file():
+        what = "does not exist" if not candidate.exists() else "is not a regular file"
+        raise ConfigError(f"{named}: the config file named by {origin} {what}")
+    return candidate.absolute()
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _installed_command(name: str) -> str:
+    """Absolute path of an installed console script ``name`` (run-job, sbatch-service)."""
+    import sys
+
+    candidates = []
+    if sys.argv and sys.argv[0]:
+        candidates.append(os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), name))
+    candidates.append(os.path.join(os.path.dirname(sys.executable), name))
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    import shutil
+
+    found = shutil.which(name)
+    return os.path.abspath(found) if found else f"/usr/bin/{name}"
+
+
+def default_settings(uid: int | None = None, environ: dict | None = None) -> dict:
+    """The embedded defaults, as a raw mapping, for root or for another user."""
+    environ = os.environ if environ is None else environ
+    uid = os.geteuid() if uid is None else uid
+    common = {
+        "runner_path": _installed_command("run-job"),
+        "service_runner_path": _installed_command("sbatch-service"),
+        "cron_template": DEFAULT_CRON_TEMPLATE,
+    }
+    if uid == 0:
+        return {
+            **common,
+            "job_directory": "/var/lib/process-control",
+            "output_directory": "/var/log/process-control",
+            "state_directory": "/var/cache/process-control",
+            "run_directory": "/run/process-control",
+            "output_crontab": "/etc/cron.d/process-control",
+            "user": "root",
+        }
+    home = environ.get("HOME") or os.path.expanduser("~")
+    config_home = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    state_home = environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    state = os.path.join(state_home, "process-control")
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    return {
+        **common,
+        "job_directory": os.path.join(config_home, "process-control", "jobs"),
+        "output_directory": os.path.join(state, "log"),
+        "state_directory": os.path.join(state, "state"),
+        "run_directory": os.path.join(runtime, "process-control") if runtime else os.path.join(state, "run"),
+        "output_crontab": "console",
+        "user": _user_name(uid),
+    }
+
+
+def check_file_security(path: Path, what: str, service_user: str | None, *, directory: bool = False) -> str | None:
+    """As root: refuse group/world-writable files or ones owned by others (StrictModes).
+
+    Returns the reason, or None when ``path`` is acceptable (always None when not root).
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        return f"{what} {path} cannot be examined: {err.strerror}"
+    if st.st_mode & 0o022:
+        return (f"{what} {path} is group- or world-writable (mode {st.st_mode & 0o7777:04o}); "
+                f"as root, process-control refuses it: chmod go-w {path}")
+    allowed = {0}
+    if service_user:
+        import pwd
+
+        try:
+            allowed.add(pwd.getpwnam(service_user).pw_uid)
+        except KeyError:
+            pass
+    if st.st_uid not in allowed:
+        return (f"{what} {path} is owned by uid {st.st_uid}, not root or the service user "
+                f"{service_user!r}; as root, process-control refuses it: chown root {path}")
+    return None
+
+
+def load_config(path: str | None = None, environ: dict | None = None) -> Config:
+    """Find and load the global config; raises ConfigError with every problem."""
+    source = locate_config(path, environ)
+    if source is None:
+        return build_config(default_settings(environ=environ), None, "")
+    raw_config, problems = read_config(source, environ)
+    if problems:
+        raise ConfigError(f"{source}: invalid config", tuple(problems))
+    return raw_config  # type: ignore[return-value]
+
+
+def read_config(source: Path, environ: dict | None = None) -> tuple[Config | None, list[Problem]]:
+    """Validate the config file ``source``; the Config, or every problem."""
+    import hashlib
+
+    from run_job import yamlfile
+    from run_job.schema import problems_from_schema
+
+    name = str(source)
+    try:
+        with open(source, "rb") as handle:
+            raw = handle.read(yamlfile.MAX_BYTES + 1)
+    except OSError as err:
+        return None, [Problem(name, f"cannot read the config file: {err.strerror}")]
+    loaded = yamlfile.load_bytes(raw, name, "config file")
+    problems = list(loaded.problems)
+    data = loaded.data
+    if problems:
+        return None, problems
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, [Problem(name, f"the config file must be a YAML mapping of keys, not a {type(data).__name__}", 1)]
+    problems.extend(problems_from_schema("config", data, loaded, name))
+    if problems:
+        return None, problems
+    settings = default_settings(environ=environ)
+    base = source.parent
+    for key, value in data.items():
+        if key in _PATH_KEYS or key in ("runner_path", "service_runner_path") or (
+                key == "output_crontab" and value != "console"):
+            value = str(base / value)
+        settings[key] = value
+    problems.extend(_cross_checks(settings, loaded, name, base))
+    security = check_file_security(source, "config file", settings.get("user"))
+    if security:
+        problems.append(Problem(name, security))
+    if problems:
+        return None, problems
+    try:
+        config = build_config(settings, source, hashlib.sha256(raw).hexdigest())
+    except ValueError as err:
+        return None, [Problem(name, str(err))]
+    return config, []
+
+
+def _cross_checks(settings: dict, loaded, name: str, base: Path) -> list[Problem]:
+    """Rules the schema cannot say: template placeholders, defaults, one-line values."""
+    problems = []
+
+    def at(*path: object) -> tuple:
+        return loaded.position(path)
+
+    template = settings.get("cron_template", DEFAULT_CRON_TEMPLATE)
+    try:
+        template.format(source="s", schedule="* * * * *", user="u", command="c")
+    except (KeyError, IndexError, ValueError) as err:
+        problems.append(Problem(name, f"cron_template: unknown or broken placeholder {err}; use {{source}}, "
+                                      "{schedule}, {user} and {command}", *at("cron_template"), "cron_template"))
+    else:
+        if "{command}" not in template or "{schedule}" not in template:
+            problems.append(Problem(name, "cron_template must contain {schedule} and {command}",
+                                    *at("cron_template"), "cron_template"))
+        if "\r" in template or "\0" in template:
+            problems.append(Problem(name, "cron_template contains a carriage return or NUL byte",
+                                    *at("cron_template"), "cron_template"))
+    for key in ("runner_path", "service_runner_path"):
+        value = settings.get(key, "")
+        if any(c in value for c in "\n\r\0%") or any(c.isspace() for c in value):
+            problems.append(Problem(name, f"{key} must be a plain absolute path without spaces, newlines or '%'",
+                                    *at(key), key))
+    env = settings.get("cron_environment") or {}
+    for env_name, value in env.items():
+        text = str(value)
+        if any(c in text for c in "\n\r\0"):
+            problems.append(Problem(name, "a cron_environment value must be one line",
+                                    *at("cron_environment", env_name), f"cron_environment.{env_name}"))
+    defaults = settings.get("default_job_config") or {}
+    if defaults:
+        from run_job.jobs import check_partial_job
+
+        problems.extend(check_partial_job(defaults, loaded, name, ("default_job_config",)))
+    mail = settings.get("mail") or {}
+    if mail.get("ssl") and mail.get("starttls"):
+        problems.append(Problem(name, "mail: choose ssl or starttls, not both", *at("mail"), "mail"))
+    if settings.get("logging") is not None and settings["logging"].get("version") != 1:
+        problems.append(Problem(name, "logging must be a logging.config.dictConfig mapping with 'version: 1'",
+                                *at("logging"), "logging"))
+    return problems
+
+
+def build_config(settings: dict, source: Path | None, sha256: str) -> Config:
+    """Raw settings (defaults already merged, paths absolute) -> Config."""
+    from run_job.durations import parse_duration, parse_size
+
+    mail = settings.get("mail") or {}
+    slurm = settings.get("slurm") or {}
+    password_file = mail.get("password_file")
+    if password_file and source is not None:
+        password_file = str(source.parent / password_file)
+    max_output = settings.get("max_output")
+    return Config(
+        source=source,
+        job_directory=Path(settings["job_directory"]),
+        output_directory=Path(settings["output_directory"]),
+        state_directory=Path(settings["state_directory"]),
+        run_directory=Path(settings["run_directory"]),
+        output_crontab=settings["output_crontab"],
+        user=settings["user"],
+        runner_path=settings["runner_path"],
+        service_runner_path=settings["service_runner_path"],
+        cron_template=settings.get("cron_template") or DEFAULT_CRON_TEMPLATE,
+        default_job_config=dict(settings.get("default_job_config") or {}),
+        logging=settings.get("logging"),
+        keep_runs=int(settings.get("keep_runs", 100)),
+        keep_days=float(settings["keep_days"]) if settings.get("keep_days") is not None else None,
+        history_length=int(settings.get("history_length", 100)),
+        max_output=parse_size(max_output) if max_output is not None else None,
+        mail=MailConfig(
+            smtp_host=mail.get("smtp_host", "localhost"),
+            smtp_port=int(mail.get("smtp_port", 465 if mail.get("ssl") else 25)),
+            starttls=bool(mail.get("starttls", False)),
+            ssl=bool(mail.get("ssl", False)),
+            username=mail.get("username"),
+            password_file=Path(password_file) if password_file else None,
+            timeout=parse_duration(mail["timeout"]) if "timeout" in mail else 30.0,
+        ),
+        hooks_directory=Path(settings["hooks_directory"]) if settings.get("hooks_directory") else None,
+        cron_environment=tuple((str(k), _env_text(v)) for k, v in (settings.get("cron_environment") or {}).items()),
+        slurm=SlurmConfig(
+            partition=slurm.get("partition"),
+            service_partition=slurm.get("service_partition", "service-pool"),
+            unreachable_timeout=parse_duration(slurm["unreachable_timeout"]) if "unreachable_timeout" in slurm
+            else 600.0,
+        ),
+        sha256=sha256,
+    )
+
+
+def _env_text(value: object) -> str:
+    return str(value)
+
+
+def require_secure_config(config: Config) -> None:
+    """Raise SecurityError when, as root, the config file fails the ownership rules."""
+    if config.source is None:
+        return
+    reason = check_file_security(config.source, "config file", config.user)
+    if reason:
+        raise SecurityError(reason)

@@ -1,0 +1,419 @@
+"""Job files: which files are jobs, where they may come from, and -> ``Job``.
+
+Only ``<slug>.yaml`` directly in ``job_directory`` is a job (SPEC §3). Names
+starting with a dot and names not ending in ``.yaml`` are ignored (and listed);
+any other ``.yaml`` name is an error. A job is run only by slug, from
+``job_directory``; as root, files and folders writable by others or owned by
+anyone but root and the service user are refused. Validation collects every
+problem of every file before anyone acts on the result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from run_job.config import check_file_security
+from run_job.errors import ConfigError, Problem, SecurityError
+from run_job.model import Config, FailMail, Job, JobSlurm, Record, Service
+
+SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+_SLUG = re.compile(SLUG_PATTERN)
+_SERVICE_FORBIDDEN = ("timeout", "schedule")
+
+
+class ScanResult(Record):
+    """Everything found in the job directory."""
+
+    jobs: list  # valid Job objects, sorted by slug
+    problems: list  # every Problem of every file
+    ignored: list  # Paths that are not jobs
+    invalid: list  # Paths of job files that failed
+    checked: list  # Paths of every job file checked, in order
+
+
+def classify(name: str) -> str:
+    """``job``, ``ignored`` (dot files, not .yaml) or ``bad-name``."""
+    if name.startswith(".") or not name.endswith(".yaml"):
+        return "ignored"
+    return "job" if _SLUG.match(name[:-5]) else "bad-name"
+
+
+def is_slug(text: str) -> bool:
+    return bool(_SLUG.match(text))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def job_path(config: Config, slug: str) -> Path:
+    """The file of job ``slug``; refuses anything that is not a plain slug."""
+    if not isinstance(slug, str) or not _SLUG.match(slug):
+        raise ConfigError(f"{slug!r} is not a job name: a job is named by its file's slug, which matches "
+                          f"{SLUG_PATTERN} (no '/', '..' or '.yaml')")
+    return config.job_directory / f"{slug}.yaml"
+
+
+def load_job(config: Config, slug: str) -> Job:
+    """Load and validate job ``slug`` from the job directory (for running it)."""
+    path = job_path(config, slug)
+    if not path.exists() and not path.is_symlink():
+        raise ConfigError(f"{path}: no such job '{slug}' in {config.job_directory} "
+                          "(run-job --list-jobs shows the jobs)")
+    check_job_location(config, path)
+    job, problems = check_job_file(config, path)
+    if problems or job is None:
+        raise ConfigError(f"{path}: invalid job file", tuple(problems))
+    return job
+
+
+def check_job_location(config: Config, path: Path) -> None:
+    """Refuse a job file that leaves the job directory or that others could write."""
+    directory = config.job_directory
+    if not _inside(path, directory):
+        raise SecurityError(f"{path} resolves to {path.resolve()}, outside the job directory {directory}; "
+                            "job files must live in the job directory")
+    reason = check_file_security(directory, "job directory", config.user, directory=True)
+    reason = reason or check_file_security(path, "job file", config.user)
+    if reason:
+        raise SecurityError(reason)
+
+
+def load_job_file(config: Config, path: str | os.PathLike, check_location: bool = False) -> Job:
+    path = Path(path)
+    if check_location:
+        check_job_location(config, path)
+    job, problems = check_job_file(config, path)
+    if problems or job is None:
+        raise ConfigError(f"{path}: invalid job file", tuple(problems))
+    return job
+
+
+def scan_job_directory(config: Config, directory: Path | None = None) -> ScanResult:
+    """Validate every job file of the job directory; nothing is cached."""
+    directory = directory or config.job_directory
+    result = ScanResult(jobs=[], problems=[], ignored=[], invalid=[], checked=[])
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        result.problems.append(Problem(str(directory), "the job directory does not exist; create it or set "
+                                                       "job_directory in the config"))
+        return result
+    except OSError as err:
+        result.problems.append(Problem(str(directory), f"cannot read the job directory: {err.strerror}"))
+        return result
+    dir_reason = check_file_security(directory, "job directory", config.user, directory=True)
+    if dir_reason:
+        result.problems.append(Problem(str(directory), dir_reason))
+        return result
+    for name in names:
+        path = directory / name
+        kind = classify(name)
+        if kind == "ignored":
+            result.ignored.append(path)
+            continue
+        result.checked.append(path)
+        if kind == "bad-name":
+            result.invalid.append(path)
+            result.problems.append(Problem(
+                _display(path), f"'{name}' is not a valid job file name: the part before .yaml must match "
+                                f"{SLUG_PATTERN}; rename it, or prefix it with a dot to keep it out"))
+            continue
+        problems: list[Problem]
+        if not _inside(path, directory):
+            problems = [Problem(_display(path), f"resolves to {path.resolve()}, outside the job directory; "
+                                               "job files must live in the job directory")]
+            job = None
+        else:
+            reason = check_file_security(path, "job file", config.user) if os.geteuid() == 0 else None
+            if reason:
+                job, problems = None, [Problem(_display(path), reason)]
+            else:
+                job, problems = check_job_file(config, path)
+        if problems or job is None:
+            result.invalid.append(path)
+            result.problems.extend(problems)
+        else:
+            result.jobs.append(job)
+    return result
+
+
+def _display(path: Path) -> str:
+    return str(path)
+
+
+def check_job_file(config: Config, path: Path, raw: bytes | None = None) -> tuple[Job | None, list[Problem]]:
+    """Read and validate one job file: the Job, or every problem with it."""
+    from run_job import yamlfile
+
+    name = _display(path)
+    stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
+    if not _SLUG.match(stem):
+        return None, [Problem(name, f"'{path.name}' is not a valid job file name: the part before .yaml must "
+                                    f"match {SLUG_PATTERN}")]
+    if raw is None:
+        try:
+            if not path.is_file():
+                return None, [Problem(name, "not a regular file; a job is a YAML file")]
+            with open(path, "rb") as handle:
+                raw = handle.read(yamlfile.MAX_BYTES + 1)
+        except OSError as err:
+            return None, [Problem(name, f"cannot read the job file: {err.strerror}")]
+    loaded = yamlfile.load_bytes(raw, name, "job file")
+    if loaded.problems:
+        return None, loaded.problems
+    data = loaded.data
+    if data is None:
+        return None, [Problem(name, "the file is empty: a job file is a YAML mapping with at least a 'command' key")]
+    if not isinstance(data, dict):
+        kind = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+            type(data), type(data).__name__)
+        return None, [Problem(name, f"a job file is a YAML mapping of keys (command: ..., schedule: ...), "
+                                    f"not a {kind}", 1)]
+    import hashlib
+
+    return _validate_job(config, path, stem, data, loaded, name, hashlib.sha256(raw).hexdigest())
+
+
+def _merged(config: Config, data: dict) -> dict:
+    defaults = config.default_job_config
+    if not defaults:
+        return data
+    merged = dict(defaults)
+    is_service = "service" in data or "service" in defaults
+    if is_service:
+        for key in _SERVICE_FORBIDDEN:
+            merged.pop(key, None)  # default timeout/schedule never apply to services
+    merged.update(data)
+    return merged
+
+
+def _validate_job(config: Config, path: Path, slug: str, data: dict, loaded, name: str,
+                  sha256: str) -> tuple[Job | None, list[Problem]]:
+    from run_job.schema import problems_from_schema
+
+    merged = _merged(config, data)
+    problems = problems_from_schema("job", merged, loaded, name)
+    if problems:
+        return None, problems
+    builder = _JobBuilder(config, path, slug, merged, loaded, name, sha256, own=data)
+    job = builder.build()
+    if builder.problems:
+        return None, builder.problems
+    return job, []
+
+
+def check_partial_job(values: dict, loaded, name: str, base_path: tuple) -> list[Problem]:
+    """Validate job keys given as defaults (``default_job_config``): types and values, no required keys."""
+    from run_job.schema import load_schema, word_error
+
+    properties = load_schema("job")["properties"]
+    problems = []
+    for key, value in values.items():
+        if key not in properties:
+            continue  # the config schema's propertyNames already reported it
+        for error in _property_validator(key).iter_errors(value):
+            problems.extend(word_error(error, base_path + (key,) + tuple(error.absolute_path), loaded, name))
+    return problems
+
+
+_PROPERTY_VALIDATORS: dict = {}
+
+
+def _property_validator(key: str):
+    if key not in _PROPERTY_VALIDATORS:
+        from jsonschema import Draft7Validator
+
+        from run_job.schema import load_schema
+
+        _PROPERTY_VALIDATORS[key] = Draft7Validator(load_schema("job")["properties"][key])
+    return _PROPERTY_VALIDATORS[key]
+
+
+class _JobBuilder:
+    """Semantic checks beyond the schema, then the Job record."""
+
+    def __init__(self, config: Config, path: Path, slug: str, data: dict, loaded, name: str, sha256: str,
+                 own: dict) -> None:
+        self.config, self.path, self.slug, self.data = config, path, slug, data
+        self.loaded, self.name, self.sha256, self.own = loaded, name, sha256, own
+        self.problems: list[Problem] = []
+
+    def fail(self, key: tuple, message: str) -> None:
+        from run_job.yamlfile import key_path
+
+        line, column = self.loaded.position(key) if key and key[0] in self.own else (None, None)
+        self.problems.append(Problem(self.name, message, line, column, key_path(key)))
+
+    def commands(self, key: tuple, value) -> tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]:
+        import shlex
+
+        texts = (value,) if isinstance(value, str) else tuple(value)
+        argvs = []
+        for index, text in enumerate(texts):
+            where = key if isinstance(value, str) else key + (index,)
+            if "\0" in text:
+                self.fail(where, "a command cannot contain a NUL byte")
+                continue
+            try:
+                argv = tuple(shlex.split(text))
+            except ValueError as err:
+                self.fail(where, f"cannot split the command line ({err}); check the quotes")
+                continue
+            if not argv:
+                self.fail(where, "the command is empty")
+                continue
+            argvs.append(argv)
+        return tuple(argvs), texts
+
+    def duration(self, key: str, default: float) -> float:
+        from run_job.durations import parse_duration
+
+        if key not in self.data:
+            return default
+        try:
+            return parse_duration(self.data[key])
+        except ValueError as err:
+            self.fail((key,), str(err))
+            return default
+
+    def signal(self, key: tuple, value, default: int) -> int:
+        import signal as signals
+
+        if value is None:
+            return default
+        if isinstance(value, int):
+            try:
+                return int(signals.Signals(value))
+            except ValueError:
+                self.fail(key, f"{value} is not a signal number on this system")
+                return default
+        text = value if value.startswith("SIG") else f"SIG{value}"
+        try:
+            return int(signals.Signals[text])
+        except KeyError:
+            self.fail(key, f"unknown signal '{value}': use a name such as TERM, INT, HUP, USR1 or a number")
+            return default
+
+    def build(self) -> Job | None:
+        from run_job.durations import parse_timeout
+        from run_job.schedule import check_schedule
+
+        d = self.data
+        commands, command_text = self.commands(("command",), d["command"])
+        slow = slow_text = None
+        if "slow_start_command" in d:
+            slow, slow_text = self.commands(("slow_start_command",), d["slow_start_command"])
+        schedule = d.get("schedule")
+        if schedule is not None:
+            problem = check_schedule(schedule)
+            if problem:
+                self.fail(("schedule",), problem)
+        timeout = None
+        if "timeout" in d:
+            try:
+                timeout = parse_timeout(d["timeout"])
+            except ValueError as err:
+                self.fail(("timeout",), str(err))
+        environment = []
+        for key, value in (d.get("environment") or {}).items():
+            text = str(value)  # as the reference: true -> "True", 123 -> "123"
+            if "\0" in text or "\0" in key:
+                self.fail(("environment", key), "an environment value cannot contain a NUL byte")
+                continue
+            environment.append((key, text))
+        tags = d.get("tag")
+        tags = () if tags is None else ((tags,) if isinstance(tags, str) else tuple(tags))
+        failmail = None
+        if d.get("failmail"):
+            fm = d["failmail"]
+            to = fm["to_address"]
+            to = (to,) if isinstance(to, str) else tuple(to)
+            for index, address in enumerate(to):
+                if "@" not in address or any(c in address for c in "\r\n\0 "):
+                    self.fail(("failmail", "to_address"), f"'{address}' is not a mail address")
+            sender = fm.get("from_address") or f"process-control@{_hostname()}"
+            if "@" not in sender or any(c in sender for c in "\r\n\0 "):
+                self.fail(("failmail", "from_address"), f"'{sender}' is not a mail address")
+            failmail = FailMail(from_address=sender, to_addresses=to)
+        runner = d.get("runner", "local")
+        slurm_raw = d.get("slurm") or {}
+        options = tuple(slurm_raw.get("options") or ())
+        if options:
+            for message in _check_slurm_options(options):
+                self.fail(("slurm", "options"), message)
+        if slurm_raw and runner != "slurm":
+            self.fail(("slurm",), "a slurm section needs runner: slurm")
+        slurm = JobSlurm(partition=slurm_raw.get("partition"), time=slurm_raw.get("time"), options=options)
+        service = None
+        if "service" in d:
+            service = self.service(d["service"] or {}, runner)
+        kill_grace = self.duration("kill_grace", 10.0)
+        working_directory = d.get("working_directory")
+        if working_directory is not None and not working_directory.startswith("/"):
+            self.fail(("working_directory",), "working_directory must be an absolute path")
+        if self.problems:
+            return None
+        return Job(
+            slug=self.slug, path=self.path, sha256=self.sha256, commands=commands, command_text=command_text,
+            name=d.get("name"), description=d.get("description"),
+            slow_start_commands=slow, slow_start_text=slow_text, schedule=schedule,
+            disabled=bool(d.get("disabled", False)), timeout=timeout, environment=tuple(environment),
+            tags=tags, allow_overtime=bool(d.get("allow_overtime", False)),
+            failure_threshold_for_mail=int(d.get("failure_threshold_for_mail", 1)), failmail=failmail,
+            runner=runner, slurm=slurm, service=service, kill_grace=kill_grace,
+            working_directory=Path(working_directory) if working_directory else None,
+        )
+
+    def service(self, raw: dict, runner: str) -> Service | None:
+        from run_job.schedule import check_schedule
+
+        if runner != "slurm":
+            self.fail(("service",), "a service runs on Slurm: add runner: slurm")
+        for key in _SERVICE_FORBIDDEN:
+            if key in self.own:
+                hint = ("set its limit with slurm.time" if key == "timeout"
+                        else "use service.keep_alive for the watchdog schedule")
+                self.fail((key,), f"'{key}' is not allowed in a service: {hint}")
+        keep_alive = raw.get("keep_alive")
+        if keep_alive is not None:
+            problem = check_schedule(keep_alive)
+            if problem:
+                self.fail(("service", "keep_alive"), problem)
+        init: tuple = ()
+        if raw.get("init_command") is not None:
+            init, _ = self.commands(("service", "init_command"), raw["init_command"])
+        stages = raw.get("stages")
+        stages_path = None
+        if stages:
+            stages_path = Path(stages) if stages.startswith("/") else self.path.parent / stages
+        return Service(
+            stop_signal=self.signal(("service", "stop_signal"), raw.get("stop_signal"), 15),
+            reload_signal=self.signal(("service", "reload_signal"), raw.get("reload_signal"), 1),
+            init_command=init, keep_alive=keep_alive, stages=stages_path,
+        )
+
+
+def _check_slurm_options(options: tuple[str, ...]) -> list[str]:
+    try:
+        from run_job.slurm_options import check_options
+    except ImportError:  # the Slurm option allowlist module is not there: refuse nothing more
+        return []
+    return list(check_options(options))
+
+
+_HOST: list[str] = []
+
+
+def _hostname() -> str:
+    if not _HOST:
+        import socket
+
+        _HOST.append(socket.gethostname())
+    return _HOST[0]

@@ -17,13 +17,16 @@ nor break it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from run_job import hooks as hooks_module
-from run_job import mail as mail_module
 from run_job.model import Config, Job
+
+# ``mail`` (smtplib, ssl, email) and ``hooks`` (subprocess) are imported only
+# when a mail is due or an event folder exists: most runs need neither, and
+# every cron run of ``run-job --job`` pays for what is imported here.
 
 log = logging.getLogger("process-control")
 
@@ -170,6 +173,8 @@ def _send_mail(config: Config, job: Job, record: Mapping[str, Any], kind: str,
     }
     started = time.monotonic()
     try:
+        from run_job import mail as mail_module
+
         output = _output_path(record)
         tail: str | None = None
         cut = False
@@ -193,12 +198,15 @@ def _send_mail(config: Config, job: Job, record: Mapping[str, Any], kind: str,
                         ", ".join(refused))
         log.info("mail: %s mail for %s sent to %s", kind, job.slug,
                  ", ".join(failmail.to_addresses))
-    except mail_module.MailError as err:
-        result["error"] = str(err)
-        log.error("mail: %s mail for job %s not sent: %s", kind, job.slug, err)
     except Exception as err:  # noqa: BLE001 - a mail must never break a run
-        result["error"] = f"{type(err).__name__}: {err}"
-        log.exception("mail: %s mail for job %s not sent", kind, job.slug)
+        from run_job.errors import ProcessControlError
+
+        if isinstance(err, ProcessControlError):  # MailError: an expected failure
+            result["error"] = str(err)
+            log.error("mail: %s mail for job %s not sent: %s", kind, job.slug, err)
+        else:
+            result["error"] = f"{type(err).__name__}: {err}"
+            log.exception("mail: %s mail for job %s not sent", kind, job.slug)
     result["duration_s"] = round(time.monotonic() - started, 3)
     return result
 
@@ -209,11 +217,23 @@ def _hook_record(job: Job, record: Mapping[str, Any]) -> dict:
     return merged
 
 
+def _run_hooks(config: Config, job: Job, event: str, record: Mapping[str, Any]) -> list[dict]:
+    """Results of the ``event`` hooks (none, cheaply, when its folder is absent)."""
+    if config.hooks_directory is None:
+        return []
+    if not os.path.lexists(os.path.join(config.hooks_directory, event)):
+        return []  # (anything else there, even a file, is judged by find_hooks)
+    from run_job import hooks as hooks_module
+
+    results = hooks_module.run_hooks(config.hooks_directory, event, _hook_record(job, record),
+                                     user=config.user)
+    return [r.as_dict() for r in results]
+
+
 def on_start(config: Config, job: Job, record: dict) -> None:
     """Fire the ``start`` hooks. Never raises."""
     try:
-        hooks_module.run_hooks(config.hooks_directory, "start", _hook_record(job, record),
-                               user=config.user)
+        _run_hooks(config, job, "start", record)
     except Exception:  # noqa: BLE001
         log.exception("alerts: start hooks of %s failed", job.slug)
 
@@ -246,11 +266,8 @@ def on_end(config: Config, job: Job, record: dict, previous: list[dict]) -> dict
         elif is_failure(outcome, job.allow_overtime) and job.failmail is not None:
             log.info("mail: %s has %d consecutive failure(s), below the threshold of %d;"
                      " no mail", job.slug, streak, job.failure_threshold_for_mail)
-        hook_record = _hook_record(job, record)
         for event in alerts["events"]:
-            results = hooks_module.run_hooks(config.hooks_directory, event, hook_record,
-                                             user=config.user)
-            alerts["hooks"].extend(r.as_dict() for r in results)
+            alerts["hooks"].extend(_run_hooks(config, job, event, record))
     except Exception as err:  # noqa: BLE001 - alerts must never break a run
         log.exception("alerts: %s: %s", job.slug, err)
         alerts["error"] = f"{type(err).__name__}: {err}"

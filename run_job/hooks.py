@@ -20,7 +20,6 @@ import stat
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -38,18 +37,27 @@ _BACKUP = re.compile(
     r"|\.dpkg-(old|new|dist|tmp|bak)|\.rpm(new|orig|save)|\.ucf-(old|new|dist))$")
 
 
-@dataclass
 class HookResult:
-    event: str
-    hook: str  # file name inside the event folder
-    exit_code: int | None = None  # None: did not run to an end of its own
-    signal: int | None = None  # the hook died of this signal
-    timed_out: bool = False
-    duration_s: float = 0.0
-    error: str | None = None  # could not be started, or refused
+    """What became of one hook (``as_dict`` goes into ``status.json``)."""
+
+    __slots__ = ("event", "hook", "exit_code", "signal", "timed_out", "duration_s", "error")
+
+    def __init__(self, event: str, hook: str, *, exit_code: int | None = None,
+                 signal: int | None = None, timed_out: bool = False,
+                 duration_s: float = 0.0, error: str | None = None) -> None:
+        self.event = event
+        self.hook = hook  # file name inside the event folder
+        self.exit_code = exit_code  # None: did not end on its own
+        self.signal = signal  # the hook died of this signal
+        self.timed_out = timed_out
+        self.duration_s = duration_s
+        self.error = error  # could not be started, or refused
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        return f"HookResult({self.as_dict()!r})"
 
 
 # --------------------------------------------------------------------------

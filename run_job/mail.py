@@ -216,6 +216,24 @@ def read_password(path: Path) -> str:
 # Sending
 # --------------------------------------------------------------------------
 
+class _SMTP(smtplib.SMTP):
+    """``connect`` remembers the host name, which STARTTLS checks the certificate against.
+
+    (smtplib sets it only when the host is given to the constructor, which
+    would connect before the caller can reach the socket to cut it.)
+    """
+
+    def connect(self, host: str = "localhost", port: int = 0, source_address=None):
+        self._host = host
+        return super().connect(host, port, source_address)
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib's name
+    def connect(self, host: str = "localhost", port: int = 0, source_address=None):
+        self._host = host
+        return super().connect(host, port, source_address)
+
+
 class _Attempt:
     """What the worker thread shares with the caller."""
 
@@ -238,9 +256,9 @@ def _converse(mail: MailConfig, msg: EmailMessage, sender: str,
 
     context = ssl.create_default_context()
     if mail.ssl:
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(timeout=remaining(), context=context)
+        smtp: smtplib.SMTP = _SMTP_SSL(timeout=remaining(), context=context)
     else:
-        smtp = smtplib.SMTP(timeout=remaining())
+        smtp = _SMTP(timeout=remaining())
     with attempt.lock:
         attempt.smtp = smtp
         if attempt.abandoned:
@@ -270,7 +288,9 @@ def _converse(mail: MailConfig, msg: EmailMessage, sender: str,
 
 def _describe(err: BaseException, mail: MailConfig) -> str:
     where = f"{mail.smtp_host}:{mail.smtp_port}"
-    if isinstance(err, (socket.timeout, TimeoutError)):
+    # smtplib turns a read timeout into SMTPServerDisconnected; look beneath.
+    if isinstance(err, (socket.timeout, TimeoutError)) or isinstance(
+            err.__context__ or err.__cause__, (socket.timeout, TimeoutError)):
         return f"SMTP server {where} did not answer within {mail.timeout:g} s"
     if isinstance(err, smtplib.SMTPRecipientsRefused):
         refused = ", ".join(f"{rcpt}: {code} {_decode(text)}"
@@ -280,6 +300,8 @@ def _describe(err: BaseException, mail: MailConfig) -> str:
         return f"SMTP server {where} answered {err.smtp_code} {_decode(err.smtp_error)}"
     if isinstance(err, smtplib.SMTPServerDisconnected):
         return f"SMTP server {where} closed the connection ({err})"
+    if isinstance(err, smtplib.SMTPException):
+        return f"SMTP server {where}: {err}"
     if isinstance(err, ssl.SSLError):
         return f"TLS with SMTP server {where} failed: {err}"
     if isinstance(err, ConnectionRefusedError):

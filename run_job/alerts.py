@@ -254,7 +254,9 @@ def on_end(config: Config, job: Job, record: dict, previous: list[dict]) -> dict
     alerts: dict[str, Any] = {"counts_as": None, "consecutive_failures": 0,
                               "events": [], "mail": None, "hooks": []}
     try:
-        previous = [e for e in (previous or []) if isinstance(e, Mapping)]
+        # The run itself is not its own past, even if the caller's history has it.
+        previous = [e for e in (previous or []) if isinstance(e, Mapping)
+                    and not (record.get("run_id") and e.get("run_id") == record.get("run_id"))]
         outcome = record.get("outcome")
         alerts["counts_as"] = classify(record, job.allow_overtime)
         streak = consecutive_failures(outcome, job.allow_overtime, previous)

@@ -148,3 +148,23 @@ def test_mail_kind(outcome, history, threshold, failmail, expected):
     j = job(threshold, failmail=failmail)
     streak = alerts.consecutive_failures(outcome, False, previous)
     assert alerts.mail_kind({"outcome": outcome}, previous, j, streak) == expected
+
+
+def test_on_end_ignores_the_run_itself_in_previous(tmp_path):
+    from run_job.model import Config
+    config = Config(source=None, job_directory=tmp_path, output_directory=tmp_path,
+                    state_directory=tmp_path, run_directory=tmp_path, output_crontab="console",
+                    user="root", runner_path="run-job", service_runner_path="sbatch-service")
+    record = {"job": "j", "run_id": "r2", "outcome": "skipped", "run_dir": None}
+    previous = [{"job": "j", "run_id": "r1", "outcome": "failed"}, dict(record)]
+    result = alerts.on_end(config, job(threshold=5), record, previous)
+    assert result["consecutive_failures"] == 2 and result["events"] == ["skipped"]
+
+
+def test_on_end_never_raises_on_garbage(tmp_path):
+    from run_job.model import Config
+    config = Config(source=None, job_directory=tmp_path, output_directory=tmp_path,
+                    state_directory=tmp_path, run_directory=tmp_path, output_crontab="console",
+                    user="root", runner_path="run-job", service_runner_path="sbatch-service")
+    result = alerts.on_end(config, job(), {"outcome": object()}, ["junk", None, {"outcome": 3}])
+    assert isinstance(result, dict)

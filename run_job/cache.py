@@ -1,0 +1,230 @@
+"""Validation cache for ``run-job --job``: skip re-validating an unchanged job.
+
+Only ``run-job --job`` (and ``--status``) use it; ``--validate`` and
+cron-generate always validate. An entry holds the validated ``Config`` and
+``Job`` (pickled frozen dataclasses) and the key they were validated under:
+a SHA-256 over the program version, the stat of the schema files and of the
+validating modules, the config file's path and bytes, the environment the
+defaults depend on (euid, HOME, XDG_*, PATH, argv[0]), and the job file's path,
+bytes, owner and mode (and its folder's): any change misses. A hit imports
+neither YAML nor jsonschema nor croniter.
+
+Entries live in ``$XDG_CACHE_HOME/process-control/`` (default
+``~/.cache/process-control/``), folder mode 0700, files 0600, and are only
+trusted when owned by the current user and not writable by anyone else.
+Anything wrong with the cache is a miss, never an error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+try:  # the builtin module avoids hashlib's OpenSSL import on the hot path
+    from _sha256 import sha256 as _sha256
+except ImportError:  # pragma: no cover
+    from hashlib import sha256 as _sha256
+
+FORMAT = b"run-job-cache-1"
+_PKG = os.path.dirname(os.path.abspath(__file__))
+_VALIDATING_MODULES = ("config.py", "jobs.py", "schema.py", "yamlfile.py", "durations.py",
+                       "schedule.py", "model.py", "slurm_options.py", "cache.py")
+_ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME",
+             "PATH", "PROCESS_CONTROL_CONFIG")
+
+
+def config_lookup(explicit: str | None) -> str | None:
+    """SPEC §2 lookup, for the key only (the config pipeline reports errors)."""
+    if explicit:
+        return os.path.abspath(explicit)
+    env = os.environ.get("PROCESS_CONTROL_CONFIG")
+    if env:
+        return os.path.abspath(env)
+    if os.path.exists("/etc/process-control.yaml"):
+        return "/etc/process-control.yaml"
+    return None
+
+
+def cache_dir() -> str | None:
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base or not os.path.isabs(base):
+        home = os.environ.get("HOME")
+        if not home:
+            return None
+        base = os.path.join(home, ".cache")
+    return os.path.join(base, "process-control")
+
+
+def _stat_stamp(path: str) -> bytes:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return b"-"
+    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_mode}:{st.st_uid}:{st.st_gid}".encode()
+
+
+_memo: dict[str, bytes] = {}
+
+
+def program_stamp() -> bytes:
+    """Program version plus the stat of the schemas and validating modules."""
+    if "stamp" not in _memo:
+        _memo["stamp"] = _program_stamp()
+    return _memo["stamp"]
+
+
+def _program_stamp() -> bytes:
+    from run_job import __version__
+
+    parts = [FORMAT, __version__.encode(), sys.version.encode()]
+    for name in _VALIDATING_MODULES:
+        parts.append(_stat_stamp(os.path.join(_PKG, name)))
+    for folder in (os.path.join(_PKG, "schemas"), os.path.join(os.path.dirname(_PKG), "schemas")):
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+        except OSError:
+            continue
+        for name in names:
+            parts.append(name.encode() + _stat_stamp(os.path.join(folder, name)))
+    return b"\0".join(parts)
+
+
+def _read_config(path: str | None) -> bytes:
+    key = f"config:{path}"
+    if key not in _memo:
+        _memo[key] = _read(path)
+    return _memo[key]
+
+
+def _read(path: str | None) -> bytes:
+    if path is None:
+        return b"<embedded>"
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b"<unreadable>"
+
+
+def make_key(config_path: str | None, config_bytes: bytes, job_path: str, job_bytes: bytes,
+             stamp: bytes, env: dict[str, str], euid: int) -> str:
+    """The cache key (pure)."""
+    h = _sha256()
+    for part in (stamp, str(euid).encode(), (config_path or "").encode(), config_bytes,
+                 *(f"{k}={env.get(k, '')}".encode() for k in _ENV_KEYS),
+                 (sys.argv[0] if sys.argv else "").encode(),
+                 job_path.encode(), job_bytes,
+                 _stat_stamp_owner(job_path), _stat_stamp_owner(os.path.dirname(job_path))):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def _stat_stamp_owner(path: str) -> bytes:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return b"-"
+    return f"{st.st_mode}:{st.st_uid}:{st.st_gid}".encode()
+
+
+def _entry_path(config_path: str | None, slug: str) -> str | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    h = _sha256(f"{config_path}\0{slug}\0{os.geteuid()}".encode()).hexdigest()[:40]
+    return os.path.join(folder, f"{h}.pickle")
+
+
+def lookup(config_path: str | None, slug: str) -> tuple[Any, Any] | None:
+    """(Config, Job) from a valid cache entry, or None."""
+    entry_path = _entry_path(config_path, slug)
+    if entry_path is None:
+        return None
+    try:
+        fd = os.open(entry_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        import pickle
+
+        entry = pickle.loads(data)
+        key, config, job = entry["key"], entry["config"], entry["job"]
+        job_path = os.fspath(job.path)
+    except Exception:  # noqa: BLE001 - a damaged or foreign entry is a miss
+        return None
+    current = make_key(config_path, _read_config(config_path), job_path, _read(job_path),
+                       program_stamp(), dict(os.environ), os.geteuid())
+    if current != key:
+        return None
+    return config, job
+
+
+def store(config_path: str | None, slug: str, config: Any, job: Any) -> None:
+    """Remember a freshly validated (Config, Job); failures are ignored."""
+    entry_path = _entry_path(config_path, slug)
+    if entry_path is None:
+        return
+    job_path = os.fspath(job.path)
+    job_bytes = _read(job_path)
+    # Only store what was validated: the file must not have changed meanwhile.
+    if job.sha256 and _sha256(job_bytes).hexdigest() != job.sha256:
+        return
+    config_bytes = _read(config_path)
+    if config_path and getattr(config, "sha256", "") and \
+            _sha256(config_bytes).hexdigest() != config.sha256:
+        return
+    key = make_key(config_path, config_bytes, job_path, job_bytes, program_stamp(),
+                   dict(os.environ), os.geteuid())
+    try:
+        import pickle
+
+        from run_job.atomic import write_atomic
+
+        os.makedirs(os.path.dirname(entry_path), mode=0o700, exist_ok=True)
+        data = pickle.dumps({"key": key, "config": config, "job": job},
+                            protocol=pickle.HIGHEST_PROTOCOL)
+        write_atomic(entry_path, data, 0o600, fsync=False)
+    except Exception:  # noqa: BLE001 - a cache never fails a run
+        pass
+
+
+def load_validated(explicit_config: str | None, slug: str, *, use_cache: bool = True,
+                   config: Any = None) -> tuple[Any, Any]:
+    """(Config, Job) for ``run-job --job``: from the cache, else validated and stored.
+
+    ``config``: an already loaded Config (``--status`` loads it once). Raises
+    what the config pipeline raises (ConfigError, SecurityError).
+    """
+    config_path = config_lookup(explicit_config)
+    if use_cache and _plain_slug(slug):
+        hit = lookup(config_path, slug)
+        if hit is not None:
+            return hit if config is None else (config, hit[1])
+    from run_job.jobs import load_job
+
+    if config is None:
+        from run_job.config import load_config
+
+        config = load_config(explicit_config)
+    job = load_job(config, slug)
+    if use_cache and _plain_slug(slug):
+        store(config_path, slug, config, job)
+    return config, job
+
+
+def _plain_slug(slug: str) -> bool:
+    """SPEC §3 slug shape, without ``re`` (pure)."""
+    return (bool(slug) and slug.isascii() and slug[0].isalnum()
+            and all(c.isalnum() or c in "_-" for c in slug))

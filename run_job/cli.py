@@ -1,0 +1,238 @@
+"""The ``run-job`` command line: argparse front end, one error line, exit status.
+
+``run-job --job NAME`` is what cron starts every minute, so its common forms
+(``[--config P] -j|--job NAME [-w]``, or a bare ``NAME``) are parsed by hand
+without importing argparse; everything else goes through argparse. Library
+code raises ``ProcessControlError``; only ``main`` turns it into one message
+on stderr and its ``exit_status`` (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+USAGE_EXIT = 2
+_ACTIONS = ("job", "kill_job", "list_jobs", "status", "history", "validate")
+
+
+class Options:
+    """Parsed command line (a plain namespace, argparse's or ours)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.job = None
+        self.kill_job = None
+        self.list_jobs = False
+        self.status = False
+        self.only_running = False
+        self.slow_start = False
+        self.config = None
+        self.validate = None
+        self.history = None
+        self.json = False
+        self.debug = False
+        self.name = None
+        self.__dict__.update(values)
+
+
+def fast_parse(argv: list[str]) -> Options | None:
+    """The cron forms of ``run-job --job``, or None to let argparse decide (pure)."""
+    opts = Options()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-j", "--job", "--config") and i + 1 < len(argv):
+            value = argv[i + 1]
+            if value.startswith("-"):
+                return None
+            if arg == "--config":
+                opts.config = value
+            elif opts.job is None:
+                opts.job = value
+            else:
+                return None
+            i += 2
+            continue
+        if arg.startswith("--job=") and opts.job is None:
+            opts.job = arg[6:]
+        elif arg.startswith("--config="):
+            opts.config = arg[9:]
+        elif arg in ("-w", "--slow-start"):
+            opts.slow_start = True
+        elif arg == "--debug":
+            opts.debug = True
+        elif not arg.startswith("-") and arg and opts.job is None:
+            opts.job = arg
+        else:
+            return None
+        i += 1
+    if not opts.job:
+        return None
+    return opts
+
+
+def build_parser():
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="run-job",
+        description="Run, list, inspect, kill and validate process-control jobs.")
+    p.add_argument("name", nargs="?", help="job to run (same as --job NAME)")
+    p.add_argument("-j", "--job", metavar="NAME", help="run the job NAME")
+    p.add_argument("-k", "--kill-job", metavar="NAME",
+                   help="stop the running run of NAME and its whole process tree")
+    p.add_argument("-l", "--list-jobs", action="store_true", help="list the jobs")
+    p.add_argument("-s", "--status", action="store_true", help="show the status of every job")
+    p.add_argument("-r", "--only-running", action="store_true",
+                   help="with --status or --list-jobs (or alone): only running jobs")
+    p.add_argument("-w", "--slow-start", action="store_true",
+                   help="run the job's slow_start_command instead of its command")
+    p.add_argument("--config", metavar="PATH", help="global config file")
+    p.add_argument("--validate", nargs="*", metavar="NAME|FILE",
+                   help="validate jobs (no argument: the whole job directory and the config)")
+    p.add_argument("--history", metavar="NAME", help="show the run history of NAME")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON document (with --status, --list-jobs, --history, --validate)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks and logging problems")
+    return p
+
+
+def parse(argv: list[str]) -> Options:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    opts = Options(**vars(ns))
+    if opts.name is not None:
+        if opts.job is not None:
+            parser.error("give the job either as NAME or with --job, not both")
+        opts.job = opts.name
+    if opts.only_running and not (opts.list_jobs or opts.status):
+        opts.status = True
+    chosen = [a for a in _ACTIONS if getattr(opts, a) not in (None, False)]
+    if len(chosen) > 1:
+        parser.error("choose one of --job, --kill-job, --list-jobs, --status, --history, --validate")
+    if not chosen:
+        parser.error("nothing to do: give a job NAME, or one of --list-jobs, --status,"
+                     " --history NAME, --kill-job NAME, --validate")
+    if opts.slow_start and not opts.job:
+        parser.error("--slow-start goes with --job NAME")
+    if opts.json and opts.job:
+        parser.error("--json goes with --status, --list-jobs, --history or --validate")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        opts = fast_parse(argv) or parse(argv)
+        return dispatch(opts)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as err:  # noqa: BLE001 - the one place errors become exit statuses
+        from run_job.errors import EXIT_CANNOT_RUN, ProcessControlError
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(err, ProcessControlError):
+            _error(str(err) or type(err).__name__)
+            return err.exit_status
+        _error(f"internal error: {type(err).__name__}: {err}"
+               + ("" if debug else " (run with --debug for the traceback)"))
+        return EXIT_CANNOT_RUN
+
+
+def _error(text: str) -> None:
+    lines = text.splitlines() or [""]
+    sys.stderr.write("".join(f"run-job: {line}\n" for line in lines))
+    sys.stderr.flush()
+
+
+def _print_json(doc: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def dispatch(opts: Options) -> int:
+    if opts.validate is not None:
+        from run_job.validate import main as validate_main
+
+        return validate_main(opts.config, list(opts.validate), opts.json)
+    if opts.job:
+        return _run(opts)
+    config = _load_config(opts.config)
+    from run_job import status as status_mod
+
+    if opts.history:
+        from run_job import history
+        from run_job.jobs import job_path
+
+        job_path(config, opts.history)  # refuses what is not a slug
+        entries = history.read(config.state_directory, opts.history)
+        if opts.json:
+            _print_json(status_mod.document("history", job=opts.history, history=entries))
+        else:
+            sys.stdout.write(status_mod.render_history(opts.history, entries))
+        return 0
+    if opts.kill_job:
+        from run_job.cache import load_validated
+
+        _become_if_root(config)
+        _, job = load_validated(opts.config, opts.kill_job, config=config)
+        code, message = status_mod.kill_job(config, job)
+        sys.stdout.write(message + "\n")
+        return code
+    _become_if_root(config)
+    if opts.list_jobs:
+        rows = status_mod.list_jobs(config, opts.config, only_running=opts.only_running)
+        if opts.json:
+            _print_json(status_mod.document("list", jobs=rows))
+        else:
+            sys.stdout.write(status_mod.render_list(rows))
+        return 0
+    rows = status_mod.collect_status(config, opts.config, only_running=opts.only_running)
+    if opts.json:
+        _print_json(status_mod.document("status", jobs=rows))
+    else:
+        sys.stdout.write(status_mod.render_status(rows))
+    return 0
+
+
+def _load_config(path: str | None) -> Any:
+    from run_job.config import load_config
+
+    config = load_config(path)
+    _configure_logging(config, debug=False)
+    return config
+
+
+def _become_if_root(config: Any) -> None:
+    """Root reads and writes state as the service user (so files stay theirs)."""
+    if os.geteuid() == 0 and config.user != "root":
+        from run_job.privileges import become
+
+        become(config.user)
+
+
+def _configure_logging(config: Any, debug: bool) -> None:
+    from run_job import logsetup
+
+    problems = logsetup.configure(config.logging, debug=debug)
+    if problems and (debug or logsetup.stderr_is_terminal()):
+        for problem in problems:
+            _error(f"warning: {problem}")
+
+
+def _run(opts: Options) -> int:
+    from run_job.cache import load_validated
+
+    config, job = load_validated(opts.config, opts.job)
+    _configure_logging(config, opts.debug)
+    from run_job import controller
+
+    return controller.run(config, job, slow_start=opts.slow_start)

@@ -1,0 +1,313 @@
+"""The controller of one run of ``run-job --job``: wires identity, lock, records,
+executor and alerts together, and returns the exit status of SPEC §4.
+
+Order of a run:
+
+1. refuse services; become the service user (before touching any file);
+2. take the job's flock (``lock.py``). Held by someone else: if that run's
+   run-job is alive the run is ``skipped`` (exit 75, 0 under
+   ``allow_overtime``). If it is gone, the run it supervised is marked
+   ``lost`` and its orphaned processes (found by their ``RUN_JOB_RUN_ID``
+   marker) are stopped — TERM, ``kill_grace``, KILL — so that no job runs on
+   unsupervised; then this run takes the lock and goes on;
+3. a ``running`` history entry left by a run whose run-job died (the lock
+   was free) is marked ``lost``;
+4. Slurm jobs: ``slurm_runner.precheck`` (a reason = skipped);
+5. run folder, ``status.json`` (running), ``latest``, history entry, start hooks;
+6. the executor (``supervise.execute`` or ``slurm_runner.execute``);
+7. final ``status.json`` and history, end alerts, retention.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from run_job import clock, history, lock, logsetup, records, supervise
+from run_job.errors import EXIT_CANNOT_RUN, EXIT_SKIPPED, ProcessControlError, RunRecordError
+from run_job.model import Config, Job
+
+
+def _user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def job_environment(base: dict[str, str], job: Job, run_id: str, run_dir: str) -> dict[str, str]:
+    """Inherited environment + the job's ``environment`` + ``RUN_JOB_*`` (pure)."""
+    env = dict(base)
+    env.update(job.environment)
+    env.update({
+        "RUN_JOB_NAME": job.slug,
+        "RUN_JOB_RUN_ID": run_id,
+        "RUN_JOB_RUN_DIR": run_dir,
+        "RUN_JOB_FILE": os.fspath(job.path),
+    })
+    return env
+
+
+def run(config: Config, job: Job, *, slow_start: bool = False) -> int:
+    """One run of ``job``; returns run-job's exit status. Raises ProcessControlError
+    for what stops a run before it starts (exit 125)."""
+    from run_job import privileges
+
+    if job.is_service:
+        raise ProcessControlError(
+            f"{job.slug} is a Slurm service, not a batch job; use"
+            f" 'sbatch-service start {job.slug}' (or stop/restart/status)")
+    identity_env = privileges.become(config.user)
+    supervise.install_signal_handlers()
+    commands, command_text = job.commands, job.command_text
+    if slow_start and job.slow_start_commands:
+        commands, command_text = job.slow_start_commands, job.slow_start_text or command_text
+    started = clock.now()
+    run_id = records.make_run_id(started, os.getpid())
+    my_start = supervise.proc_start_time(os.getpid())
+
+    lock_fd = lock.open_lock(lock.lock_path(config.run_directory, job.slug))
+    try:
+        acquired = lock.try_lock(lock_fd)
+        takeover_note = ""
+        if not acquired:
+            acquired, why = _take_over_lost_run(config, job, lock_fd)
+            if not acquired:
+                return _skip(config, job, command_text, why)
+            takeover_note = why
+        lock.write_holder(lock_fd, lock.format_holder(os.getpid(), my_start, run_id))
+        _mark_stale_running(config, job, exclude=run_id)
+        try:
+            return _run_locked(config, job, commands, command_text, run_id, started, my_start,
+                               lock_fd, identity_env, takeover_note)
+        finally:
+            try:  # an empty holder: nobody mistakes this run for a live one
+                os.ftruncate(lock_fd, 0)
+            except OSError:
+                pass
+    finally:
+        os.close(lock_fd)
+
+
+def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, run_id: str,
+                started: Any, my_start: int | None, lock_fd: int, identity_env: dict[str, str],
+                takeover_note: str) -> int:
+    slurm = None
+    if job.runner == "slurm":
+        try:
+            from run_job import slurm_runner as slurm  # type: ignore[no-redef]
+        except ImportError:
+            raise ProcessControlError(
+                f"{job.slug}: runner 'slurm': Slurm runner not available in this installation")
+        reason = slurm.precheck(config, job)  # SlurmUnreachable propagates: exit 125
+        if reason:
+            return _skip(config, job, command_text, reason)
+
+    run_dir = records.create_run_dir(config.output_directory, job.slug, run_id)
+    record = records.new_record(
+        job=job.slug, run_id=run_id, runner=job.runner, host=records.host_name(),
+        user=_user_name(), pid=os.getpid(), command=command_text, started_at=started,
+        job_file_sha256=job.sha256, run_dir=run_dir, supervisor_start_time=my_start,
+        reason=takeover_note)
+    records.write_status(run_dir, record, fsync=False)
+    records.point_latest(config.output_directory, job.slug, run_id)
+    history.update(config.state_directory, job.slug,
+                   lambda entries: history.upsert(entries, record, config.history_length),
+                   fsync=False)
+    logsetup.info("%s: run %s started (%s)", job.slug, run_id, "; ".join(command_text))
+    _alerts_start(config, job, record)
+
+    state = {"record": record}
+
+    def update_status(**fields: Any) -> None:
+        state["record"] = {**state["record"], **fields}
+        records.write_status(run_dir, state["record"], fsync=False)
+
+    from run_job.runtypes import ExecResult, RunContext
+
+    env = job_environment(dict(os.environ), job, run_id, run_dir)
+    workdir = job.working_directory or privileges_home(identity_env)
+    ctx = RunContext(
+        config=config, job=job, run_id=run_id, run_dir=_path(run_dir),
+        output_path=_path(os.path.join(run_dir, "output.log")), commands=commands,
+        command_text=command_text, environment=env, working_directory=_path(workdir),
+        update_status=update_status, stop_requested=supervise.stop_requested)
+    os.set_inheritable(lock_fd, True)  # the job's own tree holds the lock too
+    try:
+        if slurm is not None:
+            result = slurm.execute(ctx)
+        else:
+            result = supervise.execute(ctx)
+    except ProcessControlError as err:
+        result = ExecResult("failed", err.exit_status, reason=str(err))
+    except OSError as err:
+        result = ExecResult("failed", EXIT_CANNOT_RUN, reason=f"run-job could not run the job: {err}")
+    finally:
+        os.set_inheritable(lock_fd, False)
+    reason = "; ".join(r for r in (takeover_note, result.reason) if r)
+    final = records.finish_record(
+        state["record"], ended_at=clock.now(), outcome=result.outcome,
+        exit_code=result.exit_code, signal=result.signal, reason=reason,
+        slurm_job_id=result.slurm_job_id if result.slurm_job_id is not None
+        else state["record"].get("slurm_job_id"))
+    records.write_status(run_dir, final)
+    previous = history.update(config.state_directory, job.slug,
+                              lambda entries: history.upsert(entries, final, config.history_length))
+    previous = [e for e in previous if e.get("run_id") != run_id]
+    _log_end(job, final, result.exit_status)
+    alerts = _alerts_end(config, job, final, previous)
+    if alerts:
+        final = {**final, "alerts": alerts}
+        try:
+            records.write_status(run_dir, final)
+            history.update(config.state_directory, job.slug,
+                           lambda entries: history.upsert(entries, final, config.history_length))
+        except RunRecordError as err:
+            logsetup.error("%s: %s", job.slug, err)
+    for problem in records.prune_runs(config.output_directory, job.slug, run_id,
+                                      config.keep_runs, config.keep_days):
+        logsetup.warning("%s: %s", job.slug, problem)
+    return result.exit_status
+
+
+def privileges_home(identity_env: dict[str, str]) -> str:
+    from run_job.privileges import default_working_directory
+
+    return default_working_directory(identity_env.get("HOME"))
+
+
+def _path(text: str) -> Any:
+    from pathlib import Path
+
+    return Path(text)
+
+
+def _log_end(job: Job, record: dict[str, Any], status: int) -> None:
+    level = logsetup.INFO if record["outcome"] == "success" else logsetup.WARNING
+    logsetup.log(level, "%s: run %s %s (exit %s)%s", job.slug, record["run_id"],
+                 record["outcome"], status, f": {record['reason']}" if record["reason"] else "")
+
+
+def _alerts_start(config: Config, job: Job, record: dict[str, Any]) -> None:
+    try:
+        from run_job import alerts
+
+        alerts.on_start(config, job, dict(record))
+    except Exception as err:  # noqa: BLE001 - alerts never stop a run
+        logsetup.error("%s: start alerts failed: %s", job.slug, err)
+
+
+def _alerts_end(config: Config, job: Job, record: dict[str, Any],
+                previous: list[dict[str, Any]]) -> dict:
+    try:
+        from run_job import alerts
+
+        result = alerts.on_end(config, job, dict(record), previous)
+        return result if isinstance(result, dict) else {}
+    except Exception as err:  # noqa: BLE001 - alerts never hide the job's result
+        logsetup.error("%s: end alerts failed: %s", job.slug, err)
+        return {"error": str(err)}
+
+
+def _skip(config: Config, job: Job, command_text: tuple, reason: str) -> int:
+    """A skipped run: a history entry only (no folder, ``latest`` unchanged)."""
+    now = clock.now()
+    record = records.new_record(
+        job=job.slug, run_id=records.make_run_id(now, os.getpid()), runner=job.runner,
+        host=records.host_name(), user=_user_name(), pid=os.getpid(), command=command_text,
+        started_at=now, job_file_sha256=job.sha256, run_dir=None,
+        supervisor_start_time=None, outcome="skipped", reason=reason)
+    record = records.finish_record(record, ended_at=now, outcome="skipped", reason=reason)
+    status = 0 if job.allow_overtime else EXIT_SKIPPED
+    try:
+        previous = history.update(config.state_directory, job.slug,
+                                  lambda entries: history.upsert(entries, record,
+                                                                 config.history_length))
+    except RunRecordError as err:
+        logsetup.error("%s: %s", job.slug, err)
+        previous = []
+    logsetup.log(logsetup.INFO if job.allow_overtime else logsetup.WARNING,
+                 "%s: skipped: %s", job.slug, reason)
+    alerts = _alerts_end(config, job, record, previous)
+    if alerts:
+        record = {**record, "alerts": alerts}
+        try:
+            history.update(config.state_directory, job.slug,
+                           lambda entries: _replace_skipped(entries, record))
+        except RunRecordError:
+            pass
+    return status
+
+
+def _replace_skipped(entries: list[dict[str, Any]], record: dict[str, Any]) -> list[dict[str, Any]]:
+    out = list(entries)
+    for i in range(len(out) - 1, -1, -1):
+        if out[i].get("run_id") == record["run_id"] and out[i].get("outcome") == "skipped":
+            out[i] = record
+            break
+    return out
+
+
+def _take_over_lost_run(config: Config, job: Job, lock_fd: int) -> tuple[bool, str]:
+    """The lock is held. (True, note) if it belonged to a dead run-job whose
+    orphans were stopped and the lock is now ours; else (False, skip reason)."""
+    pid, start, run_id = lock.read_holder(lock_fd)
+    if pid is None or run_id is None or supervise.process_alive(pid, start):
+        who = f" (run-job pid {pid}, run {run_id})" if pid else ""
+        return False, f"the previous run is still running{who}"
+    count = supervise.sweep(run_id, job.kill_grace, own_tree=False)
+    note = (f"run-job of run {run_id} (pid {pid}) was gone; {count} orphaned"
+            f" process{'es' if count != 1 else ''} of it stopped (TERM, KILL after"
+            f" {job.kill_grace:g}s) before this run")
+    _mark_lost(config, job, run_id,
+               f"supervision lost: run-job (pid {pid}) died; {count} orphaned"
+               f" process{'es' if count != 1 else ''} stopped by the next run")
+    logsetup.warning("%s: %s", job.slug, note)
+    import time
+
+    deadline = time.monotonic() + 2.0
+    while True:
+        if lock.try_lock(lock_fd):
+            return True, note
+        if time.monotonic() >= deadline:
+            holders = lock.read_holder(lock_fd)
+            return False, (f"the lock is still held by processes of run {holders[2] or run_id}"
+                           " that carry no run marker; stop them by hand")
+        time.sleep(0.02)
+
+
+def _mark_lost(config: Config, job: Job, run_id: str, reason: str) -> None:
+    """Mark the run ``run_id`` lost in its status.json and the history (best effort)."""
+    now = clock.now()
+    found: dict[str, Any] = {}
+
+    def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = list(entries)
+        for i, entry in enumerate(out):
+            if entry.get("run_id") == run_id and entry.get("outcome") == "running":
+                out[i] = records.mark_lost(entry, reason, now)
+                found["record"] = out[i]
+        return out
+
+    try:
+        history.update(config.state_directory, job.slug, change)
+    except RunRecordError as err:
+        logsetup.error("%s: %s", job.slug, err)
+    run_dir = os.path.join(records.job_output_dir(config.output_directory, job.slug), run_id)
+    status = records.read_status(run_dir)
+    if status is not None and status.get("outcome") == "running":
+        try:
+            records.write_status(run_dir, records.mark_lost(status, reason, now))
+        except RunRecordError as err:
+            logsetup.error("%s: %s", job.slug, err)
+
+
+def _mark_stale_running(config: Config, job: Job, exclude: str) -> None:
+    """With the lock ours, any other ``running`` entry lost its run-job."""
+    for entry in history.read(config.state_directory, job.slug)[-5:]:
+        if entry.get("outcome") == "running" and entry.get("run_id") != exclude:
+            _mark_lost(config, job, entry["run_id"],
+                       f"supervision lost: run-job (pid {entry.get('pid')}) died and no"
+                       " process of the run was left")

@@ -1,0 +1,206 @@
+"""Run records (SPEC §5): run ids, run folders, ``latest``, ``status.json``, retention.
+
+Builders and decisions (``make_run_id``, ``new_record``, ``finish_record``,
+``runs_to_prune``) are pure; the rest writes files. ``status.json`` is only
+ever replaced atomically, so readers see a whole record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from run_job import clock
+from run_job.errors import RunRecordError
+
+OUTCOMES = ("running", "success", "failed", "timed_out", "killed", "skipped", "lost")
+FIELDS = ("job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "command",
+          "started_at", "ended_at", "duration_s", "exit_code", "signal", "outcome",
+          "reason", "job_file_sha256", "run_dir", "pgid", "supervisor_start_time", "alerts")
+RUN_DIR_MODE = 0o750
+FILE_MODE = 0o640
+_RUN_ID_TIME = "%Y%m%dT%H%M%S"
+
+
+def make_run_id(ts: datetime, pid: int) -> str:
+    """``20260102T030405.123456Z-4242``: sorts by start time, unique per host (pure)."""
+    ts = ts.astimezone(timezone.utc)
+    return f"{ts.strftime(_RUN_ID_TIME)}.{ts.microsecond:06d}Z-{pid}"
+
+
+def run_id_time(run_id: str) -> datetime | None:
+    """The start time encoded in a run id, or None if it is not one (pure)."""
+    head = run_id.split(".", 1)[0]
+    if len(head) != 15 or not run_id[16:22].isdigit():
+        return None
+    try:
+        ts = datetime.strptime(head, _RUN_ID_TIME).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return ts.replace(microsecond=int(run_id[16:22]))
+
+
+def new_record(*, job: str, run_id: str, runner: str, host: str, user: str, pid: int,
+               command: Iterable[str], started_at: datetime, job_file_sha256: str,
+               run_dir: str | None, supervisor_start_time: int | None,
+               outcome: str = "running", reason: str = "") -> dict[str, Any]:
+    """A record with every field of SPEC §5, as at the start of a run (pure)."""
+    return {
+        "job": job,
+        "run_id": run_id,
+        "runner": runner,
+        "host": host,
+        "user": user,
+        "pid": pid,
+        "slurm_job_id": None,
+        "command": list(command),
+        "started_at": clock.iso(started_at),
+        "ended_at": None,
+        "duration_s": None,
+        "exit_code": None,
+        "signal": None,
+        "outcome": outcome,
+        "reason": reason,
+        "job_file_sha256": job_file_sha256,
+        "run_dir": run_dir,
+        "pgid": None,
+        "supervisor_start_time": supervisor_start_time,
+        "alerts": {},
+    }
+
+
+def finish_record(record: dict[str, Any], *, ended_at: datetime, outcome: str,
+                  exit_code: int | None = None, signal: int | None = None,
+                  reason: str = "", **extra: Any) -> dict[str, Any]:
+    """The record at the end of a run (pure: returns a new dict)."""
+    done = dict(record)
+    started = clock.parse_iso(record.get("started_at"))
+    done.update(extra)
+    done.update({
+        "ended_at": clock.iso(ended_at),
+        "duration_s": round((ended_at - started).total_seconds(), 6) if started else None,
+        "outcome": outcome,
+        "exit_code": exit_code,
+        "signal": signal,
+        "reason": reason,
+    })
+    return done
+
+
+def to_json(record: Any) -> bytes:
+    return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def job_output_dir(output_directory: str | os.PathLike, slug: str) -> str:
+    return os.path.join(os.fspath(output_directory), slug)
+
+
+def create_run_dir(output_directory: str | os.PathLike, slug: str, run_id: str) -> str:
+    """Make ``<output_directory>/<slug>/<run_id>/`` (mode 0750)."""
+    parent = job_output_dir(output_directory, slug)
+    path = os.path.join(parent, run_id)
+    try:
+        os.makedirs(parent, mode=RUN_DIR_MODE, exist_ok=True)
+        os.mkdir(path, RUN_DIR_MODE)
+    except OSError as err:
+        raise RunRecordError(
+            f"cannot create the run folder {path}: {err.strerror}; output_directory must be"
+            " writable by the service user") from err
+    return path
+
+
+def point_latest(output_directory: str | os.PathLike, slug: str, run_id: str) -> None:
+    """Atomically point ``<slug>/latest`` at ``run_id`` (a relative symlink)."""
+    parent = job_output_dir(output_directory, slug)
+    tmp = os.path.join(parent, f".latest.tmp{os.getpid()}")
+    try:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        os.symlink(run_id, tmp)
+        os.replace(tmp, os.path.join(parent, "latest"))
+    except OSError as err:
+        raise RunRecordError(f"cannot update {parent}/latest: {err.strerror}") from err
+
+
+def write_status(run_dir: str, record: dict[str, Any], *, fsync: bool = True) -> None:
+    from run_job.atomic import write_atomic
+
+    path = os.path.join(run_dir, "status.json")
+    try:
+        write_atomic(path, to_json(record), FILE_MODE, fsync=fsync)
+    except OSError as err:
+        raise RunRecordError(f"cannot write {path}: {err.strerror}") from err
+
+
+def read_status(run_dir: str) -> dict[str, Any] | None:
+    """A run's status.json, or None if missing or damaged."""
+    try:
+        with open(os.path.join(run_dir, "status.json"), "rb") as f:
+            data = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def runs_to_prune(run_ids: Iterable[str], keep: str, now: datetime, keep_runs: int,
+                  keep_days: float | None) -> list[str]:
+    """Run folders to delete: beyond the newest ``keep_runs``, or older than
+    ``keep_days``; never ``keep`` (the current run) nor names that are not run
+    ids (pure)."""
+    runs = sorted((r for r in run_ids if run_id_time(r) is not None), reverse=True)
+    doomed = []
+    kept = 0
+    for run_id in runs:
+        if run_id == keep:
+            kept += 1
+            continue
+        too_many = kept >= keep_runs
+        too_old = (keep_days is not None
+                   and (now - run_id_time(run_id)).total_seconds() > keep_days * 86400)
+        if too_many or too_old:
+            doomed.append(run_id)
+        else:
+            kept += 1
+    return doomed
+
+
+def prune_runs(output_directory: str | os.PathLike, slug: str, keep: str, keep_runs: int,
+               keep_days: float | None) -> list[str]:
+    """Apply retention; problems are returned as messages, never raised."""
+    parent = job_output_dir(output_directory, slug)
+    try:
+        names = os.listdir(parent)
+    except OSError as err:
+        return [f"cannot list {parent}: {err.strerror}"]
+    doomed = runs_to_prune(names, keep, clock.now(), keep_runs, keep_days)
+    if not doomed:
+        return []
+    import shutil
+
+    problems = []
+    for run_id in doomed:
+        path = os.path.join(parent, run_id)
+        if os.path.islink(path):
+            continue
+        try:
+            shutil.rmtree(path)
+        except OSError as err:
+            problems.append(f"cannot remove old run folder {path}: {err.strerror}")
+    return problems
+
+
+def mark_lost(record: dict[str, Any], reason: str, ended_at: datetime) -> dict[str, Any]:
+    """A ``running`` record whose supervisor is gone, as ``lost`` (pure).
+
+    ``ended_at`` is when the loss was noticed: the real end is unknown.
+    """
+    return finish_record(record, ended_at=ended_at, outcome="lost",
+                         exit_code=None, signal=None, reason=reason)
+
+
+def host_name() -> str:
+    return os.uname().nodename

@@ -1,0 +1,351 @@
+"""``run-job --status``, ``--list-jobs``, ``--history`` and ``--kill-job``.
+
+Rows are built by pure functions from jobs and history entries (``job_row``,
+``status_row``) and rendered as text or as one JSON document described by
+``schemas/status.schema.json`` (field names of ``status.json``). An invalid
+job file is a row with ``valid: false`` and its problems, never a crash.
+A ``running`` entry whose run-job is gone is shown — and, when the state can
+be written, recorded — as ``lost``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from run_job import history, lock, records, supervise
+from run_job.errors import ProcessControlError
+
+STATUS_SCHEMA = "status.schema.json"
+
+
+# ---------------------------------------------------------------------------
+# Loading every job (through the validation cache)
+
+
+def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, list[str]]]:
+    """[(slug, path, Job or None, problems)] for every job file, sorted by slug."""
+    from run_job import cache
+    from run_job.jobs import classify
+
+    directory = os.fspath(config.job_directory)
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as err:
+        raise ProcessControlError(
+            f"cannot read job_directory {directory}: {err.strerror}") from err
+    out = []
+    for name in names:
+        kind = classify(name)
+        if kind == "ignored":
+            continue
+        path = os.path.join(directory, name)
+        slug = name[:-5]
+        if kind == "bad-name":
+            out.append((slug, path, None, [f"{name!r} is not a valid job file name"]))
+            continue
+        try:
+            _, job = cache.load_validated(config_path, slug, config=config)
+            out.append((slug, path, job, []))
+        except ProcessControlError as err:
+            out.append((slug, path, None, str(err).splitlines() or [type(err).__name__]))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Pure rows
+
+
+def job_row(slug: str, path: str, job: Any, problems: list[str]) -> dict[str, Any]:
+    """What --list-jobs shows of one job file (pure)."""
+    if job is None:
+        return {"job": slug, "file": path, "valid": False, "problems": problems,
+                "name": None, "description": None, "tags": [], "schedule": None,
+                "disabled": None, "runner": None, "service": None}
+    return {
+        "job": slug, "file": path, "valid": True, "problems": [],
+        "name": job.name, "description": job.description, "tags": list(job.tags),
+        "schedule": job.schedule, "disabled": job.disabled, "runner": job.runner,
+        "service": job.is_service,
+    }
+
+
+def status_row(base: dict[str, Any], entries: list[dict[str, Any]], alive: bool | None,
+               next_run: str | None) -> dict[str, Any]:
+    """--status of one job from its list row and history (pure).
+
+    ``alive``: whether the run-job of a trailing ``running`` entry still lives
+    (None when there is no such entry).
+    """
+    row = dict(base)
+    row["next_run"] = next_run
+    current = entries[-1] if entries and entries[-1].get("outcome") == "running" else None
+    if current is not None and alive is False:
+        current = None
+    row["running"] = current is not None
+    row["current"] = current
+    last = history.last_finished(entries)
+    row["last"] = last
+    row["consecutive_failures"] = history.consecutive_failures(entries)
+    return row
+
+
+def lost_reason(entry: dict[str, Any], lock_held: bool | None) -> str:
+    pid = entry.get("pid")
+    if lock_held:
+        return (f"supervision lost: run-job (pid {pid}) is gone; processes of the run still"
+                " hold the job's lock and will be stopped by the next run")
+    return f"supervision lost: run-job (pid {pid}) is gone"
+
+
+# ---------------------------------------------------------------------------
+# Effects: --status, --list-jobs, --history
+
+
+def _next_run(job: Any) -> str | None:
+    if job is None or not job.schedule or job.disabled:
+        return None
+    try:
+        from run_job.schedule import next_run
+
+        when = next_run(job.schedule)
+    except Exception:  # noqa: BLE001 - a bad schedule is shown by --validate
+        return None
+    return when.isoformat(timespec="seconds") if when is not None else None
+
+
+def collect_status(config: Any, config_path: str | None, only_running: bool = False) -> list[dict[str, Any]]:
+    rows = []
+    for slug, path, job, problems in load_all(config, config_path):
+        entries = history.read(config.state_directory, slug)
+        alive = None
+        if entries and entries[-1].get("outcome") == "running":
+            entry = entries[-1]
+            alive = supervise.process_alive(entry.get("pid"), entry.get("supervisor_start_time"))
+            if not alive:
+                entries = entries[:-1] + [_record_lost(config, slug, entry)]
+        row = status_row(job_row(slug, path, job, problems), entries, alive, _next_run(job))
+        if only_running and not row["running"]:
+            continue
+        rows.append(row)
+    return rows
+
+
+def _record_lost(config: Any, slug: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Mark a running entry whose run-job is gone as lost (best effort)."""
+    from run_job import clock
+
+    held = lock.is_locked(lock.lock_path(config.run_directory, slug))
+    lost = records.mark_lost(entry, lost_reason(entry, held), clock.now())
+
+    def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = list(entries)
+        for i, e in enumerate(out):
+            if e.get("run_id") == entry.get("run_id") and e.get("outcome") == "running":
+                out[i] = lost
+        return out
+
+    try:
+        history.update(config.state_directory, slug, change)
+        run_dir = entry.get("run_dir")
+        if run_dir:
+            status = records.read_status(run_dir)
+            if status is not None and status.get("outcome") == "running":
+                records.write_status(run_dir, records.mark_lost(status, lost["reason"], clock.now()))
+    except (ProcessControlError, OSError):
+        pass  # --status by a user who may not write the state: show it all the same
+    return lost
+
+
+def list_jobs(config: Any, config_path: str | None, only_running: bool = False) -> list[dict[str, Any]]:
+    if only_running:
+        return [{k: v for k, v in row.items() if k not in ("current", "last", "next_run",
+                                                           "consecutive_failures", "running")}
+                for row in collect_status(config, config_path, only_running=True)]
+    return [job_row(*item) for item in load_all(config, config_path)]
+
+
+def _when(text: str | None) -> str:
+    from run_job import clock
+
+    ts = clock.parse_iso(text)
+    if ts is None:
+        return "-"
+    return ts.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _dur(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def render_status(rows: list[dict[str, Any]]) -> str:
+    """Text of --status (pure but for the local time zone)."""
+    if not rows:
+        return "no jobs\n"
+    out = []
+    for row in rows:
+        title = row["job"] + (f": {row['name']}" if row.get("name") else "")
+        if row.get("tags"):
+            title += f"  [{', '.join(row['tags'])}]"
+        out.append(title)
+        if not row["valid"]:
+            out.append("  INVALID: " + (row["problems"][0] if row["problems"] else "invalid"))
+            for more in row["problems"][1:4]:
+                out.append("           " + more)
+            out.append("")
+            continue
+        if row.get("description"):
+            out.append("  " + " ".join(str(row["description"]).split()))
+        if row.get("service"):
+            sched = "Slurm service (sbatch-service)"
+        elif row.get("schedule"):
+            sched = row["schedule"] + (" (disabled)" if row.get("disabled") else "")
+            if row.get("next_run"):
+                sched += f", next run {_when(row['next_run'])}"
+        else:
+            sched = "not scheduled"
+        out.append(f"  schedule: {sched}")
+        current = row.get("current")
+        if current:
+            extra = f", Slurm job {current['slurm_job_id']}" if current.get("slurm_job_id") else ""
+            out.append(f"  running:  pid {current.get('pid')} since {_when(current.get('started_at'))}"
+                       f" (run {current.get('run_id')}{extra})")
+        last = row.get("last")
+        if last:
+            out.append(f"  last run: {last.get('outcome')} at {_when(last.get('started_at'))},"
+                       f" {_dur(last.get('duration_s'))}" +
+                       (f", exit {last['exit_code']}" if last.get("exit_code") not in (None, 0) else "") +
+                       (f" — {last['reason']}" if last.get("reason") else ""))
+        else:
+            out.append("  last run: never")
+        if row["consecutive_failures"]:
+            out.append(f"  consecutive failures: {row['consecutive_failures']}")
+        out.append("")
+    return "\n".join(out)
+
+
+def render_list(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    width = max(len(r["job"]) for r in rows)
+    lines = []
+    for row in rows:
+        if not row["valid"]:
+            lines.append(f"{row['job']:<{width}}  (invalid: {row['problems'][0] if row['problems'] else ''})")
+        else:
+            lines.append(f"{row['job']:<{width}}  {row.get('name') or ''}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def render_history(slug: str, entries: list[dict[str, Any]]) -> str:
+    if not entries:
+        return f"{slug}: no runs recorded\n"
+    lines = [f"{'run_id':<30} {'outcome':<9} {'started':<24} {'duration':>9} {'exit':>4}  reason"]
+    for e in entries:
+        code = e.get("exit_code")
+        code = "-" if code is None else str(code)
+        lines.append(f"{e.get('run_id', ''):<30} {e.get('outcome', ''):<9} "
+                     f"{_when(e.get('started_at')):<24} {_dur(e.get('duration_s')):>9} {code:>4}  "
+                     f"{e.get('reason') or ''}")
+    return "\n".join(lines) + "\n"
+
+
+def document(kind: str, **content: Any) -> dict[str, Any]:
+    """The --json document (pure)."""
+    from run_job import __version__
+
+    return {"kind": kind, "version": __version__, **content}
+
+
+# ---------------------------------------------------------------------------
+# --kill-job
+
+
+def kill_job(config: Any, job: Any, *, wait: float | None = None) -> tuple[int, str]:
+    """Stop the running run of ``job`` and its whole tree: (exit status, message)."""
+    slug = job.slug
+    entries = history.read(config.state_directory, slug)
+    current = entries[-1] if entries and entries[-1].get("outcome") == "running" else None
+    lock_file = lock.lock_path(config.run_directory, slug)
+    held = lock.is_locked(lock_file)
+    pid, start, run_id = lock.read_holder(lock_file)
+    if current is None and not held:
+        return 1, f"{slug}: no run is running"
+    if current is not None:
+        run_id = run_id or current.get("run_id")
+        pid = pid or current.get("pid")
+        start = start if start is not None else current.get("supervisor_start_time")
+    if current is not None and current.get("runner") == "slurm":
+        try:
+            from run_job import slurm_runner  # type: ignore[attr-defined]
+
+            slurm_runner.kill(config, job, current)
+        except ImportError:
+            pass
+    grace = job.kill_grace
+    if supervise.process_alive(pid, start):
+        # The supervisor forwards the signal, sweeps the tree and records `killed`.
+        _write_kill_request(current)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        except PermissionError as err:
+            raise ProcessControlError(
+                f"{slug}: cannot signal run-job pid {pid}: {err.strerror}; run --kill-job as the"
+                " service user or root") from err
+        deadline = time.monotonic() + (wait if wait is not None else grace + 30)
+        while supervise.process_alive(pid, start) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if supervise.process_alive(pid, start):
+            os.kill(pid, signal.SIGKILL)  # it will not stop: the tree is swept below
+        else:
+            return 0, f"{slug}: run {run_id} killed"
+    # No live supervisor: stop the orphans ourselves and record the end.
+    count = supervise.sweep(run_id, grace, own_tree=False) if run_id else 0
+    if current is not None:
+        _record_killed(config, slug, current, count)
+    if count == 0 and current is None:
+        return 1, f"{slug}: no run is running"
+    return 0, f"{slug}: run {run_id} killed ({count} process{'es' if count != 1 else ''} stopped)"
+
+
+def _write_kill_request(current: dict[str, Any] | None) -> None:
+    """Leave a note for the supervisor so that its reason names --kill-job."""
+    if not current or not current.get("run_dir"):
+        return
+    try:
+        from run_job.atomic import write_atomic
+
+        write_atomic(os.path.join(current["run_dir"], ".kill-request"),
+                     f"{os.getpid()}\n".encode(), 0o640, fsync=False)
+    except OSError:
+        pass
+
+
+def _record_killed(config: Any, slug: str, entry: dict[str, Any], count: int) -> None:
+    from run_job import clock
+
+    reason = (f"stopped by run-job --kill-job ({count} process{'es' if count != 1 else ''});"
+              " its run-job was gone")
+    done = records.finish_record(entry, ended_at=clock.now(), outcome="killed",
+                                 signal=signal.SIGTERM, reason=reason)
+
+    def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [done if e.get("run_id") == entry.get("run_id") and e.get("outcome") == "running"
+                else e for e in entries]
+
+    try:
+        history.update(config.state_directory, slug, change)
+        if entry.get("run_dir"):
+            records.write_status(entry["run_dir"], done)
+    except ProcessControlError:
+        pass

@@ -76,9 +76,128 @@ def _describe(schema: Any) -> str:
     return ""
 
 
+def _accepts(schema: Any, value: Any) -> bool:
+    """A fast, conservative check for the subset of JSON Schema our schemas use.
+
+    True only when ``value`` is certainly valid; False means "ask jsonschema",
+    which stays the authority on every error and its wording. Any keyword this
+    function does not know makes it answer False. It exists because jsonschema
+    costs most of the time of validating a large job directory.
+    """
+    if schema is True:
+        return True
+    if not isinstance(schema, dict):
+        return False
+    for keyword, expected in schema.items():
+        if keyword in _ANNOTATIONS:
+            continue
+        check = _CHECKS.get(keyword)
+        if check is None or not check(expected, value, schema):
+            return False
+    return True
+
+
+def _type_ok(expected: Any, value: Any, _schema: dict) -> bool:
+    names = expected if isinstance(expected, list) else (expected,)
+    for name in names:
+        if name == "string" and isinstance(value, str):
+            return True
+        if name == "object" and isinstance(value, dict):
+            return True
+        if name == "array" and isinstance(value, list):
+            return True
+        if name == "boolean" and isinstance(value, bool):
+            return True
+        if name == "null" and value is None:
+            return True
+        if name == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if name == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True
+    return False
+
+
+def _properties_ok(expected: dict, value: Any, _schema: dict) -> bool:
+    if not isinstance(value, dict):
+        return True
+    for key, sub in expected.items():
+        if key in value and not _accepts(sub, value[key]):
+            return False
+    return True
+
+
+def _additional_ok(expected: Any, value: Any, schema: dict) -> bool:
+    if not isinstance(value, dict):
+        return True
+    known = schema.get("properties", {})
+    for key, item in value.items():
+        if key in known:
+            continue
+        if expected is False or not _accepts(expected, item):
+            return False
+    return True
+
+
+def _pattern_ok(expected: str, value: Any, _schema: dict) -> bool:
+    if not isinstance(value, str):
+        return True
+    return _compiled(expected).search(value) is not None
+
+
+@lru_cache(maxsize=None)
+def _compiled(pattern: str) -> Any:
+    import re
+
+    return re.compile(pattern)
+
+
+def _one_of_ok(expected: list, value: Any, _schema: dict) -> bool:
+    return sum(1 for sub in expected if _accepts(sub, value)) == 1 and all(
+        _decidable(sub) for sub in expected)
+
+
+def _decidable(schema: Any) -> bool:
+    """oneOf needs "exactly one": only trust branches whose False is a real no."""
+    return isinstance(schema, dict) and set(schema) <= {"type", "description", "minLength", "minimum",
+                                                        "maximum", "pattern", "items", "minItems"}
+
+
+def _items_ok(expected: Any, value: Any, _schema: dict) -> bool:
+    return not isinstance(value, list) or all(_accepts(expected, item) for item in value)
+
+
+def _bound(test: Any) -> Any:
+    def check(expected: Any, value: Any, _schema: dict) -> bool:
+        return not isinstance(value, (int, float)) or isinstance(value, bool) or test(value, expected)
+    return check
+
+
+_CHECKS = {
+    "type": _type_ok,
+    "properties": _properties_ok,
+    "additionalProperties": _additional_ok,
+    "required": lambda expected, value, _s: not isinstance(value, dict) or all(k in value for k in expected),
+    "enum": lambda expected, value, _s: any(value == e and type(value) is type(e) for e in expected),
+    "pattern": _pattern_ok,
+    "minLength": lambda expected, value, _s: not isinstance(value, str) or len(value) >= expected,
+    "maxLength": lambda expected, value, _s: not isinstance(value, str) or len(value) <= expected,
+    "minItems": lambda expected, value, _s: not isinstance(value, list) or len(value) >= expected,
+    "items": _items_ok,
+    "oneOf": _one_of_ok,
+    "minimum": _bound(lambda v, e: v >= e),
+    "maximum": _bound(lambda v, e: v <= e),
+    "exclusiveMinimum": _bound(lambda v, e: v > e),
+    "propertyNames": lambda expected, value, _s: not isinstance(value, dict) or all(
+        _accepts(expected, k) for k in value),
+}
+_ANNOTATIONS = {"description", "title", "$schema", "$id", "definitions"}
+
+
 def problems_from_schema(name: str, data: Any, loaded: Loaded, filename: str,
                          base_path: tuple = ()) -> list[Problem]:
     """Validate ``data`` against schema ``name``; every error as a Problem."""
+    if _accepts(load_schema(name), data):
+        return []
     out: list[Problem] = []
     for error in validator(name).iter_errors(data):
         path = base_path + tuple(error.absolute_path)

@@ -55,7 +55,12 @@ def _load_config_for(report: _Report, config_path: str | None):
     """The config to validate against; its own problems are part of the report."""
     from run_job.config import build_config, default_settings
 
-    source = locate_config(config_path)
+    try:
+        source = locate_config(config_path)
+    except ConfigError as err:  # a named config that is missing: a finding like any other
+        name = config_path or "(config)"
+        report.add(name, "config", None, [Problem(name, str(err).removeprefix(f"{name}: "))])
+        return None
     if source is None:
         return build_config(default_settings(), None, "")
     config, problems = read_config(source)
@@ -68,6 +73,12 @@ def _load_config_for(report: _Report, config_path: str | None):
 def collect(config_path: str | None, targets: list[str]) -> _Report:
     report = _Report()
     config = _load_config_for(report, config_path)
+    if config is None:
+        if not targets:
+            return report  # no job directory to scan without a config
+        from run_job.config import build_config, default_settings
+
+        config = build_config(default_settings(), None, "")
     if not targets:
         _add_scan(report, scan_job_directory(config))
         return report

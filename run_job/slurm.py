@@ -23,7 +23,9 @@ from __future__ import annotations
 import math
 import re
 import shlex
-from typing import Iterable, Mapping, Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost, see model.py)
+    from typing import Iterable, Mapping, Sequence
 
 from run_job.errors import EXIT_TIMEOUT, SlurmError
 

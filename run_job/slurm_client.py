@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Mapping, Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost, see model.py)
+    from typing import Mapping, Sequence
 
 from run_job.errors import SlurmError, SlurmUnreachable
 from run_job.slurm import (SQUEUE_FORMAT, QueueEntry, SlurmJob, parse_sbatch_parsable,

@@ -28,7 +28,9 @@ constraints, comment, mail, signal, nice, licenses and the like.
 
 from __future__ import annotations
 
-from typing import Sequence
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost, see model.py)
+    from typing import Sequence
 
 # Every long option sbatch 22.05 knows (man page, --help, and the hidden
 # aliases found by trying them), mapped to how it takes a value:

@@ -1,0 +1,190 @@
+"""slurm_runner.execute/precheck/kill on the real cluster, with a RunContext
+built here (the controller's part stubbed by a dict): the executor's own
+contract, independent of the run-job command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from run_job.errors import SlurmUnreachable
+from run_job.model import Config, Job, JobSlurm, SlurmConfig
+from run_job.runtypes import RunContext
+from run_job import slurm_runner
+from run_job.slurm_client import SlurmClient
+
+SLUG = "pc-direct"
+
+
+def make_config(tmp_path: Path, **slurm) -> Config:
+    base = tmp_path / "pc root; 'x' %j"
+    for sub in ("jobs", "out", "state", "run"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    return Config(source=None, job_directory=base / "jobs", output_directory=base / "out",
+                  state_directory=base / "state", run_directory=base / "run",
+                  output_crontab="console", user="root", runner_path="run-job",
+                  service_runner_path="sbatch-service", slurm=SlurmConfig(**slurm))
+
+
+def make_job(config: Config, commands, *, slug=SLUG, **kw) -> Job:
+    return Job(slug=slug, path=config.job_directory / f"{slug}.yaml", sha256="0" * 64,
+               commands=tuple(tuple(c) for c in commands),
+               command_text=tuple(" ".join(c) for c in commands), runner="slurm", **kw)
+
+
+class Run:
+    """A run folder and the controller's side of the context."""
+
+    def __init__(self, config: Config, job: Job, *, stop_after: float | None = None,
+                 environment: dict | None = None):
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns()}"
+        self.run_dir = config.output_directory / job.slug / self.run_id
+        self.run_dir.mkdir(parents=True)
+        self.status: dict = {}
+        self.updates: list[dict] = []
+        self.stop_at = None if stop_after is None else time.monotonic() + stop_after
+        env = dict(os.environ)
+        env.update(dict(job.environment))
+        env.update({"RUN_JOB_NAME": job.slug, "RUN_JOB_RUN_ID": self.run_id,
+                    "RUN_JOB_RUN_DIR": str(self.run_dir), "RUN_JOB_FILE": str(job.path)})
+        env.update(environment or {})
+        self.ctx = RunContext(
+            config=config, job=job, run_id=self.run_id, run_dir=self.run_dir,
+            output_path=self.run_dir / "output.log", commands=job.commands,
+            command_text=job.command_text, environment=env,
+            working_directory=job.working_directory or self.run_dir,
+            update_status=self.update, stop_requested=self.stop)
+
+    def update(self, **fields):
+        self.updates.append(dict(fields))
+        self.status.update(fields)
+
+    def stop(self):
+        if self.stop_at is not None and time.monotonic() >= self.stop_at:
+            return 15
+        return None
+
+    @property
+    def output(self) -> bytes:
+        return (self.run_dir / "output.log").read_bytes()
+
+
+@pytest.fixture
+def client(slurm_env, monkeypatch):
+    # the runner's own SlurmClient() reads os.environ
+    monkeypatch.setenv("SLURM_CONF", slurm_env["SLURM_CONF"])
+    return SlurmClient(environ=slurm_env)
+
+
+def test_success_output_and_job_id(tmp_path, client):
+    config = make_config(tmp_path)
+    job = make_job(config, [["echo", "hello; 'world' %j"], ["sh", "-c", "echo second >&2"]])
+    run = Run(config, job)
+    res = slurm_runner.execute(run.ctx, client=client)
+    assert (res.outcome, res.exit_status, res.exit_code) == ("success", 0, 0), res.reason
+    assert run.output == b"hello; 'world' %j\nsecond\n"
+    assert run.updates[0] == {"slurm_job_id": res.slurm_job_id}
+    found = client.show_job(res.slurm_job_id)
+    assert found is not None and found.state == "COMPLETED"
+    assert found.name == f"{SLUG}.run-job"
+
+
+def test_first_failure_exit_3(tmp_path, client):
+    config = make_config(tmp_path)
+    job = make_job(config, [["sh", "-c", "echo one; exit 3"], ["echo", "never"]])
+    run = Run(config, job)
+    res = slurm_runner.execute(run.ctx, client=client)
+    assert (res.outcome, res.exit_status, res.exit_code) == ("failed", 3, 3)
+    assert "command 1" in res.reason
+    assert run.output == b"one\n"
+    assert client.show_job(res.slurm_job_id).exit_code == 3
+
+
+def test_not_found_127(tmp_path, client):
+    config = make_config(tmp_path)
+    job = make_job(config, [["/nonexistent/cmd x"]])
+    res = slurm_runner.execute(Run(config, job).ctx, client=client)
+    assert (res.outcome, res.exit_status) == ("failed", 127)
+
+
+def test_environment_and_working_directory(tmp_path, client):
+    config = make_config(tmp_path)
+    wd = tmp_path / "work dir; $(x)"
+    wd.mkdir()
+    job = make_job(config, [["sh", "-c", 'printf "%s|%s|%s|%s" "$GREETING" "$RUN_JOB_NAME" "$PWD" "$ODD"']],
+                   environment=(("GREETING", "it's \"quoted\" $HOME ;"), ("ODD", "a\nb")),
+                   working_directory=wd)
+    run = Run(config, job)
+    res = slurm_runner.execute(run.ctx, client=client)
+    assert res.outcome == "success", res.reason
+    assert run.output.decode() == f"it's \"quoted\" $HOME ;|{SLUG}|{wd}|a\nb"
+
+
+def test_partition(tmp_path, client):
+    config = make_config(tmp_path, partition="debug")
+    job = make_job(config, [["true"]], slurm=JobSlurm(partition="pc-alt", options=("--comment=a b",)))
+    res = slurm_runner.execute(Run(config, job).ctx, client=client)
+    assert client.show_job(res.slurm_job_id).partition == "pc-alt"
+    job = make_job(config, [["true"]])
+    res = slurm_runner.execute(Run(config, job).ctx, client=client)
+    assert client.show_job(res.slurm_job_id).partition == "debug"
+
+
+def test_timeout_cancels_in_slurm(tmp_path, client):
+    config = make_config(tmp_path)
+    job = make_job(config, [["sleep", "60"]], timeout=2.0, kill_grace=2.0)
+    run = Run(config, job)
+    t0 = time.monotonic()
+    res = slurm_runner.execute(run.ctx, client=client)
+    took = time.monotonic() - t0
+    assert (res.outcome, res.exit_status) == ("timed_out", 124), res.reason
+    assert took < 15, took
+    found = client.show_job(res.slurm_job_id)
+    assert found.state == "CANCELLED" and not found.active
+    assert found.time_limit == "00:01:00"
+    assert "slurm_pending_s" in run.status
+
+
+def test_stop_requested_cancels(tmp_path, client):
+    config = make_config(tmp_path)
+    job = make_job(config, [["sleep", "60"]], kill_grace=2.0)
+    run = Run(config, job, stop_after=1.5)
+    res = slurm_runner.execute(run.ctx, client=client)
+    assert (res.outcome, res.exit_status, res.signal) == ("killed", 143, 15)
+    assert not client.show_job(res.slurm_job_id).active
+
+
+def test_precheck_and_kill(tmp_path, client):
+    config = make_config(tmp_path)
+    job = make_job(config, [["sleep", "60"]], slug="pc-direct-kill", kill_grace=2.0)
+    run = Run(config, job)
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("res", slurm_runner.execute(run.ctx, client=client)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "slurm_job_id" not in run.status and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reason = slurm_runner.precheck(config, job, client=client)
+        assert reason and run.status["slurm_job_id"] in reason
+        assert run.status["slurm_job_id"] in slurm_runner.describe(run.status, client=client)
+        assert slurm_runner.kill(config, job, dict(run.status), client=client) is True
+    finally:
+        thread.join(30)
+    res = box["res"]
+    assert (res.outcome, res.exit_status, res.signal) == ("killed", 143, 15), res.reason
+    assert slurm_runner.precheck(config, job, client=client) is None
+    assert slurm_runner.kill(config, job, dict(run.status), client=client) is False
+
+
+def test_unreachable_precheck(tmp_path, dead_slurm_env):
+    config = make_config(tmp_path)
+    job = make_job(config, [["true"]])
+    with pytest.raises(SlurmUnreachable):
+        slurm_runner.precheck(config, job, client=SlurmClient(environ=dead_slurm_env, timeout=30))

@@ -211,6 +211,16 @@ def word_error(error: Any, path: tuple, loaded: Loaded, filename: str) -> list[P
     kind = error.validator
     line, column = loaded.position(path)
     where = key_path(path)
+    if "propertyNames" in error.relative_schema_path and isinstance(error.instance, str):
+        bad = error.instance
+        kline, kcolumn = loaded.position(path + (bad,))
+        enum = error.validator_value if kind == "enum" else None
+        if enum:
+            close = difflib.get_close_matches(bad, [str(e) for e in enum], n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(map(str, enum))}"
+            return [Problem(filename, f"unknown key '{bad}'{hint}", kline, kcolumn, key_path(path + (bad,)))]
+        return [Problem(filename, f"'{bad}' is not allowed as a name here: {error.message}", kline, kcolumn,
+                        key_path(path + (bad,)))]
     if kind == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         instance = error.instance if isinstance(error.instance, dict) else {}

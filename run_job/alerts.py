@@ -4,7 +4,8 @@ The decisions are pure functions of the run record and the job's history
 (``classify``, ``consecutive_failures``, ``should_mail``, ``mail_kind``,
 ``is_recovery``, ``events_for``); ``on_start`` and ``on_end`` are the two
 entry points the controller calls, and they never raise: a broken mailer or
-hook is logged (logger ``process-control``) and recorded in the dict that
+hook is logged (``logsetup``: the ``process-control`` logger when the config
+has a ``logging`` section, else stderr) and recorded in the dict that
 becomes ``status.json``'s ``alerts``, and never changes the run's outcome.
 
 Streak rules (docs/alerts.md): ``failed``, ``timed_out``, ``killed``,
@@ -16,19 +17,18 @@ nor break it.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from run_job import logsetup as log
 from run_job.model import Config, Job
 
 # ``mail`` (smtplib, ssl, email) and ``hooks`` (subprocess) are imported only
 # when a mail is due or an event folder exists: most runs need neither, and
 # every cron run of ``run-job --job`` pays for what is imported here.
 
-log = logging.getLogger("process-control")
 
 FAILURE_OUTCOMES = frozenset({"failed", "timed_out", "killed", "lost"})
 
@@ -206,7 +206,7 @@ def _send_mail(config: Config, job: Job, record: Mapping[str, Any], kind: str,
             log.error("mail: %s mail for job %s not sent: %s", kind, job.slug, err)
         else:
             result["error"] = f"{type(err).__name__}: {err}"
-            log.exception("mail: %s mail for job %s not sent", kind, job.slug)
+            log.error("mail: %s mail for job %s not sent: %s", kind, job.slug, result["error"])
     result["duration_s"] = round(time.monotonic() - started, 3)
     return result
 
@@ -234,8 +234,8 @@ def on_start(config: Config, job: Job, record: dict) -> None:
     """Fire the ``start`` hooks. Never raises."""
     try:
         _run_hooks(config, job, "start", record)
-    except Exception:  # noqa: BLE001
-        log.exception("alerts: start hooks of %s failed", job.slug)
+    except Exception as err:  # noqa: BLE001
+        log.error("alerts: start hooks of %s failed: %s: %s", job.slug, type(err).__name__, err)
 
 
 def on_end(config: Config, job: Job, record: dict, previous: list[dict]) -> dict:
@@ -271,6 +271,6 @@ def on_end(config: Config, job: Job, record: dict, previous: list[dict]) -> dict
         for event in alerts["events"]:
             alerts["hooks"].extend(_run_hooks(config, job, event, record))
     except Exception as err:  # noqa: BLE001 - alerts must never break a run
-        log.exception("alerts: %s: %s", job.slug, err)
+        log.error("alerts: %s: %s: %s", job.slug, type(err).__name__, err)
         alerts["error"] = f"{type(err).__name__}: {err}"
     return alerts

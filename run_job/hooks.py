@@ -12,7 +12,6 @@ of here: every problem is logged and returned as data.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import signal
@@ -23,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Mapping
 
-log = logging.getLogger("process-control")
+from run_job import logsetup as log
+
 
 HOOK_TIMEOUT = 30.0  # seconds per hook
 HOOK_KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL to the hook's group
@@ -248,5 +248,5 @@ def run_hooks(hooks_directory: Path | None, event: str, record: Mapping, *, user
                 kill_grace=HOOK_KILL_GRACE if kill_grace is None else kill_grace))
         return results
     except Exception as err:  # noqa: BLE001 - a hook must never break a run
-        log.exception("hooks: %s hooks failed unexpectedly: %s", event, err)
+        log.error("hooks: %s hooks failed unexpectedly: %s: %s", event, type(err).__name__, err)
         return [HookResult(event, "", error=f"internal error: {err}")]

@@ -21,8 +21,6 @@ import pytest
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed")
 
-from conftest import Site  # noqa: E402
-
 HOST = "127.0.0.1"
 SLUG = "fail_mail-job"
 
@@ -53,9 +51,17 @@ def smtp():
     controller.stop()
 
 
-def make_site(tmp_path: Path, port: int, timeout: str = "10s", **settings) -> Site:
-    return Site(tmp_path / "si te; 'x' 100%",
-                mail={"smtp_host": HOST, "smtp_port": port, "timeout": timeout}, **settings)
+@pytest.fixture
+def make_site(tmp_path, site):
+    """Sites with mail settings: tests/conftest.py's ``Site`` (reached through its
+    fixture: another ``conftest`` module may shadow the name on sys.path)."""
+    site_class = type(site)
+
+    def make(port: int, timeout: str = "10s", **settings):
+        return site_class(tmp_path / "si te; 'x' 100%",
+                          mail={"smtp_host": HOST, "smtp_port": port, "timeout": timeout},
+                          **settings)
+    return make
 
 
 # The job fails while the flag file exists, and prints 80 lines first.
@@ -69,17 +75,17 @@ failure_threshold_for_mail: {threshold}
 """
 
 
-def add_job(site: Site, flag: Path, threshold: int = 1) -> None:
+def add_job(site, flag: Path, threshold: int = 1) -> None:
     site.job(SLUG, JOB.format(python=sys.executable, flag=flag, threshold=threshold))
 
 
-def latest_status(site: Site) -> dict:
+def latest_status(site) -> dict:
     return json.loads((site.output / SLUG / "latest" / "status.json").read_text())
 
 
-def test_failure_mail_and_exit_status(tmp_path, smtp):
+def test_failure_mail_and_exit_status(tmp_path, smtp, make_site):
     handler, port = smtp
-    site = make_site(tmp_path, port)
+    site = make_site(port)
     flag = tmp_path / "fail flag"
     flag.touch()
     add_job(site, flag)
@@ -97,9 +103,9 @@ def test_failure_mail_and_exit_status(tmp_path, smtp):
     assert lines == [f"line {i}" for i in range(31, 81)]
 
 
-def test_threshold_and_recovery_across_runs(tmp_path, smtp):
+def test_threshold_and_recovery_across_runs(tmp_path, smtp, make_site):
     handler, port = smtp
-    site = make_site(tmp_path, port)
+    site = make_site(port)
     flag = tmp_path / "flag"
     flag.touch()
     add_job(site, flag, threshold=2)
@@ -116,8 +122,8 @@ def test_threshold_and_recovery_across_runs(tmp_path, smtp):
     assert len(handler.messages) == 2  # one recovery mail only
 
 
-def test_smtp_down_leaves_exit_status_alone(tmp_path):
-    site = make_site(tmp_path, free_port())
+def test_smtp_down_leaves_exit_status_alone(tmp_path, make_site):
+    site = make_site(free_port())
     flag = tmp_path / "flag"
     flag.touch()
     add_job(site, flag)
@@ -134,11 +140,11 @@ def test_smtp_down_leaves_exit_status_alone(tmp_path):
     assert site.run_job("--job", SLUG).returncode == 0
 
 
-def test_silent_smtp_server_is_bounded(tmp_path):
+def test_silent_smtp_server_is_bounded(tmp_path, make_site):
     with socket.socket() as silent:
         silent.bind((HOST, 0))
         silent.listen(8)  # accepts (kernel backlog), never answers
-        site = make_site(tmp_path, silent.getsockname()[1], timeout="1s")
+        site = make_site(silent.getsockname()[1], timeout="1s")
         flag = tmp_path / "flag"
         flag.touch()
         add_job(site, flag)
@@ -151,7 +157,7 @@ def test_silent_smtp_server_is_bounded(tmp_path):
     assert mail["sent"] is False and "did not answer within 1 s" in mail["error"]
 
 
-def test_hooks_fire_with_the_run_variables(tmp_path):
+def test_hooks_fire_with_the_run_variables(tmp_path, make_site):
     hooks_dir = tmp_path / "hoo ks"
     out = tmp_path / "hook-out"
     out.mkdir()
@@ -167,7 +173,7 @@ def test_hooks_fire_with_the_run_variables(tmp_path):
         hook.chmod(0o755)
     for folder in (hooks_dir, hooks_dir / "start", hooks_dir / "failure"):
         folder.chmod(0o755)
-    site = make_site(tmp_path, free_port(), hooks_directory=str(hooks_dir))
+    site = make_site(free_port(), hooks_directory=str(hooks_dir))
     flag = tmp_path / "flag"
     flag.touch()
     add_job(site, flag)

@@ -28,7 +28,7 @@ installed=0
 cleanup() {
     local rc=$?
     if ((installed)); then
-        apt-get purge -y -qq process-control >/dev/null 2>&1 || true
+        apt-get purge -y -qq -o Dpkg::Use-Pty=0 process-control >/dev/null 2>&1 || true
     fi
     rm -rf "$work"
     exit $rc
@@ -36,12 +36,12 @@ cleanup() {
 trap cleanup EXIT
 
 say "build dependencies"
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends \
+apt-get update -qq || echo "apt-get update failed; trying with the package lists at hand" >&2
+apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
     build-essential debhelper dh-python python3-all python3-setuptools \
     pybuild-plugin-pyproject python3-yaml python3-jsonschema \
     python3-croniter python3-filelock python3-pytest python3-aiosmtpd \
-    lintian adduser cron man-db >"$work/apt-deps.log" 2>&1 \
+    lintian adduser cron man-db logrotate bash-completion >"$work/apt-deps.log" 2>&1 \
     || { tail -n 30 "$work/apt-deps.log"; die "could not install build dependencies"; }
 
 say "source tree"
@@ -79,10 +79,12 @@ lintian --fail-on error --display-info "$deb" || lintian_rc=$?
 say "install"
 if dpkg-query -W -f='${Status}' process-control 2>/dev/null | grep -q installed; then
     echo "purging the process-control that was installed before"
-    apt-get purge -y -qq process-control
+    apt-get purge -y -qq -o Dpkg::Use-Pty=0 process-control
 fi
 installed=1
-(cd "$work" && apt-get install -y -qq "./${deb##*/}")
+(cd "$work" && apt-get install -y -qq -o Dpkg::Use-Pty=0 "./${deb##*/}")
+# Again: postinst must be idempotent (user, folders, tmpfiles).
+(cd "$work" && apt-get install -y -qq -o Dpkg::Use-Pty=0 --reinstall "./${deb##*/}")
 dpkg -S /usr/bin/run-job
 head -n 1 /usr/bin/run-job /usr/bin/cron-generate /usr/bin/sbatch-service
 
@@ -109,7 +111,7 @@ pytest_rc=0
 ((pytest_rc == 0 || pytest_rc == 5)) || die "tests against the installed package failed ($pytest_rc)"
 
 say "purge"
-apt-get purge -y -qq process-control
+apt-get purge -y -qq -o Dpkg::Use-Pty=0 process-control
 installed=0
 leftover=0
 for path in /usr/bin/run-job /etc/process-control.yaml /etc/cron.d/process-control \

@@ -1,0 +1,204 @@
+"""The ``sbatch-service`` command line (SPEC §7): arguments, one error line, exit status.
+
+``sbatch-service [--config PATH] [--debug] VERB [SERVICE ...]``. The decisions
+and effects live in ``run_job/service.py``; this module resolves the services,
+asks Slurm once (exit 4 when it cannot be asked: nothing is submitted or
+cancelled), takes each service's lock and runs the verb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from run_job.errors import ConfigError, ProcessControlError, SlurmUnreachable, UsageError
+
+VERBS = ("init", "deploy", "start", "stop", "restart", "reload", "status", "purge")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would exit 2 with the usage; keep one line
+        raise UsageError(f"{message} (see sbatch-service --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sbatch-service",
+        description="Lifecycle of persistent Slurm service jobs (job files with runner: slurm "
+                    "and a service section).",
+        epilog="Exit status: 0 success, 1 failure, 2 usage or config error, 3 not running "
+               "(status), 4 state unknown: Slurm unreachable.")
+    parser.add_argument("--config", metavar="PATH", help="global config file")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("verb", metavar="{" + "|".join(VERBS) + "}")
+    parser.add_argument("services", nargs="*", metavar="SERVICE",
+                        help="service slugs (default: every service; init needs names)")
+    return parser
+
+
+def _exit_of(err: BaseException) -> int:
+    from run_job.service import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
+
+    if isinstance(err, SlurmUnreachable):
+        return EXIT_UNREACHABLE
+    if isinstance(err, (UsageError, ConfigError)):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _error(message: str) -> None:
+    lines = str(message).splitlines() or [""]
+    for line in lines:
+        print(f"sbatch-service: {line}", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def resolve_services(config, verb: str, names: Sequence[str]):
+    """The Job of each named service, or every service of the job directory."""
+    from run_job.jobs import is_slug, load_job, scan_job_directory
+
+    if not names:
+        if verb == "init":
+            raise UsageError("init needs the SERVICE names (init is never applied to every service)")
+        scan = scan_job_directory(config)
+        if scan.problems and verb != "status":
+            raise ConfigError("invalid job files", tuple(scan.problems))
+        for problem in scan.problems if verb == "status" else ():
+            _error(f"warning: {problem.render()}")
+        return [job for job in scan.jobs if job.is_service]
+    jobs = []
+    seen = set()
+    for name in names:
+        if name in seen:
+            continue
+        seen.add(name)
+        if not is_slug(name):
+            raise UsageError(f"{name!r} is not a service name: a slug is letters, digits, '_' and '-', "
+                             "starting with a letter or digit")
+        job = load_job(config, name)
+        if not job.is_service:
+            raise ConfigError(f"{job.path}: {name} is a job, not a service: a service has "
+                              "runner: slurm and a service section (run it with run-job --job)")
+        jobs.append(job)
+    return jobs
+
+
+def run(args: argparse.Namespace) -> int:
+    from run_job.config import load_config, require_secure_config
+    from run_job import service as svc
+
+    if args.verb not in VERBS:
+        raise UsageError(f"unknown verb {args.verb!r}: use one of {', '.join(VERBS)}")
+    config = load_config(args.config)
+    require_secure_config(config)
+    svc.become_service_user(config.user)
+    jobs = resolve_services(config, args.verb, args.services)
+    manager = svc.ServiceManager(config, say=_say)
+    slugs = [job.slug for job in jobs]
+
+    if args.verb == "status":
+        try:
+            entries = manager.query(slugs)
+        except SlurmUnreachable as err:
+            rows = [(slug, "-", svc.UNREACHABLE_STATE, "-", "-") for slug in slugs]
+            sys.stdout.write(svc.render_status_table(rows))
+            _error(str(err))
+            return svc.EXIT_UNREACHABLE
+        if not jobs:
+            _say(f"no services in {config.job_directory}")
+            return svc.EXIT_OK
+        rows, status = manager.status_rows(jobs, entries)
+        sys.stdout.write(svc.render_status_table(rows))
+        return status
+
+    orphans = manager.orphans(slugs) if args.verb == "purge" and not args.services else []
+    # Ask Slurm once before anything: unreachable means nothing is done at all.
+    manager.query(slugs + orphans)
+    if not jobs and not orphans:
+        _say(f"no services in {config.job_directory}")
+        return svc.EXIT_OK
+
+    statuses = []
+    for job in jobs:
+        try:
+            with manager.locked(job.slug):
+                _verb(manager, args.verb, job)
+            statuses.append(svc.EXIT_OK)
+        except ProcessControlError as err:
+            if args.debug:
+                raise
+            _error(str(err))
+            statuses.append(_exit_of(err))
+            if isinstance(err, SlurmUnreachable):
+                break  # every other service would wait as long for the same answer
+    for slug in orphans:
+        if svc.EXIT_UNREACHABLE in statuses:
+            break
+        try:
+            with manager.locked(slug):
+                found = manager.present(slug)
+                if found:
+                    manager.stop_jobs(slug, found, 15, 10.0)
+                manager.purge_files(slug)
+            statuses.append(svc.EXIT_OK)
+        except ProcessControlError as err:
+            if args.debug:
+                raise
+            _error(str(err))
+            statuses.append(_exit_of(err))
+    if args.verb == "purge" and not args.services and not [s for s in statuses if s]:
+        folder = svc.service_dir(config)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+    return svc.combine_exit(statuses)
+
+
+def _verb(manager, verb: str, job) -> None:
+    if verb == "start":
+        manager.start(job)
+    elif verb == "stop":
+        manager.stop(job)
+    elif verb == "restart":
+        manager.stop(job)
+        manager.start(job)
+    elif verb == "reload":
+        manager.reload(job)
+    elif verb == "init":
+        manager.init(job)
+    elif verb == "deploy":
+        manager.init(job)  # init stops first
+        manager.start(job)
+    elif verb == "purge":
+        manager.stop(job)
+        manager.purge_files(job.slug)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        return run(args)
+    except ProcessControlError as err:
+        if args is not None and args.debug:
+            raise
+        _error(str(err))
+        return _exit_of(err)
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except OSError as err:
+        if args is not None and args.debug:
+            raise
+        _error(f"{err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -182,17 +182,27 @@ def render_block(template: Template, *, source: str, schedule: str, user: str, c
 
 
 def quote_env_value(value: str, name: str) -> str:
-    """An environment value as cron reads it back unchanged."""
+    """An environment value written so that Debian's cron reads it back unchanged.
+
+    Measured with cron 3.0pl1-162: trailing blanks are dropped even inside
+    quotes, and quote characters at the start of a value are stripped (also
+    inside a quoted value); quotes elsewhere, ``%`` and ``=`` are kept, and
+    ``"..."`` keeps leading blanks. Values cron would change are refused.
+    """
     check_line_safe(value, f"cron_environment {name}")
-    plain = value and value == value.strip(" \t") and value[0] not in "'\""
-    if plain:
-        return value
-    # cron strips one pair of matching quotes around the value.
-    for quote in ('"', "'"):
-        if quote not in value:
-            return f"{quote}{value}{quote}"
-    raise CrontabError(f"cron_environment {name}: a value with leading or trailing blanks, or starting "
-                       "with a quote, cannot hold both kinds of quotes")
+    if value == "":
+        return '""'  # MAILTO="" turns mail off
+    if value != value.rstrip(" \t"):
+        raise CrontabError(f"cron_environment {name}: cron drops trailing blanks from {value!r}; remove them")
+    body = value.lstrip(" \t")
+    if body[:1] in ("'", '"'):
+        raise CrontabError(f"cron_environment {name}: cron strips a quote at the start of {value!r}; "
+                           "write the value without it")
+    if body != value:
+        if '"' in value or "'" in value:
+            raise CrontabError(f"cron_environment {name}: a value with leading blanks cannot hold quotes")
+        return f'"{value}"'
+    return value
 
 
 def environment_lines(env: Iterable[tuple[str, str]]) -> list[str]:

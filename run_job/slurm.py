@@ -10,7 +10,9 @@ what is built here; ``slurm_runner.py`` wires one run.
   (``started_at``, then ``ended_at``/``exit_status``/``signal``, each time
   atomically through a temp file and ``mv``), cds to the working directory,
   exports the job's environment and runs the commands in order, stopping at
-  the first failure. Every value is quoted with ``shlex.quote``.
+  the first failure. Each command runs through ``env`` (an executable looked
+  up on PATH, as a local run does it, never a bash builtin or function).
+  Every value is quoted with ``shlex.quote``.
 * ``build_sbatch_argv``: ``sbatch --parsable ...`` for that script.
 * ``parse_sbatch_parsable``, ``parse_scontrol_job``, ``parse_squeue``,
   ``parse_job_status``: readers of sbatch, scontrol, squeue and job.status.
@@ -104,6 +106,9 @@ def build_batch_script(*, slug: str, run_id: str, commands: Sequence[Sequence[st
     failed) and ``signal`` (when a signal stopped the script).
     """
     for name, _value in exports:
+        if name.startswith("_pc_"):
+            raise SlurmError(f"environment variable {name!r} cannot be passed to a Slurm job: "
+                             "names starting with _pc_ are the batch script's own")
         if not _ENV_NAME.fullmatch(name):
             raise SlurmError(
                 f"environment variable {name!r} cannot be passed to a Slurm job: "
@@ -117,12 +122,16 @@ def build_batch_script(*, slug: str, run_id: str, commands: Sequence[Sequence[st
         f"# Batch script of job {slug}, run {run_id}; written by run-job.",
         "# Every option is on sbatch's command line: no #SBATCH lines here.",
         f"exec >>{q(output_path)} 2>&1 </dev/null",
+        "# run-job's own helpers use the PATH sbatch gave, whatever the job exports",
+        "_pc_path=$PATH",
+        "_pc_env=$(command -v env) || _pc_env=/usr/bin/env",
         f"_pc_status={status}",
         "_pc_started=''",
         "_pc_write() {",
-        '    printf \'%s\\n\' "$@" >"$_pc_status.tmp.$$" && mv -f -- "$_pc_status.tmp.$$" "$_pc_status"',
+        '    printf \'%s\\n\' "$@" >"$_pc_status.tmp.$$" &&',
+        '        PATH=$_pc_path mv -f -- "$_pc_status.tmp.$$" "$_pc_status"',
         "}",
-        "_pc_now() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }",
+        "_pc_now() { PATH=$_pc_path date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }",
         "_pc_end() {",
         "    # $1 exit status, $2 failed command (or empty), $3 signal (or empty)",
         '    _pc_write "slurm_job_id=${SLURM_JOB_ID:-}" "host=${HOSTNAME:-}" "pid=$$" \\',
@@ -146,7 +155,9 @@ def build_batch_script(*, slug: str, run_id: str, commands: Sequence[Sequence[st
                  "{ echo \"run-job: cannot change to the working directory\" >&2; "
                  "_pc_end 125 '' ''; exit 125; }")
     for index, argv in enumerate(commands, start=1):
-        words = " ".join(q(word) for word in argv)
+        # through env: an executable found on PATH, as a local run finds it,
+        # never a shell builtin, keyword or function of the same name
+        words = '"$_pc_env" -- ' + " ".join(q(word) for word in argv)
         lines.append(f"_pc_current={index}")
         lines.append(words)
         lines.append(f'_pc_rc=$?; if [ "$_pc_rc" -ne 0 ]; then _pc_end "$_pc_rc" {index} \'\'; '
@@ -386,9 +397,10 @@ def decide_outcome(status: JobStatus | None, job: SlurmJob | None, *,
         return Outcome("lost", 125, None, None, lost_reason or
                        "the job ended without writing job.status and Slurm no longer knows it")
     code, sig = job.exit_code, job.exit_signal
-    missing = "; job.status was not written (is the run folder on a filesystem the node shares?)"
+    missing = ("; job.status was not written (is the run folder on a filesystem shared "
+               "with the compute node?)")
     if state == "COMPLETED":
-        return Outcome("success", 0, 0, None, "job.status missing; Slurm says COMPLETED" + missing)
+        return Outcome("success", 0, 0, None, "Slurm says COMPLETED" + missing)
     if state == "TIMEOUT":
         return Outcome("timed_out", EXIT_TIMEOUT, None, sig or None, "Slurm's time limit ended the job")
     if state in ("CANCELLED", "PREEMPTED", "DEADLINE"):

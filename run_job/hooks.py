@@ -92,20 +92,19 @@ def hook_environment(base: Mapping[str, str], event: str, record: Mapping) -> di
     return env
 
 
-def unsafe_reason(st: os.stat_result, *, as_root: bool, allowed_uids: set[int]) -> str | None:
+def unsafe_reason(st: os.stat_result, *, allowed_uids: set[int]) -> str | None:
     """Why a hook folder or file with this stat may not be trusted, or None.
 
-    As root: group/world-writable, or owned by anyone but root or the
-    service user, is refused. Otherwise only world-writable is refused.
+    The job directory's rules, applied whoever runs: run-job usually drops
+    from root to the service user before its hooks run, and a hook is code
+    run as that user. Refused: group- or world-writable, or owned by anyone
+    but root, the service user and the user running run-job.
     """
     mode = stat.S_IMODE(st.st_mode)
-    if as_root:
-        if mode & 0o022:
-            return f"mode {mode:04o} is group- or world-writable"
-        if st.st_uid not in allowed_uids:
-            return f"owned by uid {st.st_uid}, not root or the service user"
-    elif mode & 0o002:
-        return f"mode {mode:04o} is world-writable"
+    if mode & 0o022:
+        return f"mode {mode:04o} is group- or world-writable (chmod go-w)"
+    if st.st_uid not in allowed_uids:
+        return f"owned by uid {st.st_uid}, not root or the service user"
     return None
 
 
@@ -114,7 +113,7 @@ def unsafe_reason(st: os.stat_result, *, as_root: bool, allowed_uids: set[int]) 
 # --------------------------------------------------------------------------
 
 def _allowed_uids(user: str) -> set[int]:
-    uids = {0}
+    uids = {0, os.geteuid()}
     try:
         import pwd
         uids.add(int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid)
@@ -128,7 +127,6 @@ def find_hooks(hooks_directory: Path | None, event: str, user: str) -> tuple[lis
     if hooks_directory is None:
         return [], []
     folder = Path(hooks_directory) / event
-    as_root = os.geteuid() == 0
     allowed = _allowed_uids(user)
     refused: list[HookResult] = []
     for checked in (Path(hooks_directory), folder):
@@ -142,7 +140,7 @@ def find_hooks(hooks_directory: Path | None, event: str, user: str) -> tuple[lis
         if not stat.S_ISDIR(st.st_mode):
             log.warning("hooks: %s is not a folder; no %s hooks run", checked, event)
             return [], [HookResult(event, "", error=f"{checked}: not a folder")]
-        why = unsafe_reason(st, as_root=as_root, allowed_uids=allowed)
+        why = unsafe_reason(st, allowed_uids=allowed)
         if why:
             log.warning("hooks: refusing folder %s: %s; no %s hooks run", checked, why, event)
             return [], [HookResult(event, "", error=f"{checked}: refused: {why}")]
@@ -161,7 +159,7 @@ def find_hooks(hooks_directory: Path | None, event: str, user: str) -> tuple[lis
             continue
         if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
             continue  # like run-parts: non-executables are not hooks
-        why = unsafe_reason(st, as_root=as_root, allowed_uids=allowed)
+        why = unsafe_reason(st, allowed_uids=allowed)
         if why:
             log.warning("hooks: refusing %s: %s", path, why)
             refused.append(HookResult(event, name, error=f"refused: {why}"))

@@ -213,13 +213,12 @@ def test_no_hooks_directory_or_missing_event_folder(tmp_path, out):
 
 
 # --------------------------------------------------------------------------
-# Ownership and permission rules (as root, like the job directory)
+# Ownership and permission rules (those of the job directory)
 # --------------------------------------------------------------------------
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the ownership rules apply as root")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
 
 
-@needs_root
 @pytest.mark.parametrize("mode", [0o775, 0o757, 0o777])
 def test_writable_hook_file_refused(tmp_path, out, mode):
     root = tmp_path / "hooks"
@@ -232,7 +231,6 @@ def test_writable_hook_file_refused(tmp_path, out, mode):
     assert "writable" in result["hooks"][0]["error"]
 
 
-@needs_root
 @pytest.mark.parametrize("which", ["root", "event"])
 def test_writable_hooks_folder_refused(tmp_path, out, which):
     root = tmp_path / "hooks"
@@ -265,12 +263,3 @@ def test_hook_owned_by_the_service_user_allowed(tmp_path, out):
     config = replace(config_for(tmp_path, root), user=nobody)
     alerts.on_end(config, JOB, record("failed"), [])
     assert fired(out) == ["failure.10-dump"]
-
-
-@pytest.mark.parametrize("name, is_hook", [
-    ("10-notify", True), ("notify.sh", True), ("30 third; 'x'", True),
-    (".hidden", False), ("x~", False), ("x.bak", False), ("x.dpkg-old", False),
-    ("x.dpkg-dist", False), ("x.rpmsave", False), ("x.swp", False), ("", False),
-])
-def test_is_hook_name(name, is_hook):
-    assert hooks.is_hook_name(name) is is_hook

@@ -1,4 +1,23 @@
-"""Helpers shared by the tests of the installed package (see conftest.py)."""
+"""Fixtures and helpers of the tests of the INSTALLED Debian package.
+
+The tests in this folder check what ``apt-get install ./process-control_*.deb``
+put on the machine: /usr/bin/run-job and friends on /usr/bin/python3 with
+Debian's libraries, the conffile /etc/process-control.yaml, the service user,
+its folders, man pages, completion, logrotate and tmpfiles.d files, and the
+real cron daemon running a generated entry as the service user.
+
+They run as root against the real system paths (/var/lib/process-control,
+/etc/cron.d/process-control) and skip, with the reason, when
+/usr/bin/run-job is not the packaged one.  ``.ci/package.sh`` builds,
+installs and purges the package around them.  Every file a test creates is
+named after a unique slug and removed afterwards, and a crontab it changes is
+put back as it was.
+
+Each test module imports the fixtures it uses from here (``packaged``, which
+skips, is autouse): the folder has no conftest.py, so that nothing here
+shadows another folder's ``conftest`` module when tests/package and tests/e2e
+run in one pytest session.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +26,10 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 SERVICE_USER = "process-control"
 JOB_DIR = Path("/var/lib/process-control")
@@ -65,3 +86,42 @@ def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.5)
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(step)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def packaged() -> None:
+    reason = packaged_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def job_file() -> Iterator[Callable[[str, str], str]]:
+    """Drop job files into the real job directory; removes them and their runs."""
+    slugs: list[str] = []
+
+    def make(tag: str, text: str) -> str:
+        slug = unique_slug(tag)
+        slugs.append(slug)
+        path = JOB_DIR / f"{slug}.yaml"
+        path.write_text(text)
+        path.chmod(0o644)
+        return slug
+
+    yield make
+    for slug in slugs:
+        remove_traces(slug)
+
+
+@pytest.fixture
+def saved_crontab() -> Iterator[None]:
+    """Put /etc/cron.d/process-control back as it was (or absent)."""
+    before = CRONTAB.read_bytes() if CRONTAB.exists() else None
+    yield
+    if before is None:
+        CRONTAB.unlink(missing_ok=True)
+    else:
+        tmp = CRONTAB.with_name(".process-control.pkgtest")
+        tmp.write_bytes(before)
+        tmp.chmod(0o644)
+        os.replace(tmp, CRONTAB)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pkgtools import packaged, job_file  # noqa: F401  (fixtures)
 from pkgtools import CLEAN_ENV
 
 COMPLETIONS = Path("/usr/share/bash-completion/completions")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pkgtools import packaged, job_file, saved_crontab  # noqa: F401  (fixtures)
 from pkgtools import CRONTAB, JOB_DIR, LOG_DIR, SERVICE_USER, run, wait_for
 
 # Arguments that a shell or cron would mangle; the job gets them unchanged.

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pkgtools import packaged  # noqa: F401  (fixtures)
 from pkgtools import (CLEAN_ENV, COMMANDS, JOB_DIR, LOG_DIR, RUN_DIR, SERVICE_USER,
                       STATE_DIR, run)
 

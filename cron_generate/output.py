@@ -14,13 +14,10 @@ The only module of cron-generate with effects on the output file.
 
 from __future__ import annotations
 
-import difflib
 import os
 import stat
 from pathlib import Path
 from typing import NamedTuple
-
-import filelock
 
 from cron_generate.render import CrontabError, check_output_name
 from run_job.atomic import write_atomic
@@ -71,6 +68,8 @@ def in_sync(installed: Installed, text: str) -> bool:
 
 def unified_diff(path: Path, installed: Installed, text: str) -> str:
     """The change from the installed file to ``text`` (empty when the bytes match)."""
+    import difflib  # only --diff needs it
+
     old = (installed.data or b"").decode("utf-8", errors="replace").splitlines(keepends=True)
     new = text.splitlines(keepends=True)
     fromfile = str(path) if installed.data is not None else "/dev/null"
@@ -82,6 +81,8 @@ def unified_diff(path: Path, installed: Installed, text: str) -> str:
 
 def install(path: Path, text: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> bool:
     """Write ``text`` to ``path`` under the lock unless in sync; True if written."""
+    import filelock  # only a write needs it
+
     lock = filelock.FileLock(str(lock_path(path)), timeout=lock_timeout)
     try:
         with lock:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import shlex
 import string
+from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
 from run_job.errors import EXIT_USAGE, ProcessControlError
@@ -48,6 +49,8 @@ _SCHEDULE_FIELD = re.compile(r"[A-Za-z0-9*,/-]+")
 MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
 PLACEHOLDERS = frozenset({"source", "schedule", "user", "command"})
 _LINE_BREAKERS = (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "a NUL byte"))
+_BREAKER = re.compile("[\n\r\0]")
+_CR_NUL = re.compile("[\r\0]")
 # An entry line of a rendered block: schedule (macro or 5 fields), user, command.
 _ENTRY_SHAPE = re.compile(
     r"^[ \t]*(?:@[a-z]+|[A-Za-z0-9*,/-]+(?:[ \t]+[A-Za-z0-9*,/-]+){4})[ \t]+\S+[ \t]+\S")
@@ -71,24 +74,38 @@ def check_line_safe(value: str, what: str) -> str:
     """Return ``value`` when it holds no CR, LF or NUL; else raise."""
     if not isinstance(value, str):
         raise CrontabError(f"{what} is not a string: {value!r}")
-    for bad, name in _LINE_BREAKERS:
-        if bad in value:
-            raise CrontabError(f"{what} contains {name} ({value!r}); refusing to write a crontab line from it")
+    if _BREAKER.search(value):
+        name = next(n for bad, n in _LINE_BREAKERS if bad in value)
+        raise CrontabError(f"{what} contains {name} ({value!r}); refusing to write a crontab line from it")
     return value
+
+
+@lru_cache(maxsize=4096)
+def _schedule_shape(schedule: str) -> tuple[str | None, str | None]:
+    """(the schedule as written to the crontab, None) or (None, what is wrong); cached:
+    a job directory repeats a few schedules thousands of times."""
+    for bad, name in _LINE_BREAKERS:
+        if bad in schedule:
+            return None, f"contains {name} ({schedule!r})"
+    text = schedule.strip()
+    if text.startswith("@"):
+        if text not in MACROS:
+            return None, (f"{text!r} is not a cron macro cron-generate writes "
+                          f"(use one of {', '.join(sorted(MACROS))} or five fields)")
+        return text, None
+    fields = text.split()
+    if len(fields) != 5 or not all(_SCHEDULE_FIELD.fullmatch(f) for f in fields):
+        return None, f"{schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'"
+    return text, None
 
 
 def check_schedule_shape(schedule: str, what: str) -> str:
     """The schedule as it goes into the crontab (stripped), or raise."""
-    check_line_safe(schedule, what)
-    text = schedule.strip()
-    if text.startswith("@"):
-        if text not in MACROS:
-            raise CrontabError(f"{what} {text!r} is not a cron macro cron-generate writes "
-                               f"(use one of {', '.join(sorted(MACROS))} or five fields)")
-        return text
-    fields = text.split()
-    if len(fields) != 5 or not all(_SCHEDULE_FIELD.fullmatch(f) for f in fields):
-        raise CrontabError(f"{what} {schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'")
+    if not isinstance(schedule, str):
+        raise CrontabError(f"{what} is not a string: {schedule!r}")
+    text, problem = _schedule_shape(schedule)
+    if text is None:
+        raise CrontabError(f"{what} {problem}")
     return text
 
 
@@ -106,12 +123,17 @@ def check_user(user: str) -> str:
     return user
 
 
-def cron_command(path: str, *args: str, what: str = "config key runner_path") -> str:
-    """The command field: shell-quoted words, every ``%`` escaped for cron."""
+@lru_cache(maxsize=64)
+def _command_word(path: str, what: str) -> str:
     check_line_safe(path, what)
     if not path.startswith("/"):
         raise CrontabError(f"{what} {path!r} must be an absolute path (cron's PATH is only /usr/bin:/bin)")
-    words = [shlex.quote(path)] + [shlex.quote(check_line_safe(a, "a command argument")) for a in args]
+    return shlex.quote(path)
+
+
+def cron_command(path: str, *args: str, what: str = "config key runner_path") -> str:
+    """The command field: shell-quoted words, every ``%`` escaped for cron."""
+    words = [_command_word(path, what)] + [shlex.quote(check_line_safe(a, "a command argument")) for a in args]
     # cron reads '\%' as a literal '%' and drops the backslash before the shell
     # sees the line; inside shell quotes the '%' is then literal too.
     return " ".join(words).replace("%", "\\%")
@@ -162,21 +184,19 @@ def check_template(template: str) -> Template:
 
 def render_block(template: Template, *, source: str, schedule: str, user: str, command: str) -> str:
     """One job's lines through the template, checked to be what it promises."""
-    values = {
-        "source": check_line_safe(source, "the job file path"),
-        "schedule": schedule,
-        "user": user,
-        "command": command,
-    }
-    for name, value in values.items():
-        check_line_safe(value, name)
+    # Every field is checked where it is made; the block is checked as a whole
+    # here: no CR or NUL, and exactly the template's newlines (a newline in any
+    # field would add one).
+    values = {"source": source, "schedule": schedule, "user": user, "command": command}
     block = template.text.format(**values)
     lines = block.split("\n")
+    if _CR_NUL.search(block):
+        raise CrontabError(f"the crontab lines for {source!r} contain a carriage return or NUL byte")
     if block.count("\n") != template.lines or lines[-1] != "":
-        raise CrontabError(f"cron_template rendered {block.count(chr(10))} lines for {source}, "
+        raise CrontabError(f"cron_template rendered {block.count(chr(10))} lines for {source!r}, "
                            f"not the {template.lines} it has")
     if not _ENTRY_SHAPE.match(lines[template.entry_index]):
-        raise CrontabError(f"the crontab entry for {source} is not 'schedule user command': "
+        raise CrontabError(f"the crontab entry for {source!r} is not 'schedule user command': "
                            f"{lines[template.entry_index]!r}")
     return block
 

@@ -90,6 +90,16 @@ def last_finished(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+def current_run(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest non-skipped entry if it is ``running`` (skips of a running
+    job are appended after its entry) (pure)."""
+    for entry in reversed(entries):
+        if entry.get("outcome") == "skipped":
+            continue
+        return entry if entry.get("outcome") == "running" else None
+    return None
+
+
 def update(state_directory: str | os.PathLike, slug: str,
            change: Callable[[list[dict[str, Any]]], list[dict[str, Any]]],
            *, fsync: bool = True) -> list[dict[str, Any]]:

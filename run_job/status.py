@@ -81,7 +81,7 @@ def status_row(base: dict[str, Any], entries: list[dict[str, Any]], alive: bool 
     """
     row = dict(base)
     row["next_run"] = next_run
-    current = entries[-1] if entries and entries[-1].get("outcome") == "running" else None
+    current = history.current_run(entries)
     if current is not None and alive is False:
         current = None
     row["running"] = current is not None
@@ -121,11 +121,12 @@ def collect_status(config: Any, config_path: str | None, only_running: bool = Fa
     for slug, path, job, problems in load_all(config, config_path):
         entries = history.read(config.state_directory, slug)
         alive = None
-        if entries and entries[-1].get("outcome") == "running":
-            entry = entries[-1]
+        entry = history.current_run(entries)
+        if entry is not None:
             alive = supervise.process_alive(entry.get("pid"), entry.get("supervisor_start_time"))
             if not alive:
-                entries = entries[:-1] + [_record_lost(config, slug, entry)]
+                lost = _record_lost(config, slug, entry)
+                entries = [lost if e is entry else e for e in entries]
         row = status_row(job_row(slug, path, job, problems), entries, alive, _next_run(job))
         if only_running and not row["running"]:
             continue
@@ -273,7 +274,7 @@ def kill_job(config: Any, job: Any, *, wait: float | None = None) -> tuple[int, 
     """Stop the running run of ``job`` and its whole tree: (exit status, message)."""
     slug = job.slug
     entries = history.read(config.state_directory, slug)
-    current = entries[-1] if entries and entries[-1].get("outcome") == "running" else None
+    current = history.current_run(entries)
     lock_file = lock.lock_path(config.run_directory, slug)
     held = lock.is_locked(lock_file)
     pid, start, run_id = lock.read_holder(lock_file)

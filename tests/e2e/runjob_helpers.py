@@ -1,0 +1,121 @@
+"""Helpers of the run-job end-to-end tests: adversarial sites, /proc markers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from conftest import Site
+
+# Folder names with spaces, quotes, '%' and ';' (SPEC: names are adversarial).
+HOSTILE = "a site; 'q' \"dq\" %s"
+
+PY = shlex.quote(sys.executable)
+
+# A job body that starts a child, a grandchild, a setsid'd descendant and a
+# double-forked daemon, each carrying MARKER in its argv, then waits.
+TREE_SCRIPT = r'''
+import os, sys, time
+marker = sys.argv[1]
+wait = float(sys.argv[2])
+def sleeper(tag):
+    os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", marker, tag])
+if os.fork() == 0:                       # child with its own grandchild
+    if os.fork() == 0:
+        sleeper("grandchild")
+    sleeper("child")
+if os.fork() == 0:                       # a setsid'd descendant
+    os.setsid()
+    sleeper("setsid")
+if os.fork() == 0:                       # a daemon: double fork + setsid
+    os.setsid()
+    if os.fork() == 0:
+        signal_ignore = __import__("signal")
+        signal_ignore.signal(signal_ignore.SIGTERM, signal_ignore.SIG_IGN)  # only KILL works
+        sleeper("daemon")
+    os._exit(0)
+print("tree started", flush=True)
+time.sleep(wait)
+'''
+
+
+def job_yaml(**fields: object) -> str:
+    """A job file's text; values dumped by PyYAML, so hostile paths stay intact."""
+    import yaml
+
+    return yaml.safe_dump(fields, allow_unicode=True)
+
+
+def q(path: object) -> str:
+    """A path quoted for a job ``command`` (shell quoting rules)."""
+    return shlex.quote(str(path))
+
+
+def new_site(tmp_path: Path, **settings: object) -> Site:
+    return Site(tmp_path / HOSTILE, **settings)
+
+
+def marker() -> str:
+    return f"pc-test-marker-{uuid.uuid4().hex}"
+
+
+def tree_command(site: Site, mark: str, wait: float) -> str:
+    script = site.root / "tree.py"
+    script.write_text(TREE_SCRIPT)
+    return f"{PY} {shlex.quote(str(script))} {mark} {wait}"
+
+
+def marked_pids(mark: str) -> list[int]:
+    """Live (non-zombie) processes whose argv carries ``mark``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{name}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if mark.encode() in cmdline and state not in (b"Z", b"X"):
+            found.append(int(name))
+    return found
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
+
+
+def kill_marked(mark: str) -> None:
+    for pid in marked_pids(mark):
+        try:
+            os.kill(pid, 9)
+        except OSError:
+            pass
+
+
+def history(site: Site, slug: str) -> list[dict]:
+    return json.loads((site.state / f"{slug}.history.json").read_text())
+
+
+def latest_status(site: Site, slug: str) -> dict:
+    return json.loads((site.output / slug / "latest" / "status.json").read_text())
+
+
+def run_dirs(site: Site, slug: str) -> list[Path]:
+    folder = site.output / slug
+    if not folder.exists():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name != "latest" and not p.name.startswith("."))

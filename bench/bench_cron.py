@@ -188,6 +188,10 @@ def main() -> int:
             print(f"growth {small} -> {large} jobs: floor {results[large][0] / results[small][0]:.2f}x, "
                   f"cron-generate {results[large][1] / results[small][1]:.2f}x "
                   f"(jobs x{large / small:g})")
+            per_floor = (results[large][0] - results[small][0]) / (large - small)
+            per_gen = (results[large][1] - results[small][1]) / (large - small)
+            print(f"marginal cost per job: floor {per_floor * 1e6:.0f} us, cron-generate {per_gen * 1e6:.0f} us "
+                  f"({per_gen / per_floor:.2f}x)")
         if args.profile:
             print(profile(Path(tmp) / str(sizes[-1]) / "process-control.yaml", env, args.top))
     return 0

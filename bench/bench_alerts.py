@@ -22,7 +22,7 @@ to the loopback server (no start-up).
 It runs in a venv made with Debian's ``/usr/bin/python3 -m venv`` holding the
 newest PyPI releases of PyYAML, jsonschema, croniter, filelock and aiosmtpd,
 kept under ``$XDG_CACHE_HOME/process-control-bench/venv-alerts`` (outside the
-repo); the script creates it and re-runs itself there.
+repo; ``benchlib.ensure_venv`` creates it and re-runs the script there).
 
     python3 bench/bench_alerts.py [--rounds 15]
 """
@@ -39,28 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SYSTEM_PYTHON = "/usr/bin/python3"
-PACKAGES = ["PyYAML", "jsonschema", "croniter", "filelock", "aiosmtpd"]
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "process-control-bench"
-VENV = CACHE / "venv-alerts"
-MARK = "PROCESS_CONTROL_BENCH_IN_VENV"
-
-
-def ensure_venv() -> None:
-    """Re-run this script inside the benchmark venv (made on first use)."""
-    if os.environ.get(MARK):
-        return
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {VENV} with {SYSTEM_PYTHON} -m venv ...", file=sys.stderr)
-        VENV.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", *PACKAGES], check=True)
-    env = dict(os.environ, **{MARK: "1"})
-    os.execve(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]], env)
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, ensure_venv, versions  # noqa: E402
 
 CASE = r"""
 import sys
@@ -102,7 +82,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
-    ensure_venv()
+    ensure_venv("venv-alerts", extra=("aiosmtpd",))
     from aiosmtpd.controller import Controller
 
     class Sink:
@@ -157,7 +137,7 @@ def main() -> int:
         smtp.stop()
 
     base = statistics.median(times["baseline"])
-    print(f"python {sys.version.split()[0]} ({sys.executable}), {args.rounds} rounds, medians")
+    print(f"{versions()}; {args.rounds} rounds, medians")
     print(f"{'case':<10} {'ms':>8} {'x baseline':>11} {'added ms':>9}")
     for case in cases:
         med = statistics.median(times[case])

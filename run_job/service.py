@@ -359,6 +359,15 @@ def tail_lines(path: Path, count: int = 5) -> str:
 # ---------------------------------------------------------------- effects
 
 
+def preload() -> None:
+    """Import now what later steps import lazily (before dropping privileges)."""
+    import filelock  # noqa: F401
+    import pwd  # noqa: F401
+
+    import run_job.slurm_client  # noqa: F401
+    import run_job.slurm_options  # noqa: F401
+
+
 def become_service_user(user: str) -> None:
     """Run as the service user from now on: drop from root, stay as the user,
     refuse anyone else. Everything after (locks, state, logs, sbatch, scancel,

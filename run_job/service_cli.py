@@ -92,8 +92,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown verb {args.verb!r}: use one of {', '.join(VERBS)}")
     config = load_config(args.config)
     require_secure_config(config)
-    svc.become_service_user(config.user)
+    # Job files are read (and validated) before the switch to the service user,
+    # as are the modules used later: a root-only Python installation (pyenv in
+    # /root) cannot be read once the process runs as the service user.
     jobs = resolve_services(config, args.verb, args.services)
+    svc.preload()
+    svc.become_service_user(config.user)
     manager = svc.ServiceManager(config, say=_say)
     slugs = [job.slug for job in jobs]
 

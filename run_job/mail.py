@@ -13,6 +13,7 @@ Every failure is raised as ``MailError``; callers record it and go on.
 from __future__ import annotations
 
 import os
+import re
 import signal as signal_module
 import smtplib
 import socket
@@ -69,10 +70,24 @@ def tail_text(data: bytes, *, truncated_head: bool,
     if len(lines) > max_lines:
         lines = lines[-max_lines:]
         cut = True
-    text = "\n".join(line.decode("utf-8", errors="replace") for line in lines)
-    # NUL and other C0 controls (but tab) would garble mail readers.
-    text = "".join(ch if ch in "\t\n" or ch >= " " else "\ufffd" for ch in text)
-    return text, cut
+    return "\n".join(_as_terminal_shows(line) for line in lines), cut
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
+
+
+def _as_terminal_shows(line: bytes) -> str:
+    """One line as a terminal would leave it, safe for a mail body.
+
+    Colour and cursor escapes go; a carriage return (progress bars) keeps
+    what was written after the last one; NUL and other C0 controls (but tab)
+    become U+FFFD, as do bytes that are not UTF-8.
+    """
+    text = line.decode("utf-8", errors="replace")
+    text = _ANSI.sub("", text).rstrip("\r")
+    if "\r" in text:
+        text = text.rsplit("\r", 1)[1]
+    return "".join(ch if ch == "\t" or ch >= " " else "\ufffd" for ch in text)
 
 
 def _signal_name(number: Any) -> str:

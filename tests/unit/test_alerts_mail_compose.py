@@ -87,6 +87,10 @@ def test_unknown_kind_is_an_error():
     (b"partial\nb\nc\n", True, "b\nc", True),      # first line of a cut read is dropped
     (b"only-partial", True, "only-partial", True),
     (b"\xff\xfeok\x00\n", False, "\ufffd\ufffdok\ufffd", False),
+    (b"dos line\r\n", False, "dos line", False),
+    (b"10%\r50%\r100% done\n", False, "100% done", False),
+    (b"\x1b[31mred\x1b[0m \x1b[1;32mbold\x1b[m\n", False, "red bold", False),
+    (b"bell\x07 esc\x1b tab\tok\n", False, "bell\ufffd esc\ufffd tab\tok", False),
 ])
 def test_tail_text(data, head_cut, expected, cut):
     assert mail.tail_text(data, truncated_head=head_cut) == (expected, cut)

@@ -188,3 +188,58 @@ def test_unreachable_precheck(tmp_path, dead_slurm_env):
     job = make_job(config, [["true"]])
     with pytest.raises(SlurmUnreachable):
         slurm_runner.precheck(config, job, client=SlurmClient(environ=dead_slurm_env, timeout=30))
+
+
+class FlakyClient(SlurmClient):
+    """A real client whose controller becomes unreachable right after the
+    submission (SLURM_CONF pointed at a dead port) for ``dead_for`` seconds."""
+
+    def __init__(self, env, dead_env, dead_for: float):
+        super().__init__(environ=env, timeout=2.0)
+        self.live = self.env
+        self.dead = SlurmClient(environ=dead_env).env
+        self.dead_for = dead_for
+        self.dead_until: float | None = None
+        self.failures = 0
+
+    def submit(self, argv, **kw):
+        job_id = super().submit(argv, **kw)
+        self.dead_until = time.monotonic() + self.dead_for
+        return job_id
+
+    def run(self, argv, **kw):
+        dead = self.dead_until is not None and time.monotonic() < self.dead_until
+        self.env = self.dead if dead else self.live
+        try:
+            return super().run(argv, **kw)
+        except SlurmUnreachable:
+            self.failures += 1
+            raise
+        finally:
+            self.env = self.live
+
+
+def test_unreachable_after_submission_is_lost(tmp_path, client, slurm_env, dead_slurm_env):
+    config = make_config(tmp_path, unreachable_timeout=3.0)
+    job = make_job(config, [["sleep", "60"]], slug="pc-direct-lost")
+    run = Run(config, job)
+    flaky = FlakyClient(slurm_env, dead_slurm_env, dead_for=1e9)
+    try:
+        res = slurm_runner.execute(run.ctx, client=flaky)
+        assert (res.outcome, res.exit_status) == ("lost", 125)
+        assert "unreachable" in res.reason.lower() and "slurm.unreachable_timeout" in res.reason
+        assert flaky.failures >= 2
+        assert client.show_job(res.slurm_job_id).active  # never read as "job gone"
+    finally:
+        client.cancel(run.status["slurm_job_id"])
+
+
+def test_short_unreachability_is_waited_out(tmp_path, client, slurm_env, dead_slurm_env):
+    config = make_config(tmp_path, unreachable_timeout=60.0)
+    job = make_job(config, [["sleep", "4"], ["echo", "done"]], slug="pc-direct-flaky")
+    run = Run(config, job)
+    flaky = FlakyClient(slurm_env, dead_slurm_env, dead_for=3.0)
+    res = slurm_runner.execute(run.ctx, client=flaky)
+    assert (res.outcome, res.exit_status) == ("success", 0), res.reason
+    assert flaky.failures >= 1
+    assert run.output == b"done\n"

@@ -59,6 +59,8 @@ def run(config: Config, job: Job, *, slow_start: bool = False) -> int:
         raise ProcessControlError(
             f"{job.slug} is a Slurm service, not a batch job; use"
             f" 'sbatch-service start {job.slug}' (or stop/restart/status)")
+    # Before the switch: prctl needs ctypes, and the switch is for the run's files.
+    supervise.become_subreaper()
     identity_env = privileges.become(config.user)
     supervise.install_signal_handlers()
     commands, command_text = job.commands, job.command_text

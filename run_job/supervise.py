@@ -99,8 +99,18 @@ def _wait_events(timeout: float | None, extra_fd: int | None = None) -> list[int
     return ready
 
 
+_subreaper: list[bool] = []
+
+
 def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants (Linux)."""
+    if _subreaper:
+        return _subreaper[0]
+    _subreaper.append(_prctl_subreaper())
+    return _subreaper[0]
+
+
+def _prctl_subreaper() -> bool:
     try:
         import ctypes
 
@@ -411,7 +421,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def execute(ctx: RunContext) -> ExecResult:
     """Run ``ctx.commands`` in order under supervision; see the module docstring."""
     install_signal_handlers()
-    become_subreaper()
+    become_subreaper()  # idempotent; the controller already did it before dropping root
     job = ctx.job
     config = ctx.config
     grace = job.kill_grace

@@ -1,0 +1,270 @@
+"""sbatch-service, the pure part: names, the batch script, the sbatch argv,
+stage output, signals, squeue parsing, exit statuses; and the lock's timeout.
+
+The batch script is also run with bash (no Slurm) to check that the job's
+environment survives quoting and that the last command is exec'd: it has the
+script's own pid, the process ``scancel --batch --signal`` reaches.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from run_job import service as svc
+from run_job.errors import SlurmError
+from run_job.model import Config, Job, JobSlurm, Service
+
+HOSTILE = "a b'c \"d\" $HOME `id` ; 100% \\ \n second line"
+
+
+def make_config(root: Path) -> Config:
+    return Config(source=None, job_directory=root / "jobs", output_directory=root / "log",
+                  state_directory=root / "state", run_directory=root / "run",
+                  output_crontab="console", user="svc", runner_path="/usr/bin/run-job",
+                  service_runner_path="/usr/bin/sbatch-service")
+
+
+def make_job(**changes) -> Job:
+    values = dict(slug="web", path=Path("/jobs/web.yaml"), sha256="", commands=(("/bin/true",),),
+                  command_text=("/bin/true",), runner="slurm", service=Service())
+    values.update(changes)
+    return Job(**values)
+
+
+def test_names_and_paths(tmp_path):
+    config = make_config(tmp_path)
+    assert svc.service_job_name("web") == "web-service"
+    assert svc.state_path(config, "web") == tmp_path / "state" / "services" / "web.json"
+    assert svc.log_path(config, "web") == tmp_path / "log" / "web" / "service.log"
+    assert svc.lock_path(config, "web") == tmp_path / "run" / "web.service.lock"
+
+
+def test_partition_default_and_override(tmp_path):
+    config = make_config(tmp_path)
+    assert svc.service_partition(config, make_job()) == "service-pool"
+    assert svc.service_partition(config, make_job(slurm=JobSlurm(partition="gpu"))) == "gpu"
+
+
+def test_working_directory(tmp_path):
+    assert svc.working_directory(make_job(working_directory=Path("/srv/x")), str(tmp_path)) == "/srv/x"
+    assert svc.working_directory(make_job(), str(tmp_path)) == str(tmp_path)
+    assert svc.working_directory(make_job(), str(tmp_path / "missing")) == "/"
+    assert svc.working_directory(make_job(), None) == "/"
+
+
+def test_script_exact_text():
+    script = svc.build_service_script(
+        slug="web", commands=[["prep", "a b"], ["server", "--port=8080"]],
+        environment={"PORT": "8080", "Q": "it's"}, workdir="/srv/web", log="/log/web/service.log")
+    assert script == (
+        "#!/bin/bash\n"
+        "# Service web (Slurm job web-service); written by sbatch-service.\n"
+        "# Every option is on sbatch's command line: no #SBATCH lines here.\n"
+        "# The last command is exec'd: it is this script's own process, the one\n"
+        "# `scancel --batch --signal=SIG` reaches (stop and reload signals).\n"
+        "exec >>/log/web/service.log 2>&1 </dev/null\n"
+        "printf '%s\\n' \"sbatch-service: web starts as Slurm job ${SLURM_JOB_ID:-?} on ${HOSTNAME:-?}"
+        " at $(date -u +%Y-%m-%dT%H:%M:%SZ)\"\n"
+        "cd -- /srv/web || { echo 'sbatch-service: cannot change to /srv/web'; exit 125; }\n"
+        "export PORT=8080\n"
+        "export Q='it'\"'\"'s'\n"
+        "prep 'a b' || exit $?\n"
+        "exec server --port=8080\n")
+
+
+def test_script_runs_with_hostile_values_and_execs_the_last_command(tmp_path):
+    folder = tmp_path / "dir with space; it's 100%"
+    folder.mkdir()
+    log = folder / "service log %j.log"
+    out = folder / "out"
+    script = svc.build_service_script(
+        slug="web",
+        commands=[["/bin/sh", "-c", 'printf "%s" "$1" >"$2.arg"', "sh", HOSTILE, str(out)],
+                  ["/bin/sh", "-c", 'printf "%s\\n" "$$" "$PWD" >"$1"; printf "%s" "$HOSTILE_VALUE" >"$1.env"',
+                   "sh", str(out)]],
+        environment={"HOSTILE_VALUE": HOSTILE}, workdir=str(folder), log=str(log))
+    path = tmp_path / "script"
+    path.write_text(script)
+    proc = subprocess.Popen(["bash", str(path)])
+    assert proc.wait(timeout=30) == 0
+    pid, cwd = out.read_text().splitlines()
+    assert int(pid) == proc.pid  # exec'd: the main process is the script's own
+    assert cwd == str(folder)
+    assert Path(str(out) + ".env").read_text() == HOSTILE
+    assert Path(str(out) + ".arg").read_text() == HOSTILE
+    assert "sbatch-service: web starts as Slurm job ?" in log.read_text()
+
+
+def test_script_stops_at_the_first_failing_command(tmp_path):
+    marker = tmp_path / "ran"
+    script = svc.build_service_script(
+        slug="web", commands=[["/bin/sh", "-c", "exit 7"], ["/usr/bin/touch", str(marker)]],
+        environment={}, workdir=str(tmp_path), log=str(tmp_path / "log"))
+    path = tmp_path / "script"
+    path.write_text(script)
+    assert subprocess.run(["bash", str(path)]).returncode == 7
+    assert not marker.exists()
+
+
+def test_script_refuses_bad_environment_names_and_no_command():
+    with pytest.raises(svc.ServiceError, match="cannot be passed"):
+        svc.build_service_script(slug="w", commands=[["x"]], environment={"A-B": "1"},
+                                 workdir="/", log="/l")
+    with pytest.raises(svc.ServiceError, match="no command"):
+        svc.build_service_script(slug="w", commands=[], environment={}, workdir="/", log="/l")
+
+
+def test_sbatch_argv():
+    argv = svc.build_service_sbatch_argv(
+        script="/state/services/web.sbatch", name="web-service", log="/log/100%/web/service.log",
+        partition="service-pool", time_limit="7-00:00:00", workdir="/srv/web dir",
+        options=["--mem=1G", "--comment=x"])
+    assert argv == ["sbatch", "--parsable", "--job-name=web-service",
+                    "--output=/log/100\\%/web/service.log", "--error=/log/100\\%/web/service.log",
+                    "--open-mode=append", "--input=/dev/null", "--export=ALL",
+                    "--chdir=/srv/web dir", "--partition=service-pool", "--time=7-00:00:00",
+                    "--mem=1G", "--comment=x", "/state/services/web.sbatch"]
+    plain = svc.build_service_sbatch_argv(script="/s", name="n", log="/a\\b", partition="p",
+                                          time_limit=None, workdir="/")
+    assert "--output=/dev/null" in plain and not any(a.startswith("--time") for a in plain)
+    assert plain[-1] == "/s"
+
+
+@pytest.mark.parametrize("stdout, options, problem", [
+    ("", [], None),
+    ("\n\n", [], None),
+    ("#SBATCH --mem=1G\n#SBATCH --comment='two words'\n", ["--mem=1G", "--comment=two words"], None),
+    ("#SBATCH -c2 --nice=5\n", ["-c2", "--nice=5"], None),
+    ("#SBATCH\t--mem=1G\n", ["--mem=1G"], None),
+    ("echo hi\n", [], "must start with '#SBATCH '"),
+    ("#SBATCH --mem=1G\nrm -rf /\n", ["--mem=1G"], "line 2"),
+    ("#SBATCHX --mem=1G\n", [], "must start"),
+    (" #SBATCH --mem=1G\n", [], "must start"),
+    ("#SBATCH\n", [], "without an option"),
+    ("#SBATCH --partition=debug\n", [], "not allowed"),
+    ("#SBATCH --job-name=x\n", [], "not allowed"),
+    ("#SBATCH --output=/etc/passwd\n", [], "not allowed"),
+    ("#SBATCH --mem 1G\n", [], "not an option"),
+    ("#SBATCH --comment='unclosed\n", [], "quotation"),
+])
+def test_parse_stage_start(stdout, options, problem):
+    got, problems = svc.parse_stage_start(stdout)
+    assert [o for o in got if o in options] == options
+    if problem is None:
+        assert problems == [] and got == options
+    else:
+        assert problems and any(problem in p for p in problems), problems
+
+
+@pytest.mark.parametrize("text, number", [
+    ("TERM", 15), ("SIGTERM", 15), ("term", 15), ("15", 15), ("HUP", 1), ("USR2", 12),
+    (" INT ", 2), ("KILL", 9),
+])
+def test_signal_number(text, number):
+    assert svc.signal_number(text) == number
+
+
+@pytest.mark.parametrize("text", ["", "NOPE", "SIG", "999", "-1", "1.5"])
+def test_signal_number_refuses(text):
+    with pytest.raises(ValueError):
+        svc.signal_number(text)
+
+
+@pytest.mark.parametrize("stdout, number", [("", None), ("\n", None), ("USR1\n", 10), ("  2  \n", 2)])
+def test_parse_stage_signal(stdout, number):
+    assert svc.parse_stage_signal(stdout) == number
+
+
+@pytest.mark.parametrize("stdout", ["USR1\nHUP\n", "kill -HUP\n", "whatever\n"])
+def test_parse_stage_signal_refuses(stdout):
+    with pytest.raises(ValueError):
+        svc.parse_stage_signal(stdout)
+
+
+def test_squeue_argv_and_parse():
+    assert svc.build_squeue_argv(names=["b-service", "a-service"], user="svc") == [
+        "squeue", "-h", "-o", svc.SERVICE_SQUEUE_FORMAT, "-n", "b-service,a-service", "-u", "svc"]
+    assert svc.build_squeue_argv(job_ids=["7"], all_states=True)[-4:] == ["-j", "7", "-t", "all"]
+    text = ("12|RUNNING|svc|service-pool|node1|2026-11-22T04:00:00|2026-11-22T03:59:59|None|web-service\n"
+            "13|PENDING|svc|service-pool||N/A|2026-11-22T04:01:00|Resources|odd|name-service\n")
+    first, second = svc.parse_service_squeue(text)
+    assert (first.job_id, first.state, first.nodes, first.since) == ("12", "RUNNING", "node1",
+                                                                     "2026-11-22T04:00:00")
+    assert first.describe() == "RUNNING on node1"
+    assert second.name == "odd|name-service" and second.since == "2026-11-22T04:01:00"
+    assert second.describe() == "PENDING (Resources)"
+    with pytest.raises(SlurmError):
+        svc.parse_service_squeue("garbage\n")
+
+
+def test_entries_of_matches_name_and_user_exactly():
+    def entry(job_id, state, user, name):
+        return svc.ServiceEntry(job_id, state, user, "p", "n", "s", "v", "None", name)
+    entries = [entry("30", "RUNNING", "svc", "web-service"),
+               entry("4", "PENDING", "svc", "web-service"),
+               entry("5", "RUNNING", "other", "web-service"),
+               entry("6", "RUNNING", "svc", "web-service2"),
+               entry("7", "RUNNING", "svc", "web.run-job"),
+               entry("8", "COMPLETED", "svc", "web-service"),
+               entry("9", "COMPLETING", "svc", "web-service")]
+    assert [e.job_id for e in svc.entries_of(entries, "web", "svc")] == ["4", "9", "30"]
+    assert svc.entries_of(entries, "db", "svc") == []
+
+
+@pytest.mark.parametrize("statuses, result", [
+    ([], 0), ([0, 0], 0), ([0, 3], 3), ([3, 1], 1), ([1, 2], 2), ([2, 4, 1, 3], 4),
+])
+def test_combine_exit(statuses, result):
+    assert svc.combine_exit(statuses) == result
+
+
+def test_status_table():
+    text = svc.render_status_table([("web", "12", "RUNNING", "node1", "2026-11-22T04:00:00"),
+                                    ("database", "-", "not running", "-", "-")])
+    lines = text.splitlines()
+    assert lines[0].split() == ["SERVICE", "JOB", "STATE", "NODE", "SINCE"]
+    assert lines[1].split() == ["web", "12", "RUNNING", "node1", "2026-11-22T04:00:00"]
+    assert lines[2].startswith("database  -    not running")
+    assert lines[0].index("JOB") == lines[1].index("12")
+
+
+def test_lock_timeout_is_a_clear_failure(tmp_path):
+    """A second command on the same service waits, then fails with one line (exit 1)."""
+    config = make_config(tmp_path)
+    path = svc.lock_path(config, "web")
+    path.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import filelock, sys, time; l = filelock.FileLock(sys.argv[1]); l.acquire(); "
+         "print('held', flush=True); time.sleep(30)", str(path)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        manager = svc.ServiceManager(config, client=object(), lock_timeout=0.3)
+        began = time.monotonic()
+        with pytest.raises(svc.ServiceError) as caught:
+            with manager.locked("web"):
+                pass
+        assert time.monotonic() - began >= 0.3
+        assert caught.value.exit_status == 1
+        assert "held the lock" in str(caught.value) and str(path) in str(caught.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    with manager.locked("web"):  # free again once the holder is gone
+        pass
+    assert path.exists()  # lock files are never unlinked
+
+
+def test_cli_help_and_module_entry():
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.run([sys.executable, "-m", "run_job.service_cli", "--help"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0
+    assert "init|deploy|start|stop|restart|reload|status|purge" in proc.stdout

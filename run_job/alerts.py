@@ -138,6 +138,19 @@ def events_for(record: Mapping[str, Any], previous: Iterable[Mapping[str, Any]],
     return events
 
 
+def unalerted_lost(entries: Iterable[Mapping[str, Any]]) -> list[tuple[int, Mapping[str, Any]]]:
+    """``(index, entry)`` of ``lost`` entries that never had their alerts.
+
+    A run whose run-job died is marked ``lost`` later, by the next run or by
+    ``--status``; neither had called ``on_end`` for it. The controller of the
+    next run calls ``on_end(config, job, entry, entries[:index])`` for each,
+    oldest first, and stores the result as that entry's ``alerts``, so a lost
+    run is mailed and fires ``failure`` like any other failure.
+    """
+    return [(i, e) for i, e in enumerate(entries)
+            if e.get("outcome") == "lost" and not isinstance(e.get("alerts"), Mapping)]
+
+
 def mail_kind(record: Mapping[str, Any], previous: Iterable[Mapping[str, Any]],
               job: Job, consecutive: int) -> str | None:
     """``failure``, ``recovery`` or None: which mail this run gets."""

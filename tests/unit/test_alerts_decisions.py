@@ -168,3 +168,10 @@ def test_on_end_never_raises_on_garbage(tmp_path):
                     user="root", runner_path="run-job", service_runner_path="sbatch-service")
     result = alerts.on_end(config, job(), {"outcome": object()}, ["junk", None, {"outcome": 3}])
     assert isinstance(result, dict)
+
+
+def test_unalerted_lost():
+    entries = [entry("lost"), entry("success"), dict(entry("lost"), alerts={"counts_as": "failure"}),
+               entry("failed"), entry("lost")]
+    assert [i for i, _ in alerts.unalerted_lost(entries)] == [0, 4]
+    assert alerts.unalerted_lost([]) == []

@@ -269,7 +269,7 @@ def _converse(mail: MailConfig, msg: EmailMessage, sender: str,
             raise socket.timeout("timed out")
         return left
 
-    # Loading the CA store costs ~10 ms: only when TLS is asked for.
+    # Loading the CA store costs ~20 ms: only when TLS is asked for.
     context = ssl.create_default_context() if (mail.ssl or mail.starttls) else None
     if mail.ssl:
         smtp: smtplib.SMTP = _SMTP_SSL(timeout=remaining(), context=context)

@@ -7,7 +7,10 @@
 #
 # Needs root on Debian 12.  It purges any installed process-control first,
 # with its logs and state: run it on a CI or throw-away machine.
-# Environment: KEEP_DEB=DIR copies the built package files there.
+# Environment: KEEP_DEB=DIR copies the built package files there;
+# PACKAGE_SUITES="tests/package ..." replaces the test folders run against the
+# installed package (default: tests/package tests/e2e); DEB_BUILD_OPTIONS is
+# passed on (nocheck skips the build-time unit tests).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -101,8 +104,10 @@ where=$(cd "$tests" && /usr/bin/python3 -P -c 'import run_job; print(run_job.__f
 echo "run_job imported from $where"
 [[ $where == /usr/lib/python3/dist-packages/* ]] || die "tests would not use the installed package"
 
-suites=(tests/package)
-if [[ -d $tests/tests/e2e ]]; then suites+=(tests/e2e); fi
+read -r -a suites <<<"${PACKAGE_SUITES:-tests/package tests/e2e}"
+for i in "${!suites[@]}"; do
+    if [[ ! -e $tests/${suites[i]} ]]; then unset 'suites[i]'; fi
+done
 pytest_rc=0
 (cd "$tests" && PROCESS_CONTROL_INSTALLED=1 \
     /usr/bin/python3 -P -m pytest -p no:cacheprovider -ra "${suites[@]}") \

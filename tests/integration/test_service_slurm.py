@@ -320,7 +320,22 @@ def test_unreachable_slurm_exit_4_nothing_submitted_or_cancelled(site, slurm_env
     calls = {verb: site.popen(*args, env=dead_slurm_env) for verb, args in {
         "start": ("start", absent), "stop": ("stop", running), "status": ("status", running, absent),
         "purge": ("purge",)}.items()}
+    import threading
+
+    from run_job.config import load_config
+    from run_job.jobs import scan_job_directory
+    from run_job.service import UNREACHABLE_STATE, service_states
+    from run_job.slurm_client import SlurmClient
+
+    config = load_config(str(site.config))
+    jobs = scan_job_directory(config).jobs
+    dead_states: dict = {}
+    asking = threading.Thread(target=lambda: dead_states.update(
+        service_states(config, jobs, SlurmClient(environ=dead_slurm_env))))
+    asking.start()
     results = {verb: (p.wait(timeout=120), *p.communicate()) for verb, p in calls.items()}
+    asking.join(120)
+    assert dead_states == {running: UNREACHABLE_STATE, absent: UNREACHABLE_STATE}
     for verb, (status, out, err) in results.items():
         assert status == 4, (verb, status, out, err)
         assert "unreachable" in err.lower(), (verb, err)
@@ -332,13 +347,6 @@ def test_unreachable_slurm_exit_4_nothing_submitted_or_cancelled(site, slurm_env
     assert (site.state / "services" / f"{running}.json").exists()
     assert site.signals(running) == []
 
-    from run_job.config import load_config
-    from run_job.jobs import scan_job_directory
-    from run_job.service import service_states
-    from run_job.slurm_client import SlurmClient
-
-    config = load_config(str(site.config))
-    jobs = scan_job_directory(config).jobs
     live = service_states(config, jobs, SlurmClient(environ=slurm_env))
     assert live == {running: "RUNNING", absent: "not running"}
     assert site.run("stop", running).returncode == 0
@@ -554,3 +562,82 @@ def test_service_of_another_user_submitted_from_root(open_tmp, slurm_env, cleanu
     stop = site.run("stop", slug)
     assert stop.returncode == 0, stop.stderr
     assert squeue(slurm_env, f"{slug}-service", user) == []
+
+
+# -------------------------------------------------------------------- examples
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_example_http_server_service(site, slurm_env, cleanup):
+    """examples/services/http-server.yaml as shipped, with only paths and port changed."""
+    import urllib.request
+
+    import yaml
+
+    slug = unique("http")
+    cleanup(slug)
+    www = site.root / "www 100%"
+    www.mkdir()
+    (www / "index.html").write_text("hello from a Slurm service\n")
+    greeting = www / "greeting.txt"
+    greeting.write_text("first\n")
+    data = yaml.safe_load((REPO / "examples" / "services" / "http-server.yaml").read_text())
+    port = _free_port()
+    data["command"] = shlex.join([sys.executable, str(REPO / "examples" / "services" / "http-server.py")])
+    data["environment"].update(HTTP_PORT=port, HTTP_DIRECTORY=str(www), HTTP_GREETING_FILE=str(greeting))
+    data["working_directory"] = str(www)
+    data["service"]["init_command"] = shlex.join(["/bin/mkdir", "-p", str(www)])
+    (site.jobs / f"{slug}.yaml").write_text(yaml.safe_dump(data))
+
+    def get(path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.read().decode()
+
+    def answers(path: str):
+        try:
+            return get(path)
+        except OSError:
+            return None
+
+    deploy = site.run("deploy", slug)
+    assert deploy.returncode == 0, deploy.stderr
+    assert wait_for(lambda: answers("/index.html"), what="the server") == "hello from a Slurm service\n"
+    assert get("/greeting") == "first\n"
+    greeting.write_text("second\n")
+    assert site.run("reload", slug).returncode == 0
+    wait_for(lambda: answers("/greeting") == "second\n", what="the reloaded greeting")
+    stop = site.run("stop", slug)
+    assert stop.returncode == 0, stop.stderr
+    assert answers("/index.html") is None
+    log = (site.output / slug / "service.log").read_text()
+    assert "signal 1: reloading" in log and "signal 15: stopping" in log and "stopped" in log
+
+
+def test_example_stage_script(site, slurm_env, cleanup):
+    """examples/services/legacy-app.stages: its #SBATCH lines pass, its signals win."""
+    slug = unique("legacy")
+    cleanup(slug)
+    stages = (REPO / "examples" / "services" / "legacy-app.stages").read_text()
+    markers = stage_service(site, slug, stages)
+    start = site.run("start", slug)
+    assert start.returncode == 0, start.stderr
+    job_id = squeue(slurm_env, f"{slug}-service")[0][0]
+    shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True,
+                           env=slurm_env, check=True).stdout
+    assert "Comment=legacy-app" in shown and "NumCPUs=2" in shown
+    ready(site, slug)
+    reload = site.run("reload", slug)
+    assert reload.returncode == 0 and "SIGUSR1" in reload.stdout
+    wait_for(lambda: "usr1" in site.signals(slug), what="usr1 marker")
+    stop = site.run("stop", slug)  # the stage names INT: the test service does not trap it
+    assert stop.returncode == 0 and "SIGINT" in stop.stdout, stop.stdout
+    assert "term" not in site.signals(slug)
+    assert squeue(slurm_env, f"{slug}-service") == []
+    assert markers.exists()

@@ -52,12 +52,23 @@ say "source tree"
 version=$(dpkg-parsechangelog -l "$repo/debian/changelog" -S Version)
 src="$work/process-control-${version%-*}"
 mkdir -p "$src"
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do
-        if [[ -e $f || -L $f ]]; then printf '%s\0' "$f"; fi
-    done \
-    | tar --null -T - -cf -) | tar -C "$src" -xf -
+if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
+    (cd "$repo" && git ls-files -z --cached --others --exclude-standard \
+        | while IFS= read -r -d '' f; do
+            if [[ -e $f || -L $f ]]; then printf '%s\0' "$f"; fi
+        done \
+        | tar --null -T - -cf -) | tar -C "$src" -xf -
+else
+    tar -C "$repo" --exclude-vcs --exclude=.pybuild --exclude=__pycache__ -cf - . \
+        | tar -C "$src" -xf -
+fi
 echo "copied $(find "$src" -type f | wc -l) files to $src"
+
+say "source package"
+# A native source package: the .dsc and .tar.xz must build and lint clean too.
+(cd "$work" && dpkg-source -b "${src##*/}") >"$work/source.log" 2>&1 \
+    || { cat "$work/source.log"; die "dpkg-source -b failed"; }
+tail -n 3 "$work/source.log"
 
 say "dpkg-buildpackage -us -uc -b"
 if ! (cd "$src" && dpkg-buildpackage -us -uc -b) >"$work/build.log" 2>&1; then
@@ -76,7 +87,7 @@ fi
 
 say "lintian"
 lintian_rc=0
-lintian --fail-on error --display-info "$deb" || lintian_rc=$?
+lintian --fail-on error --display-info "$work"/process-control_*.dsc "$deb" || lintian_rc=$?
 ((lintian_rc == 0)) || die "lintian reports errors"
 
 say "install"

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any
 
 try:  # the builtin module avoids hashlib's OpenSSL import on the hot path
     from _sha256 import sha256 as _sha256

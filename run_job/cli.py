@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any
 
 USAGE_EXIT = 2
 _ACTIONS = ("job", "kill_job", "list_jobs", "status", "history", "validate")

@@ -21,7 +21,9 @@ Order of a run:
 from __future__ import annotations
 
 import os
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any
 
 from run_job import clock, history, lock, logsetup, records, supervise
 from run_job.errors import EXIT_CANNOT_RUN, EXIT_SKIPPED, ProcessControlError, RunRecordError
@@ -154,18 +156,21 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
         exit_code=result.exit_code, signal=result.signal, reason=reason,
         slurm_job_id=result.slurm_job_id if result.slurm_job_id is not None
         else state["record"].get("slurm_job_id"))
+    # The outcome is durable in the run folder first; history gets it once,
+    # with the alerts' results (a run-job dying in between is repaired from
+    # status.json by the next run, see _mark_lost).
     records.write_status(run_dir, final)
-    previous = history.update(config.state_directory, job.slug,
-                              lambda entries: history.upsert(entries, final, config.history_length))
-    previous = [e for e in previous if e.get("run_id") != run_id]
     _log_end(job, final, result.exit_status)
+    previous = [e for e in history.read(config.state_directory, job.slug)
+                if e.get("run_id") != run_id]
     alerts = _alerts_end(config, job, final, previous)
     if alerts:
         final = {**final, "alerts": alerts}
+    history.update(config.state_directory, job.slug,
+                   lambda entries: history.upsert(entries, final, config.history_length))
+    if alerts:
         try:
-            records.write_status(run_dir, final)
-            history.update(config.state_directory, job.slug,
-                           lambda entries: history.upsert(entries, final, config.history_length))
+            records.write_status(run_dir, final, fsync=False)
         except RunRecordError as err:
             logsetup.error("%s: %s", job.slug, err)
     for problem in records.prune_runs(config.output_directory, job.slug, run_id,
@@ -283,22 +288,23 @@ def _take_over_lost_run(config: Config, job: Job, lock_fd: int) -> tuple[bool, s
 def _mark_lost(config: Config, job: Job, run_id: str, reason: str) -> None:
     """Mark the run ``run_id`` lost in its status.json and the history (best effort)."""
     now = clock.now()
-    found: dict[str, Any] = {}
+    run_dir = os.path.join(records.job_output_dir(config.output_directory, job.slug), run_id)
+    status = records.read_status(run_dir)
+    finished = status if status is not None and status.get("outcome") not in (None, "running") \
+        and status.get("run_id") == run_id else None
 
     def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = list(entries)
         for i, entry in enumerate(out):
             if entry.get("run_id") == run_id and entry.get("outcome") == "running":
-                out[i] = records.mark_lost(entry, reason, now)
-                found["record"] = out[i]
+                # run-job died after recording the end in status.json: keep that
+                out[i] = finished if finished is not None else records.mark_lost(entry, reason, now)
         return out
 
     try:
         history.update(config.state_directory, job.slug, change)
     except RunRecordError as err:
         logsetup.error("%s: %s", job.slug, err)
-    run_dir = os.path.join(records.job_output_dir(config.output_directory, job.slug), run_id)
-    status = records.read_status(run_dir)
     if status is not None and status.get("outcome") == "running":
         try:
             records.write_status(run_dir, records.mark_lost(status, reason, now))

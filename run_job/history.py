@@ -16,7 +16,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any, Callable
 
 from run_job.errors import RunRecordError
 
@@ -40,6 +42,15 @@ def parse(data: bytes) -> list[dict[str, Any]] | None:
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         return None
     return entries
+
+
+def dumps(entries: list[dict[str, Any]]) -> bytes:
+    """One entry per line: readable, and encoded by json's C encoder (an
+    indented dump goes through the pure-Python one, 10x slower) (pure)."""
+    if not entries:
+        return b"[]\n"
+    lines = ",\n".join(json.dumps(e, ensure_ascii=False) for e in entries)
+    return f"[\n{lines}\n]\n".encode()
 
 
 def read(state_directory: str | os.PathLike, slug: str) -> list[dict[str, Any]]:
@@ -133,8 +144,7 @@ def update(state_directory: str | os.PathLike, slug: str,
             before = []
         after = change(before)
         try:
-            write_atomic(path, (json.dumps(after, indent=1, ensure_ascii=False) + "\n").encode(),
-                         0o640, fsync=fsync)
+            write_atomic(path, dumps(after), 0o640, fsync=fsync)
         except OSError as err:
             raise RunRecordError(f"cannot write {path}: {err.strerror}") from err
         return before

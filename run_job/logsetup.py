@@ -14,16 +14,23 @@ as ``run-job: message``, and info too with ``--debug``.
 
 from __future__ import annotations
 
-import copy as _copy_module  # noqa: F401  (cheap; used to isolate the config)
 import os
 import sys
-from typing import Any, Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any, Mapping
 
 LOGGER = "process-control"
 DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
 
 _logger: Any = None  # a logging.Logger once configured
 _stderr_level = WARNING
+
+
+def _deepcopy(value: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(value)
 
 
 def configure(logging_config: Mapping[str, Any] | None, *, debug: bool = False) -> list[str]:
@@ -37,10 +44,10 @@ def configure(logging_config: Mapping[str, Any] | None, *, debug: bool = False) 
     import logging.config
 
     logging.raiseExceptions = False
-    wanted = _copy_module.deepcopy(dict(logging_config))
+    wanted = _deepcopy(dict(logging_config))
     problems: list[str] = []
     try:
-        logging.config.dictConfig(_copy_module.deepcopy(wanted))
+        logging.config.dictConfig(_deepcopy(wanted))
     except Exception as err:  # noqa: BLE001 - any handler may fail in any way
         bad = _failing_handlers(wanted)
         if not bad:
@@ -61,7 +68,7 @@ def configure(logging_config: Mapping[str, Any] | None, *, debug: bool = False) 
 
 def without_handlers(config: Mapping[str, Any], names: set[str]) -> dict[str, Any]:
     """A copy of a dictConfig with the named handlers removed everywhere (pure)."""
-    out = _copy_module.deepcopy(dict(config))
+    out = _deepcopy(dict(config))
     handlers = dict(out.get("handlers") or {})
     for name in names:
         handlers.pop(name, None)
@@ -85,9 +92,9 @@ def _failing_handlers(config: Mapping[str, Any]) -> dict[str, str]:
         trial = {
             "version": config.get("version", 1),
             "disable_existing_loggers": False,
-            "formatters": _copy_module.deepcopy(config.get("formatters") or {}),
-            "filters": _copy_module.deepcopy(config.get("filters") or {}),
-            "handlers": {name: _copy_module.deepcopy(handlers[name])},
+            "formatters": _deepcopy(config.get("formatters") or {}),
+            "filters": _deepcopy(config.get("filters") or {}),
+            "handlers": {name: _deepcopy(handlers[name])},
         }
         try:
             logging.config.dictConfig(trial)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from typing import Any, Iterable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any, Iterable
 
 from run_job import clock
 from run_job.errors import RunRecordError
@@ -32,14 +34,16 @@ def make_run_id(ts: datetime, pid: int) -> str:
 
 def run_id_time(run_id: str) -> datetime | None:
     """The start time encoded in a run id, or None if it is not one (pure)."""
-    head = run_id.split(".", 1)[0]
-    if len(head) != 15 or not run_id[16:22].isdigit():
+    # By hand: strptime would import _strptime, locale and calendar on every run.
+    if (len(run_id) < 23 or run_id[8] != "T" or run_id[15] != "." or run_id[22] != "Z"
+            or not (run_id[:8] + run_id[9:15] + run_id[16:22]).isdigit()):
         return None
     try:
-        ts = datetime.strptime(head, _RUN_ID_TIME).replace(tzinfo=timezone.utc)
+        return datetime(int(run_id[0:4]), int(run_id[4:6]), int(run_id[6:8]), int(run_id[9:11]),
+                        int(run_id[11:13]), int(run_id[13:15]), int(run_id[16:22]),
+                        tzinfo=timezone.utc)
     except ValueError:
         return None
-    return ts.replace(microsecond=int(run_id[16:22]))
 
 
 def new_record(*, job: str, run_id: str, runner: str, host: str, user: str, pid: int,
@@ -89,8 +93,11 @@ def finish_record(record: dict[str, Any], *, ended_at: datetime, outcome: str,
     return done
 
 
-def to_json(record: Any) -> bytes:
-    return (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode()
+def to_json(record: dict[str, Any]) -> bytes:
+    """One field per line, each value by json's C encoder (pure)."""
+    dumps = json.dumps
+    body = ",\n".join(f"  {dumps(k)}: {dumps(v, ensure_ascii=False)}" for k, v in record.items())
+    return f"{{\n{body}\n}}\n".encode()
 
 
 def job_output_dir(output_directory: str | os.PathLike, slug: str) -> str:

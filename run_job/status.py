@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any
 
 from run_job import history, lock, records, supervise
 from run_job.errors import ProcessControlError
@@ -140,6 +142,10 @@ def _record_lost(config: Any, slug: str, entry: dict[str, Any]) -> dict[str, Any
 
     held = lock.is_locked(lock.lock_path(config.run_directory, slug))
     lost = records.mark_lost(entry, lost_reason(entry, held), clock.now())
+    recorded = records.read_status(entry["run_dir"]) if entry.get("run_dir") else None
+    if recorded is not None and recorded.get("run_id") == entry.get("run_id") \
+            and recorded.get("outcome") not in (None, "running"):
+        lost = recorded  # run-job died after recording the end in status.json
 
     def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = list(entries)

@@ -24,7 +24,9 @@ import os
 import select
 import signal
 import time
-from typing import Callable, Iterable
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Callable, Iterable
 
 from run_job.model import replace
 from run_job.runtypes import ExecResult, RunContext

@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from conftest import Site
+from pctest import Site
 
 # Folder names with spaces, quotes, '%' and ';' (SPEC: names are adversarial).
 HOSTILE = "a site; 'q' \"dq\" %s"

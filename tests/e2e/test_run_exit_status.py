@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import command, command_env
+from pctest import command, command_env
 from runjob_helpers import PY, history, job_yaml, latest_status, new_site, q, run_dirs, wait_for
 
 
@@ -110,7 +110,7 @@ def test_unwritable_run_record_is_125(site, tmp_path):
         # root writes anywhere: make output_directory a file instead
         blocker = tmp_path / "not a folder"
         blocker.write_text("")
-        from conftest import Site
+        from pctest import Site
         site = Site(tmp_path / "other site", output_directory=str(blocker / "log"))
     else:
         site.output.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import command, command_env
+from pctest import command, command_env
 from runjob_helpers import PY, history, job_yaml, latest_status, new_site, q, run_dirs
 
 SPEC_FIELDS = {"job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "command",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from pctest import REPO
 from runjob_helpers import HOSTILE, job_yaml
 
 SERVICE_USER = "pc-run-test"

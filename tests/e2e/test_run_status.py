@@ -14,7 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from conftest import REPO, command, command_env
+from pctest import REPO, command, command_env
 from runjob_helpers import job_yaml, new_site, wait_for
 
 SCHEMA = json.loads((REPO / "schemas" / "status.schema.json").read_text())
@@ -129,7 +129,7 @@ def test_history(site):
 def test_bad_config_is_one_line_125(tmp_path):
     cfg = tmp_path / "bad config.yaml"
     cfg.write_text("job_directory: [\n")
-    from conftest import run
+    from pctest import run
 
     result = run("run-job", "--config", str(cfg), "--status")
     assert result.returncode == 125
@@ -162,7 +162,7 @@ def test_reference_example_config_without_syslog(tmp_path):
     fail = root / "jobs" / "fails.yaml"
     fail.write_text(job_yaml(command="sh -c 'exit 2'"))
     fail.chmod(0o644)
-    from conftest import run
+    from pctest import run
 
     result = run("run-job", "--config", str(cfg), "--job", "hello")
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import command, command_env
+from pctest import command, command_env
 from runjob_helpers import (PY, history, job_yaml, kill_marked, latest_status, marked_pids, marker,
                             new_site, run_dirs, tree_command, wait_for)
 

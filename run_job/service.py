@@ -132,6 +132,24 @@ def service_environment(job: Job) -> dict[str, str]:
     return env
 
 
+SUBMIT_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Variables of the caller that sbatch and the job keep; everything else of the
+# caller's environment is left out (see submit_environment).
+_SUBMIT_KEEP = ("SLURM_CONF", "LANG", "LANGUAGE", "TZ")
+
+
+def submit_environment(environ: Mapping[str, str], *, user: str, home: str) -> dict[str, str]:
+    """The environment sbatch runs in, and so (``--export=ALL``) the base of
+    the service's: the same whether an operator's shell or cron's keep-alive
+    entry started it. Only ``SLURM_CONF``, the locale and ``TZ`` come from the
+    caller; PATH is the system's (set PATH in the job's ``environment`` for
+    more); HOME, USER, LOGNAME, SHELL are the service user's."""
+    env = {name: environ[name] for name in _SUBMIT_KEEP if name in environ}
+    env.update({name: value for name, value in environ.items() if name.startswith("LC_")})
+    env.update(PATH=SUBMIT_PATH, HOME=home, USER=user, LOGNAME=user, SHELL="/bin/sh")
+    return env
+
+
 def build_service_script(*, slug: str, commands: Sequence[Sequence[str]],
                          environment: Mapping[str, str], workdir: str, log: str) -> str:
     """The batch script of a service (bash; pure, golden-file tested).
@@ -589,7 +607,12 @@ class ServiceManager:
             script=str(spath), name=service_job_name(slug), log=str(log),
             partition=service_partition(self.config, job), time_limit=job.slurm.time,
             workdir=workdir, options=options)
-        job_id = self.client.submit(argv)
+        from run_job.slurm_client import SUBMIT_TIMEOUT, client_environment
+        from run_job.slurm import parse_sbatch_parsable
+
+        env = submit_environment(client_environment(self.client.env), user=self.user,
+                                 home=_home(self.user) or "/")
+        job_id = parse_sbatch_parsable(self.client.run(argv, timeout=SUBMIT_TIMEOUT, env=env).stdout)
         self.write_state(slug, job_id=job_id, submitted_at=iso(now()), last_action="start",
                          partition=service_partition(self.config, job), log=str(log))
         entry = self._wait_started(slug, job_id)
@@ -644,7 +667,11 @@ class ServiceManager:
     def _stop_one(self, slug: str, entry: ServiceEntry, sig: int, grace: float) -> None:
         job_id = entry.job_id
         began = time.monotonic()
-        if entry.state in SIGNALABLE_STATES:
+        if entry.state == "COMPLETING":  # its processes are ending already: wait
+            if self._wait_gone(job_id, STOP_WAIT):
+                self.say(f"{slug}: Slurm job {job_id} was completing; gone now")
+                return
+        elif entry.state in SIGNALABLE_STATES:
             self._cancel(job_id, signal=sig, batch=True)
             how = f"SIG{signal_name(sig)} to the main process"
             if self._wait_gone(job_id, grace):
@@ -667,7 +694,7 @@ class ServiceManager:
         except SlurmError as err:
             # The job may have ended between the question and the signal.
             current = self.job_entry(job_id)
-            if current is None or current.state not in PRESENT_STATES:
+            if current is None or current.state not in PRESENT_STATES or current.state == "COMPLETING":
                 return
             raise ServiceError(str(err)) from err
 
@@ -744,12 +771,12 @@ class ServiceManager:
         status = EXIT_OK
         for job in jobs:
             found = entries_of(entries, job.slug, self.user)
-            if found:
-                e = found[0]
+            for e in found:  # more than one only when someone submitted by hand
                 nodes = e.nodes if e.nodes not in ("", "(null)") else "-"
                 state = e.state if e.state != "PENDING" else e.describe()
                 rows.append((job.slug, e.job_id, state, nodes, e.since))
-                if e.state != "RUNNING":
+            if found:
+                if found[0].state != "RUNNING":
                     status = EXIT_NOT_RUNNING
             else:
                 stopped = self.read_state(job.slug).get("stopped_at") or "-"

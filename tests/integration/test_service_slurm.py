@@ -42,7 +42,7 @@ trap 'mark usr1' USR1
 trap 'mark usr2' USR2
 trap 'mark term; exit 0' TERM
 bash -c 'trap "printf \"child-hup\n\" >>\"$1/signals\"" HUP; while :; do sleep 0.2 & wait $!; done' child "$dir" &
-printf '%s\n' "$$" "${PC_TEST_VALUE-unset}" "$PWD" >"$dir/ready.tmp" && mv "$dir/ready.tmp" "$dir/ready"
+printf '%s\n' "$$" "${PC_TEST_VALUE-unset}" "$PWD" "$PATH" "${PC_LEAK-unset}" >"$dir/ready.tmp" && mv "$dir/ready.tmp" "$dir/ready"
 while :; do sleep 0.2 & wait $!; done
 """
 
@@ -198,15 +198,17 @@ def test_start_status_reload_stop_restart(site, slurm_env, cleanup):
     site.service(slug)
     site.service(custom, "service:\n  reload_signal: USR1\n  stop_signal: SIGTERM\n")
 
-    first = site.run("start", slug)
+    # the caller's environment does not leak into the service (cron and a shell give the same)
+    first = site.run("start", slug, env=dict(slurm_env, PC_LEAK="1", PATH="/opt/x:" + slurm_env["PATH"]))
     assert first.returncode == 0, first.stderr
     jobs = squeue(slurm_env, f"{slug}-service")
     assert len(jobs) == 1 and jobs[0][1] in ("PENDING", "RUNNING"), jobs
     job_id = jobs[0][0]
     assert f"Slurm job {job_id}" in first.stdout and ("RUNNING" in first.stdout or "PENDING" in first.stdout)
-    pid, value, cwd = ready(site, slug)
+    pid, value, cwd, path, leak = ready(site, slug)
     assert value == ADVERSARIAL  # the job's environment, byte for byte
     assert cwd == str(site.work)
+    assert path == "/usr/local/bin:/usr/bin:/bin" and leak == "unset"
 
     # start of a running service: a no-op, exit 0, same job
     again = site.run("start", slug)
@@ -266,6 +268,26 @@ def test_start_status_reload_stop_restart(site, slurm_env, cleanup):
     stop_all = site.run("stop")
     assert stop_all.returncode == 0, stop_all.stderr
     assert squeue(slurm_env, f"{custom}-service") == []
+
+
+def test_pending_service(site, slurm_env, cleanup):
+    """A job that cannot start (more CPUs than the node has: it pends, blocking nobody)."""
+    slug = unique("pending")
+    cleanup(slug)
+    site.service(slug, "slurm:\n  options: ['--cpus-per-task=17']\n")
+    start = site.run("start", slug)
+    assert start.returncode == 0, start.stderr
+    assert "PENDING (PartitionConfig)" in start.stdout
+    status = site.run("status", slug)
+    assert status.returncode == 3 and "PENDING" in status.stdout, status.stdout
+    again = site.run("start", slug)  # pending counts as present
+    assert again.returncode == 0 and "already present" in again.stdout
+    assert len(squeue(slurm_env, f"{slug}-service")) == 1
+    reload = site.run("reload", slug)
+    assert reload.returncode == 1 and "has not started" in reload.stderr
+    stop = site.run("stop", slug)
+    assert stop.returncode == 0, stop.stderr
+    assert squeue(slurm_env, f"{slug}-service") == []
 
 
 def test_five_concurrent_starts_give_one_job(site, slurm_env, cleanup):

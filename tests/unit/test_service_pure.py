@@ -268,3 +268,16 @@ def test_cli_help_and_module_entry():
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0
     assert "init|deploy|start|stop|restart|reload|status|purge" in proc.stdout
+
+
+def test_submit_environment_is_the_same_from_cron_and_a_shell():
+    shell = {"PATH": "/opt/bin:/usr/bin", "HOME": "/root", "USER": "root", "SLURM_CONF": "/etc/s.conf",
+             "LANG": "C.UTF-8", "LC_TIME": "de_DE", "PYTHONPATH": "/x", "LD_PRELOAD": "/evil.so",
+             "SSH_AUTH_SOCK": "/tmp/a", "TZ": "UTC"}
+    cron = {"PATH": "/usr/bin:/bin", "HOME": "/root", "SLURM_CONF": "/etc/s.conf", "LANG": "C.UTF-8",
+            "LC_TIME": "de_DE", "TZ": "UTC"}
+    a = svc.submit_environment(shell, user="svc", home="/home/svc")
+    b = svc.submit_environment(cron, user="svc", home="/home/svc")
+    assert a == b == {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/svc", "USER": "svc",
+                      "LOGNAME": "svc", "SHELL": "/bin/sh", "SLURM_CONF": "/etc/s.conf",
+                      "LANG": "C.UTF-8", "LC_TIME": "de_DE", "TZ": "UTC"}

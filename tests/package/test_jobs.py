@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import pwd
+import shutil
 import shlex
 import signal
 import stat
@@ -17,7 +19,7 @@ import pytest
 import yaml
 
 from pkgtools import packaged, job_file, saved_crontab  # noqa: F401  (fixtures)
-from pkgtools import CRONTAB, JOB_DIR, LOG_DIR, SERVICE_USER, run, wait_for
+from pkgtools import CRONTAB, JOB_DIR, LOG_DIR, RUN_DIR, SERVICE_USER, run, wait_for
 
 # Arguments that a shell or cron would mangle; the job gets them unchanged.
 HOSTILE = "a b; c %d 'q' \"dq\" $HOME `x`"
@@ -79,6 +81,26 @@ def test_run_job_as_root_runs_the_job_as_the_service_user(job_file) -> None:
     # no shell: "$RUN_JOB_NAME" is passed literally, the hostile text unchanged
     assert output[1] == f"$RUN_JOB_NAME|{HOSTILE}"
     assert output[2:] == [slug, HOSTILE]
+
+
+def test_run_job_as_root_recreates_a_missing_run_directory(job_file) -> None:
+    """/run is a tmpfs: after a reboot the folder is back only once
+    systemd-tmpfiles has run; run-job started by root must not need it."""
+    slug = job_file("rundir", "command: /bin/true\n")
+    moved = RUN_DIR.with_name(f".process-control.pkgtest-{os.getpid()}")
+    os.rename(RUN_DIR, moved)
+    try:
+        result = run(["/usr/bin/run-job", "--job", slug], timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+        st = RUN_DIR.stat()
+        assert (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name) == (
+            SERVICE_USER, SERVICE_USER)
+        assert stat.S_IMODE(st.st_mode) & 0o002 == 0
+    finally:
+        if RUN_DIR.exists():
+            shutil.rmtree(moved, ignore_errors=True)
+        else:
+            os.rename(moved, RUN_DIR)
 
 
 def test_run_job_passes_the_commands_status_through(job_file) -> None:

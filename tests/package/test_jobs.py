@@ -49,6 +49,20 @@ def test_validate_the_packaged_config_and_a_dropped_job(job_file) -> None:
     json.loads(as_json.stdout)
 
 
+def test_list_status_and_history_show_a_dropped_job(job_file) -> None:
+    slug = job_file("listed", "command: /bin/true\nschedule: '@daily'\n")
+    assert run(["/usr/bin/run-job", "--job", slug], timeout=120).returncode == 0
+    listed = run(["/usr/bin/run-job", "--list-jobs"])
+    assert listed.returncode == 0, listed.stderr
+    assert slug in listed.stdout
+    status = run(["/usr/bin/run-job", "--status", "--json"])
+    assert status.returncode == 0, status.stderr
+    assert slug in json.dumps(json.loads(status.stdout))
+    history = run(["/usr/bin/run-job", "--history", slug, "--json"])
+    assert history.returncode == 0, history.stderr
+    assert "success" in json.dumps(json.loads(history.stdout))
+
+
 def test_validate_reports_a_bad_job_file(job_file) -> None:
     slug = job_file("invalid", "command: /bin/true\nschedule: '61 * * * *'\nno_such_key: 1\n")
     result = run(["/usr/bin/run-job", "--validate"])

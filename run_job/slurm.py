@@ -424,8 +424,9 @@ def slurm_poll_interval(waited: float) -> float:
     """Seconds between two questions to Slurm after ``waited`` seconds.
 
     1 s for the first minute, then a twelfth of the time waited, at most 30 s:
-    about 60 calls in the first minute, 5-12 a minute up to six minutes, then
-    2 a minute. job.status is read far more often (``STATUS_POLL``).
+    60 calls in the first minute, 9 in the second, 3 in the fifth, and 2 a
+    minute from the seventh on. job.status is read far more often
+    (``STATUS_POLL``).
     """
     if waited < 60.0:
         return 1.0

@@ -142,6 +142,9 @@ def test_real_cron_runs_a_generated_entry_through_run_job(tmp_path, cron_file):
         "service_runner_path: /usr/bin/sbatch-service\n"
         "cron_environment:\n"
         "  MAILTO: ''\n"
+        # how the entry's run-job finds this config: cron passes the crontab's
+        # environment lines to the job, and nothing else from here
+        f"  PROCESS_CONTROL_CONFIG: {cfg}\n"
         "  GREETING: hello from cron.d\n", encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     res = subprocess.run([sys.executable, "-m", "cron_generate", "--config", str(cfg)],
@@ -158,7 +161,13 @@ def test_real_cron_runs_a_generated_entry_through_run_job(tmp_path, cron_file):
     assert probe.returncode == 0, probe.stderr
 
     with cron_running() as proc:
-        wait_for_run(root, marker)
+        if not wait_for_run(root, marker):
+            by_hand = subprocess.run([str(runner), "--job", "cron-proof"], capture_output=True, text=True,
+                                     timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": "/root",
+                                                                "PROCESS_CONTROL_CONFIG": str(cfg)})
+            pytest.fail(f"cron did not run the job through run-job within {WAIT:.0f}s "
+                        f"(marker {'present' if marker.exists() else 'missing'}); the same entry by hand "
+                        f"exits {by_hand.returncode}: {by_hand.stderr[-1500:]!r}")
     if proc is not None:
         assert proc.poll() is not None  # the daemon we started is gone
 
@@ -177,14 +186,14 @@ def latest_status(root: Path) -> dict:
     return json.loads(found[-1].read_text())
 
 
-def wait_for_run(root: Path, marker: Path) -> None:
+def wait_for_run(root: Path, marker: Path) -> bool:
+    """True once cron's run of the job has finished (marker written, status final)."""
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         found = sorted((root / "log" / "cron-proof").glob("*/status.json"))
         if marker.exists() and found:
             status = json.loads(found[-1].read_text())
             if status.get("outcome") not in (None, "running"):
-                return
+                return True
         time.sleep(0.5)
-    pytest.fail(f"cron did not run the job through run-job within {WAIT:.0f}s "
-                f"(marker {'present' if marker.exists() else 'missing'})")
+    return False

@@ -46,8 +46,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32) if c != 9}
+_CONTROL.update({10: "\\n", 13: "\\r", 127: "\\x7f"})
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped: one problem, one line, even
+    when a file name holds a newline."""
+    return text.translate(_CONTROL)
+
+
 def _error(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    print(f"{PROG}: {one_line(message)}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     scan = scan_job_directory(config)
     if scan.problems:
         for problem in scan.problems:
-            print(problem.render(), file=sys.stderr)
+            print(one_line(problem.render()), file=sys.stderr)
         where = "nothing printed" if path is None else f"{path} left unchanged"
         count = len(scan.problems)
         _error(f"{count} problem{'s' if count != 1 else ''} in the job files; {where}")
@@ -101,12 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProcessControlError as err:
         if args.debug:
             raise
-        lines = str(err).splitlines() or [type(err).__name__]
-        if len(lines) > 1:  # a ConfigError lists every problem, one per line
-            for line in lines:
-                print(line, file=sys.stderr)
+        problems = getattr(err, "problems", ())
+        if problems:  # a ConfigError carries every problem: one line each
+            for problem in problems:
+                print(one_line(problem.render()), file=sys.stderr)
         else:
-            _error(lines[0])
+            _error(str(err) or type(err).__name__)
         return EXIT_ERROR
     except BrokenPipeError:
         # the reader went away (``cron-generate --stdout | head``): no traceback at exit

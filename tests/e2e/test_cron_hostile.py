@@ -79,6 +79,9 @@ def assert_refused(cfg: Path, output: Path) -> None:
         assert res.returncode == 2, (args, res.stdout, res.stderr)
         assert res.stdout == ""
         assert "Traceback" not in res.stderr and res.stderr.strip()
+        # one problem per line, even when a file name holds a newline
+        for line in res.stderr.splitlines():
+            assert line.startswith((str(cfg.parent), "cron-generate: ")), line
     assert output.read_bytes() == INSTALLED
     after = output.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

@@ -46,6 +46,7 @@ SERVICE_SUFFIX = "-service"
 LOCK_TIMEOUT = 60.0  # seconds one command waits for another on the same service
 START_WAIT = 30.0  # seconds for a submitted job to show up pending or running
 START_SETTLE = 3.0  # seconds a pending job gets to start before "PENDING" is reported
+START_CONFIRM = 1.0  # seconds a running job is watched: a command not found ends at once
 STOP_WAIT = 60.0  # seconds, after the KILL, for the job to leave squeue
 STAGE_TIMEOUT = 120.0  # seconds for a stage call other than init
 POLL = 0.2
@@ -612,7 +613,12 @@ class ServiceManager:
 
         env = submit_environment(client_environment(self.client.env), user=self.user,
                                  home=_home(self.user) or "/")
-        job_id = parse_sbatch_parsable(self.client.run(argv, timeout=SUBMIT_TIMEOUT, env=env).stdout)
+        try:
+            job_id = parse_sbatch_parsable(self.client.run(argv, timeout=SUBMIT_TIMEOUT, env=env).stdout)
+        except SlurmUnreachable:
+            raise
+        except SlurmError as err:
+            raise ServiceError(f"{slug}: Slurm refused the job: {err}") from err
         self.write_state(slug, job_id=job_id, submitted_at=iso(now()), last_action="start",
                          partition=service_partition(self.config, job), log=str(log))
         entry = self._wait_started(slug, job_id)
@@ -621,17 +627,25 @@ class ServiceManager:
 
     def _wait_started(self, slug: str, job_id: str) -> ServiceEntry:
         began = time.monotonic()
+        running_since = None
         last = None
         while True:
             entry = self.job_entry(job_id)
-            waited = time.monotonic() - began
+            clock = time.monotonic()
+            waited = clock - began
             if entry is not None:
                 last = entry
-                if entry.state == "RUNNING" or (entry.state in PRESENT_STATES and waited >= START_SETTLE):
-                    return entry
                 if entry.state not in PRESENT_STATES:
                     break
+                if entry.state == "RUNNING":
+                    running_since = clock if running_since is None else running_since
+                    if clock - running_since >= START_CONFIRM:
+                        return entry
+                elif running_since is None and waited >= START_SETTLE:
+                    return entry  # still pending (or configuring): say so
             if waited >= START_WAIT:
+                if last is not None and last.state in PRESENT_STATES:
+                    return last
                 break
             time.sleep(POLL)
         log = log_path(self.config, slug)

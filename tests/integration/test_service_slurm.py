@@ -290,6 +290,28 @@ def test_pending_service(site, slurm_env, cleanup):
     assert squeue(slurm_env, f"{slug}-service") == []
 
 
+def test_start_of_a_service_that_dies_at_once_fails(site, slurm_env, cleanup):
+    slug = unique("dies")
+    cleanup(slug)
+    (site.jobs / f"{slug}.yaml").write_text(
+        "runner: slurm\ncommand: /nonexistent/server --port 1\nservice: {}\n")
+    start = site.run("start", slug)
+    assert start.returncode == 1, start.stdout + start.stderr
+    assert "is not pending or running" in start.stderr and "/nonexistent/server" in start.stderr
+    assert len(start.stderr.strip().splitlines()) == 1
+    assert squeue(slurm_env, f"{slug}-service") == []
+
+
+def test_unknown_partition_is_one_line_exit_1(site, slurm_env, cleanup):
+    slug = unique("nopart")
+    cleanup(slug)
+    site.service(slug, "slurm:\n  partition: no-such-partition\n")
+    start = site.run("start", slug)
+    assert start.returncode == 1, start.stdout + start.stderr
+    assert "invalid partition" in start.stderr.lower()
+    assert len(start.stderr.strip().splitlines()) == 1 and "Traceback" not in start.stderr
+
+
 def test_five_concurrent_starts_give_one_job(site, slurm_env, cleanup):
     slug = unique("five")
     cleanup(slug)

@@ -26,8 +26,19 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
 from run_job import clock, history, lock, logsetup, records, supervise
-from run_job.errors import EXIT_CANNOT_RUN, EXIT_SKIPPED, ProcessControlError, RunRecordError
 from run_job.model import Config, Job
+
+def _errors():
+    """``run_job.errors``, imported only when an error is raised or caught: the
+    hot path of ``run-job --job`` does not pay for it."""
+    from run_job import errors
+
+    return errors
+
+
+_EXIT_SKIPPED = 75  # errors.EXIT_SKIPPED (SPEC §4)
+_EXIT_CANNOT_RUN = 125  # errors.EXIT_CANNOT_RUN
+
 
 
 def _user_name() -> str:
@@ -58,7 +69,7 @@ def run(config: Config, job: Job, *, slow_start: bool = False) -> int:
     from run_job import privileges
 
     if job.is_service:
-        raise ProcessControlError(
+        raise _errors().ProcessControlError(
             f"{job.slug} is a Slurm service, not a batch job; use"
             f" 'sbatch-service start {job.slug}' (or stop/restart/status)")
     # Before the switch: prctl needs ctypes, and the switch is for the run's files.
@@ -103,7 +114,7 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
         try:
             from run_job import slurm_runner as slurm  # type: ignore[no-redef]
         except ImportError:
-            raise ProcessControlError(
+            raise _errors().ProcessControlError(
                 f"{job.slug}: runner 'slurm': Slurm runner not available in this installation")
         reason = slurm.precheck(config, job)  # SlurmUnreachable propagates: exit 125
         if reason:
@@ -144,10 +155,10 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
             result = slurm.execute(ctx)
         else:
             result = supervise.execute(ctx)
-    except ProcessControlError as err:
+    except _errors().ProcessControlError as err:
         result = ExecResult("failed", err.exit_status, reason=str(err))
     except OSError as err:
-        result = ExecResult("failed", EXIT_CANNOT_RUN, reason=f"run-job could not run the job: {err}")
+        result = ExecResult("failed", _EXIT_CANNOT_RUN, reason=f"run-job could not run the job: {err}")
     finally:
         os.set_inheritable(lock_fd, False)
     reason = "; ".join(r for r in (takeover_note, result.reason) if r)
@@ -171,7 +182,7 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
     if alerts:
         try:
             records.write_status(run_dir, final, fsync=False)
-        except RunRecordError as err:
+        except _errors().RunRecordError as err:
             logsetup.error("%s: %s", job.slug, err)
     for problem in records.prune_runs(config.output_directory, job.slug, run_id,
                                       config.keep_runs, config.keep_days):
@@ -227,12 +238,12 @@ def _skip(config: Config, job: Job, command_text: tuple, reason: str) -> int:
         started_at=now, job_file_sha256=job.sha256, run_dir=None,
         supervisor_start_time=None, outcome="skipped", reason=reason)
     record = records.finish_record(record, ended_at=now, outcome="skipped", reason=reason)
-    status = 0 if job.allow_overtime else EXIT_SKIPPED
+    status = 0 if job.allow_overtime else _EXIT_SKIPPED
     try:
         previous = history.update(config.state_directory, job.slug,
                                   lambda entries: history.upsert(entries, record,
                                                                  config.history_length))
-    except RunRecordError as err:
+    except _errors().RunRecordError as err:
         logsetup.error("%s: %s", job.slug, err)
         previous = []
     logsetup.log(logsetup.INFO if job.allow_overtime else logsetup.WARNING,
@@ -243,7 +254,7 @@ def _skip(config: Config, job: Job, command_text: tuple, reason: str) -> int:
         try:
             history.update(config.state_directory, job.slug,
                            lambda entries: _replace_skipped(entries, record))
-        except RunRecordError:
+        except _errors().RunRecordError:
             pass
     return status
 
@@ -303,12 +314,12 @@ def _mark_lost(config: Config, job: Job, run_id: str, reason: str) -> None:
 
     try:
         history.update(config.state_directory, job.slug, change)
-    except RunRecordError as err:
+    except _errors().RunRecordError as err:
         logsetup.error("%s: %s", job.slug, err)
     if status is not None and status.get("outcome") == "running":
         try:
             records.write_status(run_dir, records.mark_lost(status, reason, now))
-        except RunRecordError as err:
+        except _errors().RunRecordError as err:
             logsetup.error("%s: %s", job.slug, err)
 
 

@@ -20,7 +20,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any, Callable
 
-from run_job.errors import RunRecordError
+def _errors():
+    """``run_job.errors``, imported only when an error is raised or caught: the
+    hot path of ``run-job --job`` does not pay for it."""
+    from run_job import errors
+
+    return errors
+
+
 
 FAILED_OUTCOMES = ("failed", "timed_out", "killed", "lost")
 
@@ -126,7 +133,7 @@ def update(state_directory: str | os.PathLike, slug: str,
         os.makedirs(state, mode=0o750, exist_ok=True)
         lock_fd = os.open(_lock_path(state, slug), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
     except OSError as err:
-        raise RunRecordError(
+        raise _errors().RunRecordError(
             f"cannot write history in state_directory {state}: {err.strerror};"
             " it must be writable by the service user") from err
     try:
@@ -137,7 +144,7 @@ def update(state_directory: str | os.PathLike, slug: str,
         except FileNotFoundError:
             data = b"[]"
         except OSError as err:
-            raise RunRecordError(f"cannot read {path}: {err.strerror}") from err
+            raise _errors().RunRecordError(f"cannot read {path}: {err.strerror}") from err
         before = parse(data)
         if before is None:
             _set_aside(path)
@@ -146,7 +153,7 @@ def update(state_directory: str | os.PathLike, slug: str,
         try:
             write_atomic(path, dumps(after), 0o640, fsync=fsync)
         except OSError as err:
-            raise RunRecordError(f"cannot write {path}: {err.strerror}") from err
+            raise _errors().RunRecordError(f"cannot write {path}: {err.strerror}") from err
         return before
     finally:
         os.close(lock_fd)

@@ -18,7 +18,14 @@ from __future__ import annotations
 import fcntl
 import os
 
-from run_job.errors import RunRecordError
+
+def _errors():
+    """``run_job.errors``, imported only when an error is raised or caught: the
+    hot path of ``run-job --job`` does not pay for it."""
+    from run_job import errors
+
+    return errors
+
 
 
 def lock_path(run_directory: str | os.PathLike, slug: str) -> str:
@@ -31,13 +38,13 @@ def open_lock(path: str) -> int:
     try:
         os.makedirs(folder, mode=0o750, exist_ok=True)
     except OSError as err:
-        raise RunRecordError(
+        raise _errors().RunRecordError(
             f"cannot create run_directory {folder}: {err.strerror};"
             " create it, writable by the service user") from err
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
     except OSError as err:
-        raise RunRecordError(
+        raise _errors().RunRecordError(
             f"cannot open lock file {path}: {err.strerror}; it must be writable by the"
             " service user (a root-owned file left by an earlier version can be removed"
             " while no run is active)") from err
@@ -91,7 +98,7 @@ def write_holder(fd: int, text: bytes) -> None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, text, 0)
     except OSError as err:
-        raise RunRecordError(f"cannot write the lock file: {err.strerror}") from err
+        raise _errors().RunRecordError(f"cannot write the lock file: {err.strerror}") from err
 
 
 def read_holder(fd_or_path: int | str) -> tuple[int | None, int | None, str | None]:

@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 import pwd
 
-from run_job.errors import SecurityError
+
+def _errors():
+    """``run_job.errors``, imported only when an error is raised or caught: the
+    hot path of ``run-job --job`` does not pay for it."""
+    from run_job import errors
+
+    return errors
+
 
 
 def plan_identity(euid: int, current_name: str | None, wanted: str) -> str:
@@ -44,7 +51,7 @@ def become(wanted: str) -> dict[str, str]:
     try:
         entry = pwd.getpwnam(wanted)
     except KeyError:
-        raise SecurityError(
+        raise _errors().SecurityError(
             f"the service user {wanted!r} (config key 'user') does not exist;"
             " create it or change 'user'") from None
     env = {"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
@@ -52,7 +59,7 @@ def become(wanted: str) -> dict[str, str]:
     if action == "stay":
         return env
     if action == "refuse":
-        raise SecurityError(
+        raise _errors().SecurityError(
             f"run-job runs as {name or euid!r} but jobs must run as {wanted!r}"
             " (config key 'user'); run it as that user or as root")
     try:
@@ -60,9 +67,9 @@ def become(wanted: str) -> dict[str, str]:
         os.setgid(entry.pw_gid)
         os.setuid(entry.pw_uid)
     except OSError as err:
-        raise SecurityError(f"cannot switch to the service user {wanted!r}: {err.strerror}") from err
+        raise _errors().SecurityError(f"cannot switch to the service user {wanted!r}: {err.strerror}") from err
     if os.geteuid() != entry.pw_uid or os.getuid() != entry.pw_uid:  # never trust silently
-        raise SecurityError(f"switching to the service user {wanted!r} did not take effect")
+        raise _errors().SecurityError(f"switching to the service user {wanted!r} did not take effect")
     os.environ.update(env)
     return env
 

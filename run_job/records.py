@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any, Iterable
 
 from run_job import clock
-from run_job.errors import RunRecordError
 
 OUTCOMES = ("running", "success", "failed", "timed_out", "killed", "skipped", "lost")
 FIELDS = ("job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "command",
@@ -24,6 +23,14 @@ FIELDS = ("job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "com
 RUN_DIR_MODE = 0o750
 FILE_MODE = 0o640
 _RUN_ID_TIME = "%Y%m%dT%H%M%S"
+
+def _errors():
+    """``run_job.errors``, imported only when an error is raised or caught: the
+    hot path of ``run-job --job`` does not pay for it."""
+    from run_job import errors
+
+    return errors
+
 
 
 def make_run_id(ts: datetime, pid: int) -> str:
@@ -112,7 +119,7 @@ def create_run_dir(output_directory: str | os.PathLike, slug: str, run_id: str) 
         os.makedirs(parent, mode=RUN_DIR_MODE, exist_ok=True)
         os.mkdir(path, RUN_DIR_MODE)
     except OSError as err:
-        raise RunRecordError(
+        raise _errors().RunRecordError(
             f"cannot create the run folder {path}: {err.strerror}; output_directory must be"
             " writable by the service user") from err
     return path
@@ -130,7 +137,7 @@ def point_latest(output_directory: str | os.PathLike, slug: str, run_id: str) ->
         os.symlink(run_id, tmp)
         os.replace(tmp, os.path.join(parent, "latest"))
     except OSError as err:
-        raise RunRecordError(f"cannot update {parent}/latest: {err.strerror}") from err
+        raise _errors().RunRecordError(f"cannot update {parent}/latest: {err.strerror}") from err
 
 
 def write_status(run_dir: str, record: dict[str, Any], *, fsync: bool = True) -> None:
@@ -140,7 +147,7 @@ def write_status(run_dir: str, record: dict[str, Any], *, fsync: bool = True) ->
     try:
         write_atomic(path, to_json(record), FILE_MODE, fsync=fsync)
     except OSError as err:
-        raise RunRecordError(f"cannot write {path}: {err.strerror}") from err
+        raise _errors().RunRecordError(f"cannot write {path}: {err.strerror}") from err
 
 
 def read_status(run_dir: str) -> dict[str, Any] | None:
@@ -186,18 +193,28 @@ def prune_runs(output_directory: str | os.PathLike, slug: str, keep: str, keep_r
     doomed = runs_to_prune(names, keep, clock.now(), keep_runs, keep_days)
     if not doomed:
         return []
-    import shutil
-
     problems = []
     for run_id in doomed:
         path = os.path.join(parent, run_id)
         if os.path.islink(path):
             continue
         try:
-            shutil.rmtree(path)
+            _remove_tree(path)
         except OSError as err:
             problems.append(f"cannot remove old run folder {path}: {err.strerror}")
     return problems
+
+
+def _remove_tree(path: str) -> None:
+    """``shutil.rmtree`` without importing shutil (every steady-state run prunes
+    one folder); symlinks are removed, never followed."""
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                _remove_tree(entry.path)
+            else:
+                os.unlink(entry.path)
+    os.rmdir(path)
 
 
 def mark_lost(record: dict[str, Any], reason: str, ended_at: datetime) -> dict[str, Any]:

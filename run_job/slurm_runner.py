@@ -15,7 +15,9 @@ and ``status.json``, and calls, in this order:
   ``config.slurm.unreachable_timeout``).
 
 ``kill(config, job, record) -> bool`` is ``--kill-job`` for a Slurm run, and
-``describe(record) -> str | None`` the Slurm part of ``--status``.
+``describe(record) -> str | None`` the Slurm part of ``--status``; both take a
+``status.json`` record or a history entry (the job id is then read from the
+run folder's ``status.json``).
 
 Waiting rates: job.status (written by the job itself) is read every
 ``slurm.STATUS_POLL`` (0.1 s); Slurm (``scontrol show job``) is asked every
@@ -281,6 +283,26 @@ class _Watch:
             time.sleep(STATUS_POLL)
 
 
+def job_id_of(record: dict) -> str | None:
+    """The Slurm job id of a run: the record's ``slurm_job_id``, else the one
+    in its run folder's ``status.json`` (a history entry written at the start
+    of the run does not have it yet)."""
+    job_id = record.get("slurm_job_id")
+    if job_id:
+        return str(job_id)
+    run_dir = record.get("run_dir")
+    if not run_dir:
+        return None
+    import json
+
+    try:
+        with open(Path(run_dir) / "status.json", encoding="utf-8") as f:
+            found = json.load(f).get("slurm_job_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(found) if found else None
+
+
 def kill(config: Config, job: Job, record: dict, *, client: SlurmClient | None = None) -> bool:
     """``--kill-job`` for a Slurm run: cancel the record's Slurm job.
 
@@ -289,10 +311,10 @@ def kill(config: Config, job: Job, record: dict, *, client: SlurmClient | None =
     run-job that watches the run records the outcome (``killed``). Raises
     ``SlurmUnreachable`` when Slurm cannot be asked.
     """
-    client = client or SlurmClient()
-    job_id = record.get("slurm_job_id")
+    job_id = job_id_of(record)
     if not job_id:
         return False
+    client = client or SlurmClient()
     found = client.show_job(str(job_id))
     if found is None or not found.active:
         return False
@@ -329,7 +351,7 @@ def describe_job(job_id: str, found: SlurmJob | None, unreachable: str = "") -> 
 def describe(record: dict, *, client: SlurmClient | None = None) -> str | None:
     """``slurm job ID: STATE`` for a record with a ``slurm_job_id``; None otherwise.
     Never raises for Slurm trouble."""
-    job_id = record.get("slurm_job_id")
+    job_id = job_id_of(record)
     if not job_id:
         return None
     client = client or SlurmClient()

@@ -174,7 +174,12 @@ def test_precheck_and_kill(tmp_path, client):
         reason = slurm_runner.precheck(config, job, client=client)
         assert reason and run.status["slurm_job_id"] in reason
         assert run.status["slurm_job_id"] in slurm_runner.describe(run.status, client=client)
-        assert slurm_runner.kill(config, job, dict(run.status), client=client) is True
+        # a history entry written at the start has no slurm_job_id: the run
+        # folder's status.json supplies it
+        entry = {"run_dir": str(run.run_dir), "slurm_job_id": None}
+        (run.run_dir / "status.json").write_text(json.dumps(run.status))
+        assert run.status["slurm_job_id"] in slurm_runner.describe(entry, client=client)
+        assert slurm_runner.kill(config, job, entry, client=client) is True
     finally:
         thread.join(30)
     res = box["res"]

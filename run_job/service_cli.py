@@ -117,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
         return status
 
     orphans = manager.orphans(slugs) if args.verb == "purge" and not args.services else []
-    # Ask Slurm once before anything: unreachable means nothing is done at all.
-    manager.query(slugs + orphans)
+    # Every verb's first step, under the service's lock, asks Slurm about the
+    # service (ServiceManager.present): unreachable raises there, before any
+    # submit, cancel, init or purge, and stops the loop for the other services.
     if not jobs and not orphans:
         _say(f"no services in {config.job_directory}")
         return svc.EXIT_OK

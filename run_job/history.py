@@ -14,7 +14,6 @@ the same job never lose or corrupt entries. A damaged file is moved aside
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
@@ -42,9 +41,11 @@ def _lock_path(state_directory: str | os.PathLike, slug: str) -> str:
 
 def parse(data: bytes) -> list[dict[str, Any]] | None:
     """The entries of a history file, or None if it is damaged (pure)."""
+    from run_job.records import loads
+
     try:
-        entries = json.loads(data)
-    except ValueError:
+        entries = loads(data)
+    except ValueError:  # UnicodeDecodeError included
         return None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         return None
@@ -56,7 +57,9 @@ def dumps(entries: list[dict[str, Any]]) -> bytes:
     indented dump goes through the pure-Python one, 10x slower) (pure)."""
     if not entries:
         return b"[]\n"
-    lines = ",\n".join(json.dumps(e, ensure_ascii=False) for e in entries)
+    from run_job.records import dumps as encode
+
+    lines = ",\n".join(encode(e) for e in entries)
     return f"[\n{lines}\n]\n".encode()
 
 

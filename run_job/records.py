@@ -7,7 +7,6 @@ ever replaced atomically, so readers see a whole record.
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime, timezone
 TYPE_CHECKING = False
@@ -100,10 +99,73 @@ def finish_record(record: dict[str, Any], *, ended_at: datetime, outcome: str,
     return done
 
 
+# JSON through the C accelerator module ``_json`` directly: importing the
+# ``json`` package (decoder, scanner, encoder and their regular expressions)
+# costs more than all the JSON a run writes. Output is standard JSON.
+_WS = " \t\n\r"
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON of plain data (dict, list, tuple, str, int, float, bool, None) (pure)."""
+    from _json import encode_basestring
+
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "null"  # JSON has no NaN/Infinity
+        return float.__repr__(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{encode_basestring(str(k))}: {dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"
+    return encode_basestring(str(value))
+
+
+class _ScanContext:
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"),
+                      "-Infinity": float("-inf")}.__getitem__
+    memo: dict = {}
+
+
+_scanner: list = []
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse one JSON document; ValueError if it is not one (pure)."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    if not _scanner:
+        from _json import make_scanner
+
+        _scanner.append(make_scanner(_ScanContext()))
+    start = len(text) - len(text.lstrip(_WS))
+    try:
+        value, end = _scanner[0](text, start)
+    except StopIteration as err:
+        raise ValueError(f"not JSON at character {err.value}") from None
+    except Exception as err:  # noqa: BLE001 - the C scanner raises JSONDecodeError
+        raise ValueError(str(err)) from None
+    if text[end:].strip(_WS):
+        raise ValueError(f"extra data at character {end}")
+    return value
+
+
 def to_json(record: dict[str, Any]) -> bytes:
-    """One field per line, each value by json's C encoder (pure)."""
-    dumps = json.dumps
-    body = ",\n".join(f"  {dumps(k)}: {dumps(v, ensure_ascii=False)}" for k, v in record.items())
+    """One field per line (pure)."""
+    body = ",\n".join(f"  {dumps(k)}: {dumps(v)}" for k, v in record.items())
     return f"{{\n{body}\n}}\n".encode()
 
 
@@ -154,8 +216,8 @@ def read_status(run_dir: str) -> dict[str, Any] | None:
     """A run's status.json, or None if missing or damaged."""
     try:
         with open(os.path.join(run_dir, "status.json"), "rb") as f:
-            data = json.loads(f.read())
-    except (OSError, ValueError):
+            data = loads(f.read())
+    except (OSError, ValueError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -83,6 +83,12 @@ def install(path: Path, text: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -
     """Write ``text`` to ``path`` under the lock unless in sync; True if written."""
     import filelock  # only a write needs it
 
+    try:
+        # made here so that its mode is 0644 (umask permitting) with every
+        # filelock version, and never through a symlink
+        os.close(os.open(lock_path(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, MODE))
+    except OSError as err:
+        raise CrontabError(f"cannot create the lock file {lock_path(path)}: {err.strerror or err}") from err
     lock = filelock.FileLock(str(lock_path(path)), timeout=lock_timeout)
     try:
         with lock:

@@ -200,7 +200,7 @@ class SlurmJob:
 
     __slots__ = ("job_id", "name", "user", "state", "reason", "exit_code",
                  "exit_signal", "partition", "time_limit", "submit_time",
-                 "start_time", "end_time", "run_time")
+                 "start_time", "end_time", "run_time", "batch_host")
 
     def __init__(self, **fields: object) -> None:
         for slot in self.__slots__:
@@ -212,8 +212,11 @@ class SlurmJob:
 
     @property
     def started(self) -> bool:
-        return self.state in STARTED_STATES or (self.state not in ACTIVE_STATES
-                                                and self.start_time not in (None, "", "Unknown", "None"))
+        """The batch script was launched. A job cancelled while pending gets a
+        StartTime (= its EndTime) but never a BatchHost."""
+        if self.state in ACTIVE_STATES:
+            return self.state in STARTED_STATES
+        return bool(self.batch_host) and self.batch_host != "(null)"
 
     def as_dict(self) -> dict:
         return {slot: getattr(self, slot) for slot in self.__slots__}
@@ -227,6 +230,7 @@ _SCONTROL_KEYS = {
     "Reason": "reason", "ExitCode": "exit", "Partition": "partition",
     "TimeLimit": "time_limit", "SubmitTime": "submit_time",
     "StartTime": "start_time", "EndTime": "end_time", "RunTime": "run_time",
+    "BatchHost": "batch_host",
 }
 _FIELD = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z/:_]*)=")
 

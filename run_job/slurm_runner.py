@@ -255,8 +255,10 @@ class _Watch:
                     sj = self.slurm_job
                     if sj is None or not sj.active:
                         # ended (or forgotten) in Slurm: job.status may lag on a
-                        # shared filesystem, so give it a moment
-                        status = self._status_settle()
+                        # shared filesystem, so give it a moment (unless the
+                        # job never started: cancelled while pending)
+                        if sj is None or sj.started or self.started is not None:
+                            status = self._status_settle()
                         if sj is None and (status is None or not status.ended):
                             return self.result(status, lost_reason=(
                                 f"Slurm no longer knows job {self.job_id} and the job "

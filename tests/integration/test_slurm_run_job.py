@@ -304,3 +304,14 @@ def test_kill_job_after_run_job_crashed(site, slurm_env):
         assert queued(slurm_env, slug, states=None) == []
     finally:
         subprocess.run(["scancel", "-n", f"{slug}.run-job"], env=slurm_env)
+
+
+def test_slurm_refusing_the_submission(site, slurm_env):
+    slug = site.job(slug_of("badpart"), command="true", slurm={"partition": "no-such-partition"})
+    res = site.run("--job", slug)
+    assert res.returncode == 125
+    st = site.status(slug)
+    assert st["outcome"] == "failed" and st["slurm_job_id"] is None
+    assert "invalid partition" in st["reason"].lower()
+    assert queued(slurm_env, slug) == []
+

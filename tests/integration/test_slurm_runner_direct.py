@@ -248,3 +248,27 @@ def test_short_unreachability_is_waited_out(tmp_path, client, slurm_env, dead_sl
     assert (res.outcome, res.exit_status) == ("success", 0), res.reason
     assert flaky.failures >= 1
     assert run.output == b"done\n"
+
+
+class HoldingClient(SlurmClient):
+    """A real client that submits the job held (``--hold`` is refused in job
+    files): the job stays PENDING until cancelled."""
+
+    def submit(self, argv, **kw):
+        argv = list(argv)
+        return super().submit(argv[:-1] + ["--hold", argv[-1]], **kw)
+
+
+def test_stop_while_pending(tmp_path, client, slurm_env):
+    config = make_config(tmp_path)
+    job = make_job(config, [["true"]], slug="pc-direct-held", timeout=1.0)
+    run = Run(config, job, stop_after=2.0)
+    t0 = time.monotonic()
+    res = slurm_runner.execute(run.ctx, client=HoldingClient(environ=slurm_env))
+    took = time.monotonic() - t0
+    assert (res.outcome, res.exit_status, res.signal) == ("killed", 143, 15), res.reason
+    assert took < 5, took  # the 1 s timeout never started: the job never ran
+    found = client.show_job(res.slurm_job_id)
+    assert found.state == "CANCELLED" and not found.started
+    assert not (run.run_dir / "job.status").exists()
+    assert "slurm_pending_s" not in run.status

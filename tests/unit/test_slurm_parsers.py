@@ -64,6 +64,16 @@ def test_scontrol_pending_details():
     assert job.name == "golden|pipe.run-job"
 
 
+def test_started_or_not():
+    assert parse_scontrol_job(read("scontrol_running.txt")).started
+    assert parse_scontrol_job(read("scontrol_cancelled.txt")).started
+    assert parse_scontrol_job(read("scontrol_failed.txt")).started
+    # cancelled while pending: Slurm sets StartTime = EndTime, but no BatchHost
+    held = parse_scontrol_job(read("scontrol_cancelled_pending.txt"))
+    assert held.state == "CANCELLED" and held.start_time not in (None, "Unknown")
+    assert not held.started and not held.active
+
+
 def test_scontrol_nothing():
     assert parse_scontrol_job("") is None
     assert parse_scontrol_job("No jobs in the system\n") is None

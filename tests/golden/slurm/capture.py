@@ -73,6 +73,8 @@ def main() -> None:
     save("scontrol_failed.txt", sh(["scontrol", "show", "job", failed]).stdout)
     sh(["scancel", cancel])
     sh(["scancel", held])
+    wait_state(held, "CANCELLED")
+    save("scontrol_cancelled_pending.txt", sh(["scontrol", "show", "job", held]).stdout)
     wait_state(cancel, "CANCELLED")
     save("scontrol_cancelled.txt", sh(["scontrol", "show", "job", cancel]).stdout)
     save("scontrol_unknown_stderr.txt", sh(["scontrol", "show", "job", "999999"]).stderr)

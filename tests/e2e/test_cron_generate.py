@@ -297,3 +297,53 @@ def test_service_keep_alive_entry(site):
     assert f"*/2 * * * * {USER} /usr/bin/sbatch-service start web" in entries(res.stdout)
     assert "# Skipping service quiet: no keep_alive schedule" in res.stdout
     assert len(entries(res.stdout)) == 3
+
+
+def test_a_second_writer_waits_for_the_lock_then_writes(site):
+    lock = filelock.FileLock(str(site.out_dir / ".process-control.lock"))
+    lock.acquire()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "cron_generate", "--config", str(site.cfg), "--lock-timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None  # waiting, not writing
+        assert not site.output.exists()
+    finally:
+        lock.release()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert site.output.exists()
+
+
+def test_readers_never_see_a_partial_file(site):
+    """Rewrite the file over and over while reading it: every read is one whole version."""
+    import threading
+
+    for i in range(300):
+        site.job(f"bulk{i:03d}", schedule=f"{i % 60} * * * *")
+    versions = set()
+    assert cron_generate(site.cfg).returncode == 0
+    versions.add(site.output.read_bytes())
+    seen: set[bytes] = set()
+    reads = [0]
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            seen.add(site.output.read_bytes())
+            reads[0] += 1
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for round_ in range(6):
+            site.job("toggle", schedule=f"{round_} 1 * * *")
+            assert cron_generate(site.cfg).returncode == 0
+            versions.add(site.output.read_bytes())
+    finally:
+        stop.set()
+        thread.join()
+    assert len(versions) == 7
+    assert reads[0] > 10
+    assert seen <= versions

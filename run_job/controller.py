@@ -93,7 +93,6 @@ def run(config: Config, job: Job, *, slow_start: bool = False) -> int:
                 return _skip(config, job, command_text, why)
             takeover_note = why
         lock.write_holder(lock_fd, lock.format_holder(os.getpid(), my_start, run_id))
-        _mark_stale_running(config, job, exclude=run_id)
         try:
             return _run_locked(config, job, commands, command_text, run_id, started, my_start,
                                lock_fd, identity_env, takeover_note)
@@ -128,9 +127,13 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
         reason=takeover_note)
     records.write_status(run_dir, record, fsync=False)
     records.point_latest(config.output_directory, job.slug, run_id)
+    stale: list[dict[str, Any]] = []
     history.update(config.state_directory, job.slug,
-                   lambda entries: history.upsert(entries, record, config.history_length),
+                   lambda entries: history.upsert(_settle_stale(config, job, entries, stale),
+                                                  record, config.history_length),
                    fsync=False)
+    for entry in stale:  # their status.json too
+        _fix_status(config, job, entry)
     logsetup.info("%s: run %s started (%s)", job.slug, run_id, "; ".join(command_text))
     _alerts_start(config, job, record)
 
@@ -170,7 +173,7 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
     # The outcome is durable in the run folder first; history gets it once,
     # with the alerts' results (a run-job dying in between is repaired from
     # status.json by the next run, see _mark_lost).
-    records.write_status(run_dir, final)
+    records.write_status(run_dir, final, fsync=False)  # history, written next, is fsynced
     _log_end(job, final, result.exit_status)
     previous = [e for e in history.read(config.state_directory, job.slug)
                 if e.get("run_id") != run_id]
@@ -323,10 +326,35 @@ def _mark_lost(config: Config, job: Job, run_id: str, reason: str) -> None:
             logsetup.error("%s: %s", job.slug, err)
 
 
-def _mark_stale_running(config: Config, job: Job, exclude: str) -> None:
-    """With the lock ours, any other ``running`` entry lost its run-job."""
-    for entry in history.read(config.state_directory, job.slug)[-5:]:
-        if entry.get("outcome") == "running" and entry.get("run_id") != exclude:
-            _mark_lost(config, job, entry["run_id"],
-                       f"supervision lost: run-job (pid {entry.get('pid')}) died and no"
-                       " process of the run was left")
+def _settle_stale(config: Config, job: Job, entries: list[dict[str, Any]],
+                  settled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """With the lock ours, a ``running`` entry lost its run-job: it becomes
+    ``lost`` (or what its status.json recorded, if run-job died after writing
+    it). The new entries are appended to ``settled``."""
+    out = list(entries)
+    for i, entry in enumerate(out):
+        if entry.get("outcome") != "running":
+            continue
+        run_id = entry.get("run_id") or ""
+        status = records.read_status(os.path.join(
+            records.job_output_dir(config.output_directory, job.slug), run_id)) if run_id else None
+        if status is not None and status.get("run_id") == run_id \
+                and status.get("outcome") not in (None, "running"):
+            out[i] = status
+        else:
+            out[i] = records.mark_lost(entry, (
+                f"supervision lost: run-job (pid {entry.get('pid')}) died and no process of"
+                " the run was left"), clock.now())
+        settled.append(out[i])
+    return out
+
+
+def _fix_status(config: Config, job: Job, entry: dict[str, Any]) -> None:
+    run_dir = os.path.join(records.job_output_dir(config.output_directory, job.slug),
+                           entry.get("run_id") or "")
+    status = records.read_status(run_dir)
+    if status is not None and status.get("outcome") == "running":
+        try:
+            records.write_status(run_dir, entry)
+        except _errors().RunRecordError as err:
+            logsetup.error("%s: %s", job.slug, err)

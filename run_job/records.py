@@ -105,29 +105,24 @@ def finish_record(record: dict[str, Any], *, ended_at: datetime, outcome: str,
 _WS = " \t\n\r"
 
 
-def dumps(value: Any) -> str:
-    """Compact JSON of plain data (dict, list, tuple, str, int, float, bool, None) (pure)."""
-    from _json import encode_basestring
+_encoder: list = []
 
-    if isinstance(value, str):
-        return encode_basestring(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return "null"  # JSON has no NaN/Infinity
-        return float.__repr__(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{encode_basestring(str(k))}: {dumps(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(dumps(v) for v in value) + "]"
-    return encode_basestring(str(value))
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    return str(value)  # paths and the like
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON (``, `` and ``: `` separators) by the C encoder (pure)."""
+    if not _encoder:
+        from _json import encode_basestring, make_encoder
+
+        # markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan
+        _encoder.append(make_encoder({}, _default, encode_basestring, None, ": ", ", ",
+                                     False, False, True))
+    return "".join(_encoder[0](value, 0))
 
 
 class _ScanContext:

@@ -203,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _error(f"{err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}")
         return 1
+    except Exception as err:  # a bug: still one line, the traceback with --debug
+        if args is not None and args.debug:
+            raise
+        _error(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")
+        return 1
 
 
 if __name__ == "__main__":

@@ -554,6 +554,18 @@ def test_init_deploy_purge(site, slurm_env, cleanup):
     assert not (site.output / other).exists()
 
 
+def test_failing_init_fails_deploy_before_submitting(site, slurm_env, cleanup):
+    slug = unique("badinit")
+    cleanup(slug)
+    site.service(slug, "service:\n  init_command: ['/bin/true', '/bin/sh -c \"exit 3\"']\n")
+    init = site.run("init", slug)
+    assert init.returncode == 1, init.stdout + init.stderr
+    assert "init_command 2" in init.stderr and "exited 3" in init.stderr
+    deploy = site.run("deploy", slug)
+    assert deploy.returncode == 1
+    assert squeue(slurm_env, f"{slug}-service") == []
+
+
 # ---------------------------------------------------------- bad input, users
 
 

@@ -15,7 +15,8 @@ what is built here; ``slurm_runner.py`` wires one run.
   Every value is quoted with ``shlex.quote``.
 * ``build_sbatch_argv``: ``sbatch --parsable ...`` for that script.
 * ``parse_sbatch_parsable``, ``parse_scontrol_job``, ``parse_squeue``,
-  ``parse_job_status``: readers of sbatch, scontrol, squeue and job.status.
+  ``parse_sacct``, ``parse_job_status``: readers of sbatch, scontrol, squeue,
+  sacct and job.status.
 * ``decide_outcome``: the run's outcome from job.status and Slurm's record.
 * ``slurm_poll_interval``: how often a waiting run asks Slurm.
 """
@@ -267,6 +268,23 @@ def _split_exit(text: str) -> tuple[int | None, int | None]:
     if not match:
         return None, None
     return int(match.group(1)), int(match.group(2))
+
+
+SACCT_FIELDS = "JobID,State,ExitCode"
+
+
+def parse_sacct(text: str, job_id: str) -> SlurmJob | None:
+    """The job's line of ``sacct -j ID -X -P -n -o JobID,State,ExitCode``
+    (``CANCELLED by 0`` is read as CANCELLED); None when it is not there."""
+    for line in text.splitlines():
+        parts = line.strip().split("|")
+        if len(parts) != 3 or parts[0] != str(job_id):
+            continue
+        state = parts[1].split()[0].rstrip("+") if parts[1].strip() else None
+        code, signal = _split_exit(parts[2].strip())
+        return SlurmJob(job_id=parts[0], state=state, exit_code=code, exit_signal=signal,
+                        reason="from accounting (sacct)")
+    return None
 
 
 SQUEUE_FORMAT = "%i|%T|%u|%P|%j"

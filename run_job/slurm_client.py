@@ -21,6 +21,7 @@ Stable API (also used by ``sbatch-service``)::
     client = SlurmClient()                 # or SlurmClient(environ=..., timeout=...)
     job_id = client.submit(argv)           # argv from slurm.build_sbatch_argv -> "123"
     job = client.show_job("123")           # slurm.SlurmJob, or None when unknown
+    job = client.accounting_job("123")     # from sacct; None without accounting
     jobs = client.queue(names=["x.run-job"], user="svc")   # [slurm.QueueEntry]
     client.cancel("123")                   # scancel; signal=, batch=, full=
     client.ping()                          # True when the controller answers
@@ -37,8 +38,9 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost, see mode
     from typing import Mapping, Sequence
 
 from run_job.errors import SlurmError, SlurmUnreachable
-from run_job.slurm import (SQUEUE_FORMAT, QueueEntry, SlurmJob, parse_sbatch_parsable,
-                           parse_scontrol_job, parse_squeue)
+from run_job.slurm import (SACCT_FIELDS, SQUEUE_FORMAT, QueueEntry, SlurmJob,
+                           parse_sacct, parse_sbatch_parsable, parse_scontrol_job,
+                           parse_squeue)
 
 DEFAULT_TIMEOUT = 30.0  # seconds per command; a dead controller costs a client ~9-18 s
 SUBMIT_TIMEOUT = 60.0
@@ -162,6 +164,18 @@ class SlurmClient:
                 return None
             raise self.error_for(argv, proc.returncode, proc.stderr)
         return parse_scontrol_job(proc.stdout)
+
+    def accounting_job(self, job_id: str) -> SlurmJob | None:
+        """The job as Slurm's accounting (``sacct``) remembers it, for a job
+        ``scontrol`` has forgotten; None without accounting or without a
+        record. Raises SlurmUnreachable when slurmdbd cannot be asked."""
+        argv = ["sacct", "-j", str(job_id), "-X", "-P", "-n", "-o", SACCT_FIELDS]
+        proc = self.run(argv, check=False)
+        if proc.returncode != 0:
+            if "accounting storage is disabled" in proc.stderr.lower():
+                return None
+            raise self.error_for(argv, proc.returncode, proc.stderr)
+        return parse_sacct(proc.stdout, str(job_id))
 
     def queue(self, *, names: Sequence[str] = (), user: str | None = None,
               job_ids: Sequence[str] = (), states: str | None = None) -> list[QueueEntry]:

@@ -260,6 +260,7 @@ class _Watch:
                         if sj is None or sj.started or self.started is not None:
                             status = self._status_settle()
                         if sj is None and (status is None or not status.ended):
+                            self.slurm_job = self._from_accounting()
                             return self.result(status, lost_reason=(
                                 f"Slurm no longer knows job {self.job_id} and the job "
                                 "wrote no end to job.status"))
@@ -275,6 +276,14 @@ class _Watch:
                 waited = now - self.submitted
                 self.next_ask = now + (FAST_POLL if ordered else slurm_poll_interval(waited))
             time.sleep(STATUS_POLL)
+
+    def _from_accounting(self) -> SlurmJob | None:
+        """scontrol forgot the job (MinJobAge passed): ask sacct, where it exists."""
+        try:
+            found = self.client.accounting_job(self.job_id)
+        except SlurmError:
+            return None
+        return found if found is not None and not found.active else None
 
     def _status_settle(self) -> JobStatus | None:
         limit = clock.monotonic() + 2.0

@@ -272,3 +272,15 @@ def test_stop_while_pending(tmp_path, client, slurm_env):
     assert found.state == "CANCELLED" and not found.started
     assert not (run.run_dir / "job.status").exists()
     assert "slurm_pending_s" not in run.status
+
+
+def test_accounting_fallback_answers(tmp_path, client):
+    """sacct: None without accounting (the default local cluster), else the
+    same end as scontrol."""
+    config = make_config(tmp_path)
+    res = slurm_runner.execute(Run(config, make_job(config, [["sh", "-c", "exit 4"]])).ctx,
+                               client=client)
+    assert res.exit_status == 4
+    found = client.accounting_job(res.slurm_job_id)
+    if found is not None:
+        assert (found.state, found.exit_code) == ("FAILED", 4)

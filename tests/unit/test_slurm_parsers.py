@@ -10,8 +10,8 @@ import pytest
 
 from run_job.errors import SlurmError
 from run_job.slurm import (ACTIVE_STATES, JobStatus, Outcome, SlurmJob, decide_outcome,
-                           parse_job_status, parse_sbatch_parsable, parse_scontrol_job,
-                           parse_squeue, slurm_poll_interval)
+                           parse_job_status, parse_sacct, parse_sbatch_parsable,
+                           parse_scontrol_job, parse_squeue, slurm_poll_interval)
 from run_job.slurm_client import client_environment, is_unknown_job, is_unreachable
 from run_job.slurm_runner import describe_job
 
@@ -185,3 +185,14 @@ def test_describe_job():
     assert describe_job("7", pending) == "slurm job 7: PENDING (Resources) on debug"
     assert describe_job("7", None) == "slurm job 7: no longer known to Slurm"
     assert "unreachable" in describe_job("7", None, unreachable="x")
+
+
+def test_sacct_lines():
+    # sacct -X -P -n -o JobID,State,ExitCode, as Slurm 22.05 with slurmdbd prints them
+    text = "7|COMPLETED|0:0\n8|CANCELLED by 0|0:15\n9|TIMEOUT|0:0\n10|FAILED|3:0\n"
+    assert parse_sacct(text, "8").state == "CANCELLED"
+    assert parse_sacct(text, "8").exit_signal == 15
+    assert (parse_sacct(text, "10").state, parse_sacct(text, "10").exit_code) == ("FAILED", 3)
+    assert parse_sacct(text, "11") is None
+    assert parse_sacct("", "7") is None
+    assert decide_outcome(None, parse_sacct(text, "9")).outcome == "timed_out"

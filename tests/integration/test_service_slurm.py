@@ -18,6 +18,7 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -697,3 +698,45 @@ def test_example_stage_script(site, slurm_env, cleanup):
     assert "term" not in site.signals(slug)
     assert squeue(slurm_env, f"{slug}-service") == []
     assert markers.exists()
+
+
+def test_run_as_the_service_user_with_debian_python(open_tmp, slurm_env, cleanup):
+    """As the service user itself (no switch), with Debian's python3 and its
+    packaged (oldest supported) PyYAML, jsonschema, croniter and filelock;
+    anyone else but root is refused."""
+    if os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs root, runuser and Debian's /usr/bin/python3")
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import yaml, jsonschema, croniter, filelock"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("Debian's python3 lacks python3-yaml/-jsonschema/-croniter/-filelock")
+    user = "nobody"
+    site = ServiceSite(open_tmp, slurm_env, user=user)
+    for folder in (site.root, site.work, site.bin):
+        folder.chmod(0o777)
+    slug = unique("asuser")
+    cleanup(slug, user)
+    site.service(slug)
+
+    def as_user(who: str, *args: str) -> subprocess.CompletedProcess:
+        env = site.command_env()
+        argv = ["runuser", "-u", who, "--", "env", f"PYTHONPATH={REPO}",
+                f"SLURM_CONF={env['SLURM_CONF']}", "/usr/bin/python3", "-m", "run_job.service_cli",
+                "--config", str(site.config), *args]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL, cwd="/")
+
+    start = as_user(user, "start", slug)
+    assert start.returncode == 0, start.stderr
+    jobs = squeue(slurm_env, f"{slug}-service", user)
+    assert len(jobs) == 1 and jobs[0][2] == user
+    ready(site, slug)
+    other = as_user("daemon", "stop", slug)
+    assert other.returncode == 1, other.stdout + other.stderr
+    assert "runs as 'daemon' but services belong to 'nobody'" in other.stderr
+    assert len(squeue(slurm_env, f"{slug}-service", user)) == 1
+    status = as_user(user, "status", slug)
+    assert status.returncode == 0, status.stdout + status.stderr
+    stop = as_user(user, "stop", slug)
+    assert stop.returncode == 0, stop.stderr
+    assert squeue(slurm_env, f"{slug}-service", user) == []

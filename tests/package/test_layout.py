@@ -3,11 +3,12 @@ folders, schemas, man pages, completion, logrotate and tmpfiles.d."""
 
 from __future__ import annotations
 
+import grp
 import gzip
 import json
 import os
 import pwd
-import grp
+import re
 import shutil
 import stat
 import subprocess
@@ -152,6 +153,19 @@ def test_man_page(command: str) -> None:
     assert result.returncode == 0
     assert result.stderr == "", result.stderr
     assert "SYNOPSIS" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_man_page_and_completion_know_every_option(command: str) -> None:
+    """No drift: each long option of --help is in the man page and the completion."""
+    helptext = run([f"/usr/bin/{command}", "--help"]).stdout
+    options = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", helptext)) - {"--help"}
+    assert options, helptext
+    page = gzip.decompress(Path(f"/usr/share/man/man1/{command}.1.gz").read_bytes()).decode()
+    page = page.replace("\\-", "-")
+    completion = Path(f"/usr/share/bash-completion/completions/{command}").read_text()
+    assert sorted(o for o in options if o not in page) == []
+    assert sorted(o for o in options if o not in completion) == []
 
 
 def test_logrotate_snippet_parses() -> None:

@@ -433,7 +433,7 @@ class ServiceManager:
     """
 
     def __init__(self, config: Config, client=None, *, say: Callable[[str], None] = print,
-                 lock_timeout: float = LOCK_TIMEOUT) -> None:
+                 lock_timeout: float = LOCK_TIMEOUT, quiet_noop: bool = False) -> None:
         if client is None:
             from run_job.slurm_client import SlurmClient
             client = SlurmClient()
@@ -442,6 +442,9 @@ class ServiceManager:
         self.user = config.user
         self.say = say
         self.lock_timeout = lock_timeout
+        # A keep-alive entry runs "start" every period: cron mails any output,
+        # so the no-op of a present service may be silent (the CLI: off a terminal).
+        self.quiet_noop = quiet_noop
 
     # -- asking Slurm
 
@@ -582,7 +585,8 @@ class ServiceManager:
         if found:
             entry = found[0]
             extra = f" (and {len(found) - 1} more: run restart)" if len(found) > 1 else ""
-            self.say(f"{slug}: already present, Slurm job {entry.job_id} {entry.describe()}{extra}")
+            if not self.quiet_noop or extra:
+                self.say(f"{slug}: already present, Slurm job {entry.job_id} {entry.describe()}{extra}")
             return entry
         options = list(job.slurm.options)
         if job.service.stages:
@@ -803,7 +807,7 @@ def service_states(config: Config, jobs: Iterable[Job], client=None) -> dict[str
     """Slurm state per service for ``run-job --status``: ``RUNNING``,
     ``PENDING``..., ``not running``, or ``unknown: Slurm unreachable``.
     Jobs that are not services are left out. One squeue call."""
-    services = [job for job in jobs if job.is_service]
+    services = [job for job in jobs if job is not None and getattr(job, "is_service", False)]
     if not services:
         return {}
     manager = ServiceManager(config, client, say=lambda _line: None)

@@ -98,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
     jobs = resolve_services(config, args.verb, args.services)
     svc.preload()
     svc.become_service_user(config.user)
-    manager = svc.ServiceManager(config, say=_say)
+    # Off a terminal (cron's keep-alive entries), start of a present service
+    # says nothing: no mail every period; a real (re)start is always reported.
+    manager = svc.ServiceManager(config, say=_say, quiet_noop=not sys.stdout.isatty())
     slugs = [job.slug for job in jobs]
 
     if args.verb == "status":

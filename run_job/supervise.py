@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
+
+# The C module: ``signal`` itself builds its IntEnums on import (start-up cost).
+import _signal as signal
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Callable, Iterable
@@ -362,8 +364,10 @@ def spawn(path: str, argv: tuple[str, ...] | list[str], env: dict[str, str], out
 
 
 def signal_name(signum: int) -> str:
+    import signal as signal_module
+
     try:
-        return signal.Signals(signum).name
+        return signal_module.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
 

@@ -100,6 +100,7 @@ def cron_running():
     """A cron daemon runs inside the block: the one already running, or one started (and stopped) here."""
     binary = cron_binary()
     if running_cron_pids():
+        print(f"using the cron daemon already running: {running_cron_pids()}")
         yield None  # use it, never stop it
         return
     # -f: stay in the foreground as our child, so that we stop exactly this one
@@ -108,6 +109,7 @@ def cron_running():
     time.sleep(0.5)
     if proc.poll() is not None:
         pytest.fail(f"{binary} -f exited at once with {proc.returncode}: {proc.stderr.read()!r}")
+    print(f"started {binary} -f as pid {proc.pid}")
     try:
         yield proc
     finally:

@@ -133,6 +133,7 @@ def test_hostile_config(tmp_path, case):
 
 @pytest.mark.parametrize("name", [
     "bad name.yaml",
+    "ok\n.yaml",  # a slug pattern ending in '$' lets a final newline through
     "x\n* * * * * root evil.yaml",
     "* * * * * root evil.yaml",
     "tab\there.yaml",

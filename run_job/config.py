@@ -111,18 +111,27 @@ def check_file_security(path: Path, what: str, service_user: str | None, *, dire
     if st.st_mode & 0o022:
         return (f"{what} {path} is group- or world-writable (mode {st.st_mode & 0o7777:04o}); "
                 f"as root, process-control refuses it: chmod go-w {path}")
-    allowed = {0}
-    if service_user:
-        import pwd
-
-        try:
-            allowed.add(pwd.getpwnam(service_user).pw_uid)
-        except KeyError:
-            pass
-    if st.st_uid not in allowed:
+    if st.st_uid != 0 and st.st_uid != _uid_of(service_user):
         return (f"{what} {path} is owned by uid {st.st_uid}, not root or the service user "
                 f"{service_user!r}; as root, process-control refuses it: chown root {path}")
     return None
+
+
+_UIDS: dict = {}
+
+
+def _uid_of(user: str | None) -> int | None:
+    """The uid of ``user`` (looked up once per process), or None."""
+    if not user:
+        return None
+    if user not in _UIDS:
+        import pwd
+
+        try:
+            _UIDS[user] = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            _UIDS[user] = None
+    return _UIDS[user]
 
 
 def load_config(path: str | None = None, environ: dict | None = None) -> Config:
@@ -206,8 +215,19 @@ def _cross_checks(settings: dict, loaded, name: str, base: Path) -> list[Problem
         if any(c in value for c in "\n\r\0%") or any(c.isspace() for c in value):
             problems.append(Problem(name, f"{key} must be a plain absolute path without spaces, newlines or '%'",
                                     *at(key), key))
+    for key in ("user", "output_crontab", *_PATH_KEYS):
+        value = settings.get(key)
+        if isinstance(value, str) and any(c in value for c in "\r\n\0"):
+            problems.append(Problem(name, f"{key} must be one line (no CR, LF or NUL)", *at(key), key))
+    for key in ("partition", "service_partition"):
+        value = (settings.get("slurm") or {}).get(key)
+        if isinstance(value, str) and any(c in value for c in "\r\n\0"):
+            problems.append(Problem(name, f"slurm.{key} must be one line", *at("slurm", key), f"slurm.{key}"))
     env = settings.get("cron_environment") or {}
     for env_name, value in env.items():
+        if any(c in env_name for c in "\r\n\0"):
+            problems.append(Problem(name, "a cron_environment name must be one line",
+                                    *at("cron_environment", env_name), "cron_environment"))
         text = str(value)
         if any(c in text for c in "\n\r\0"):
             problems.append(Problem(name, "a cron_environment value must be one line",

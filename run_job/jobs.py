@@ -19,7 +19,7 @@ from run_job.errors import ConfigError, Problem, SecurityError
 from run_job.model import Config, FailMail, Job, JobSlurm, Record, Service
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
-_SLUG = re.compile(SLUG_PATTERN)
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # SLUG_PATTERN, used with fullmatch
 _SERVICE_FORBIDDEN = ("timeout", "schedule")
 
 
@@ -37,11 +37,11 @@ def classify(name: str) -> str:
     """``job``, ``ignored`` (dot files, not .yaml) or ``bad-name``."""
     if name.startswith(".") or not name.endswith(".yaml"):
         return "ignored"
-    return "job" if _SLUG.match(name[:-5]) else "bad-name"
+    return "job" if _SLUG.fullmatch(name[:-5]) else "bad-name"
 
 
 def is_slug(text: str) -> bool:
-    return bool(_SLUG.match(text))
+    return bool(_SLUG.fullmatch(text))
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -54,7 +54,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def job_path(config: Config, slug: str) -> Path:
     """The file of job ``slug``; refuses anything that is not a plain slug."""
-    if not isinstance(slug, str) or not _SLUG.match(slug):
+    if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
         raise ConfigError(f"{slug!r} is not a job name: a job is named by its file's slug, which matches "
                           f"{SLUG_PATTERN} (no '/', '..' or '.yaml')")
     return config.job_directory / f"{slug}.yaml"
@@ -154,7 +154,7 @@ def check_job_file(config: Config, path: Path, raw: bytes | None = None) -> tupl
 
     name = _display(path)
     stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
-    if not _SLUG.match(stem):
+    if not _SLUG.fullmatch(stem):
         return None, [Problem(name, f"'{path.name}' is not a valid job file name: the part before .yaml must "
                                     f"match {SLUG_PATTERN}")]
     if raw is None:
@@ -322,8 +322,9 @@ class _JobBuilder:
         environment = []
         for key, value in (d.get("environment") or {}).items():
             text = str(value)  # as the reference: true -> "True", 123 -> "123"
-            if "\0" in text or "\0" in key:
-                self.fail(("environment", key), "an environment value cannot contain a NUL byte")
+            if "\0" in text or _multi_line(key) or any(ord(c) < 32 for c in key):
+                self.fail(("environment", key), "an environment name cannot hold control characters, "
+                                                "and a value cannot hold a NUL byte")
                 continue
             environment.append((key, text))
         tags = d.get("tag")
@@ -348,13 +349,18 @@ class _JobBuilder:
                 self.fail(("slurm", "options"), message)
         if slurm_raw and runner != "slurm":
             self.fail(("slurm",), "a slurm section needs runner: slurm")
+        for key in ("partition", "time"):
+            if _multi_line(slurm_raw.get(key)):
+                self.fail(("slurm", key), f"slurm.{key} must be one line")
         slurm = JobSlurm(partition=slurm_raw.get("partition"), time=slurm_raw.get("time"), options=options)
         service = None
         if "service" in d:
             service = self.service(d["service"] or {}, runner)
         kill_grace = self.duration("kill_grace", 10.0)
         working_directory = d.get("working_directory")
-        if working_directory is not None and not working_directory.startswith("/"):
+        if working_directory is not None and _multi_line(working_directory):
+            self.fail(("working_directory",), "working_directory must be one line")
+        elif working_directory is not None and not working_directory.startswith("/"):
             self.fail(("working_directory",), "working_directory must be an absolute path")
         if self.problems:
             return None
@@ -396,6 +402,11 @@ class _JobBuilder:
             reload_signal=self.signal(("service", "reload_signal"), raw.get("reload_signal"), 1),
             init_command=init, keep_alive=keep_alive, stages=stages_path,
         )
+
+
+def _multi_line(value: object) -> bool:
+    """A string that holds CR, LF or NUL (values that must stay one line)."""
+    return isinstance(value, str) and any(c in value for c in "\r\n\0")
 
 
 _PLAIN_SPLIT_UNSAFE = frozenset("'\"\\\x0b\x0c\x1c\x1d\x1e\x1f")

@@ -111,3 +111,16 @@ def test_bad_config_gets_clear_message_with_line(tmp_path: Path, text: str, expe
         load_config(str(cfg), {})
     assert expected in str(info.value)
     assert str(cfg) in str(info.value)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('user: "root\\n"\n', "user must be one line"),
+    ('cron_environment:\n  "A\\n": x\n', "cron_environment"),
+    ('job_directory: "/x\\n* * * * * root evil"\n', "job_directory must be one line"),
+    ('slurm: {partition: "debug\\n"}\n', "slurm.partition must be one line"),
+])
+def test_values_that_reach_the_crontab_or_argv_must_be_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    cfg = write(tmp_path / "pc.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(cfg), {})
+    assert expected in str(info.value)

@@ -623,8 +623,11 @@ class ServiceManager:
             raise
         except SlurmError as err:
             raise ServiceError(f"{slug}: Slurm refused the job: {err}") from err
-        self.write_state(slug, job_id=job_id, submitted_at=iso(now()), last_action="start",
-                         partition=service_partition(self.config, job), log=str(log))
+        try:
+            self.write_state(slug, job_id=job_id, submitted_at=iso(now()), last_action="start",
+                             partition=service_partition(self.config, job), log=str(log))
+        except ServiceError as err:  # the job is submitted: the state file is a record only
+            self.say(f"{slug}: warning: {err}")
         entry = self._wait_started(slug, job_id)
         self.say(f"{slug}: started, Slurm job {job_id} {entry.describe()}")
         return entry
@@ -696,7 +699,7 @@ class ServiceManager:
                 self.say(f"{slug}: stopped Slurm job {job_id} ({how}, {time.monotonic() - began:.1f} s)")
                 return
             self.say(f"{slug}: Slurm job {job_id} still there after {grace:g} s: sending KILL")
-            self._cancel(job_id, signal=signals.SIGKILL, full=True)
+            self._cancel(job_id, signal=int(signals.SIGKILL), full=True)
         self._cancel(job_id)
         if not self._wait_gone(job_id, STOP_WAIT):
             current = self.job_entry(job_id)

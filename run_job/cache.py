@@ -28,7 +28,7 @@ try:  # the builtin module avoids hashlib's OpenSSL import on the hot path
 except ImportError:  # pragma: no cover
     from hashlib import sha256 as _sha256
 
-FORMAT = b"run-job-cache-2"
+FORMAT = b"run-job-cache-3"
 _PKG = os.path.dirname(os.path.abspath(__file__))
 _VALIDATING_MODULES = ("config.py", "jobs.py", "schema.py", "yamlfile.py", "durations.py",
                        "schedule.py", "model.py", "slurm_options.py", "cache.py")
@@ -183,31 +183,45 @@ def _dec(value: Any, model: Any) -> Any:
 def encode(key: str, config: Any, job: Any) -> bytes:
     import marshal
 
-    return FORMAT + b"\n" + marshal.dumps((key, _enc(config), _enc(job)))
+    return FORMAT + b"\n" + marshal.dumps((key, os.fspath(job.path), _enc(config), _enc(job)))
 
 
-def decode(data: bytes) -> tuple[str, Any, Any]:
+def decode_raw(data: bytes) -> tuple[str, str, Any, Any]:
+    """(key, job path, encoded config, encoded job): nothing rebuilt yet."""
     import marshal
-
-    from run_job import model
 
     head, _, body = data.partition(b"\n")
     if head != FORMAT:
         raise ValueError("not a cache entry of this format")
-    key, config, job = marshal.loads(body)
+    key, job_path, config, job = marshal.loads(body)
+    return key, job_path, config, job
+
+
+def decode(data: bytes) -> tuple[str, Any, Any]:
+    from run_job import model
+
+    key, _, config, job = decode_raw(data)
     return key, _dec(config, model), _dec(job, model)
+
+
+def _env() -> dict[str, str]:
+    environ = os.environ
+    return {k: environ.get(k, "") for k in _ENV_KEYS}
 
 
 def _entry_path(config_path: str | None, slug: str) -> str | None:
     folder = cache_dir()
     if folder is None:
         return None
-    h = _sha256(f"{config_path}\0{slug}\0{os.geteuid()}".encode()).hexdigest()[:40]
+    # one entry per invocation shape (argv[0] feeds the runner_path default)
+    argv0 = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
+    h = _sha256(f"{config_path}\0{slug}\0{os.geteuid()}\0{argv0}\0{sys.executable}".encode()
+                ).hexdigest()[:40]
     return os.path.join(folder, f"{h}.entry")
 
 
-def lookup(config_path: str | None, slug: str) -> tuple[Any, Any] | None:
-    """(Config, Job) from a valid cache entry, or None."""
+def lookup(config_path: str | None, slug: str, need_config: bool = True) -> tuple[Any, Any] | None:
+    """(Config, Job) from a valid cache entry, or None (Config None unless ``need_config``)."""
     entry_path = _entry_path(config_path, slug)
     if entry_path is None:
         return None
@@ -226,15 +240,19 @@ def lookup(config_path: str | None, slug: str) -> tuple[Any, Any] | None:
     finally:
         os.close(fd)
     try:
-        key, config, job = decode(data)
-        job_path = os.fspath(job.path)
+        key, job_path, config, job = decode_raw(data)
     except Exception:  # noqa: BLE001 - a damaged or foreign entry is a miss
         return None
     current = make_key(config_path, _read_config(config_path), job_path, _read(job_path),
-                       program_stamp(), dict(os.environ), os.geteuid())
+                       program_stamp(), _env(), os.geteuid())
     if current != key:
         return None
-    return config, job
+    try:
+        from run_job import model
+
+        return (_dec(config, model) if need_config else None), _dec(job, model)
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def store(config_path: str | None, slug: str, config: Any, job: Any) -> None:
@@ -252,7 +270,7 @@ def store(config_path: str | None, slug: str, config: Any, job: Any) -> None:
             _sha256(config_bytes).hexdigest() != config.sha256:
         return
     key = make_key(config_path, config_bytes, job_path, job_bytes, program_stamp(),
-                   dict(os.environ), os.geteuid())
+                   _env(), os.geteuid())
     try:
         from run_job.atomic import write_atomic
 
@@ -272,7 +290,7 @@ def load_validated(explicit_config: str | None, slug: str, *, use_cache: bool = 
     """
     config_path = config_lookup(explicit_config)
     if use_cache and _plain_slug(slug):
-        hit = lookup(config_path, slug)
+        hit = lookup(config_path, slug, need_config=config is None)
         if hit is not None:
             return hit if config is None else (config, hit[1])
     from run_job.jobs import load_job

@@ -106,16 +106,22 @@ def lost_reason(entry: dict[str, Any], lock_held: bool | None) -> str:
 # Effects: --status, --list-jobs, --history
 
 
+_next_runs: dict[str, str | None] = {}
+
+
 def _next_run(job: Any) -> str | None:
+    """Next start in the host's time zone; computed once per distinct schedule."""
     if job is None or not job.schedule or job.disabled:
         return None
-    try:
-        from run_job.schedule import next_run
+    if job.schedule not in _next_runs:
+        try:
+            from run_job.schedule import next_run
 
-        when = next_run(job.schedule)
-    except Exception:  # noqa: BLE001 - a bad schedule is shown by --validate
-        return None
-    return when.isoformat(timespec="seconds") if when is not None else None
+            when = next_run(job.schedule)
+        except Exception:  # noqa: BLE001 - a bad schedule is shown by --validate
+            when = None
+        _next_runs[job.schedule] = when.isoformat(timespec="seconds") if when is not None else None
+    return _next_runs[job.schedule]
 
 
 def collect_status(config: Any, config_path: str | None, only_running: bool = False) -> list[dict[str, Any]]:

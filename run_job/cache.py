@@ -141,21 +141,36 @@ def _enc(value: Any) -> Any:
 
     from run_job.model import Record
 
-    if value is None or isinstance(value, (bool, int, float, str, bytes)):
-        return value
-    if isinstance(value, Record):
-        return ("R", type(value).__name__, tuple(_enc(v) for v in value._values()))
-    if isinstance(value, PurePath):
-        return ("P", str(value))
-    if isinstance(value, tuple):
-        return ("T", tuple(_enc(v) for v in value))
-    if isinstance(value, list):
-        return ("L", tuple(_enc(v) for v in value))
-    if isinstance(value, MappingProxyType):
-        return ("M", tuple((_enc(k), _enc(v)) for k, v in value.items()))
-    if isinstance(value, dict):
-        return ("D", tuple((_enc(k), _enc(v)) for k, v in value.items()))
-    raise TypeError(f"cannot cache a {type(value).__name__}")
+    def enc(value: Any) -> Any:
+        if value is None or isinstance(value, (bool, int, float, str, bytes)):
+            return value
+        if isinstance(value, Record):
+            return ("R", type(value).__name__, tuple(enc(v) for v in value._values()))
+        if isinstance(value, PurePath):
+            return ("P", str(value))
+        if isinstance(value, tuple):
+            return ("T", tuple(enc(v) for v in value))
+        if isinstance(value, list):
+            return ("L", tuple(enc(v) for v in value))
+        if isinstance(value, MappingProxyType):
+            return ("M", tuple((enc(k), enc(v)) for k, v in value.items()))
+        if isinstance(value, dict):
+            return ("D", tuple((enc(k), enc(v)) for k, v in value.items()))
+        raise TypeError(f"cannot cache a {type(value).__name__}")
+
+    return enc(value)
+
+
+_encoded_configs: dict[int, tuple[Any, Any]] = {}
+
+
+def _enc_config(config: Any) -> Any:
+    """``_enc(config)``, once per Config object (--status stores 1,000 entries)."""
+    hit = _encoded_configs.get(id(config))
+    if hit is None or hit[0] is not config:
+        hit = (config, _enc(config))
+        _encoded_configs[id(config)] = hit
+    return hit[1]
 
 
 def _dec(value: Any, model: Any) -> Any:
@@ -183,7 +198,7 @@ def _dec(value: Any, model: Any) -> Any:
 def encode(key: str, config: Any, job: Any) -> bytes:
     import marshal
 
-    return FORMAT + b"\n" + marshal.dumps((key, os.fspath(job.path), _enc(config), _enc(job)))
+    return FORMAT + b"\n" + marshal.dumps((key, os.fspath(job.path), _enc_config(config), _enc(job)))
 
 
 def decode_raw(data: bytes) -> tuple[str, str, Any, Any]:

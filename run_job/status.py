@@ -138,8 +138,21 @@ def collect_status(config: Any, config_path: str | None, only_running: bool = Fa
         row = status_row(job_row(slug, path, job, problems), entries, alive, _next_run(job))
         if only_running and not row["running"]:
             continue
+        row["slurm"] = _slurm_state(row["current"])
         rows.append(row)
     return rows
+
+
+def _slurm_state(current: dict[str, Any] | None) -> str | None:
+    """``slurm job ID: STATE`` of a running Slurm run (asks Slurm), else None."""
+    if not current or current.get("runner") != "slurm":
+        return None
+    try:
+        from run_job import slurm_runner
+
+        return slurm_runner.describe(current)
+    except Exception as err:  # noqa: BLE001 - status never crashes on Slurm trouble
+        return f"slurm state unknown: {err}"
 
 
 def _record_lost(config: Any, slug: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +187,7 @@ def _record_lost(config: Any, slug: str, entry: dict[str, Any]) -> dict[str, Any
 
 def list_jobs(config: Any, config_path: str | None, only_running: bool = False) -> list[dict[str, Any]]:
     if only_running:
-        return [{k: v for k, v in row.items() if k not in ("current", "last", "next_run",
+        return [{k: v for k, v in row.items() if k not in ("current", "last", "next_run", "slurm",
                                                            "consecutive_failures", "running")}
                 for row in collect_status(config, config_path, only_running=True)]
     return [job_row(*item) for item in load_all(config, config_path)]
@@ -228,7 +241,7 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         out.append(f"  schedule: {sched}")
         current = row.get("current")
         if current:
-            extra = f", Slurm job {current['slurm_job_id']}" if current.get("slurm_job_id") else ""
+            extra = f"; {row['slurm']}" if row.get("slurm") else ""
             out.append(f"  running:  pid {current.get('pid')} since {_when(current.get('started_at'))}"
                        f" (run {current.get('run_id')}{extra})")
         last = row.get("last")

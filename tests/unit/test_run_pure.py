@@ -253,3 +253,44 @@ def test_status_row():
     assert row["last"]["run_id"] == "1" and row["consecutive_failures"] == 1
     row = status.status_row(base, entries, False, None)
     assert not row["running"]
+
+
+# JSON through _json, and cache entries ----------------------------------------
+
+@pytest.mark.parametrize("value", [
+    {"a": [1, 2.5, None, True, False, "é\"\n\u2028\x00 ; % '"], "b": {"c": -3, "d": 1e300}},
+    [], "x", 0, [{"k": "v"}] * 3,
+])
+def test_json_round_trip_matches_the_json_module(value):
+    import json
+
+    assert json.loads(records.dumps(value)) == value
+    assert records.loads(records.dumps(value)) == value
+    assert records.loads(json.dumps(value, indent=2)) == value
+    assert records.loads(records.to_json({"v": value})) == {"v": value}
+
+
+@pytest.mark.parametrize("bad", [b"{oops", b"[1] x", b"", b"\xff", b"[1,]", b"nul"])
+def test_json_damage_is_value_error(bad):
+    with pytest.raises(ValueError):
+        records.loads(bad)
+
+
+def test_cache_entry_round_trip(tmp_path):
+    from pathlib import Path
+
+    from run_job import cache
+    from run_job.model import Config, FailMail, Job
+
+    config = Config(source=None, job_directory=tmp_path, output_directory=tmp_path / "o",
+                    state_directory=tmp_path / "s", run_directory=tmp_path / "r",
+                    output_crontab="console", user="u", runner_path="/x", service_runner_path="/y",
+                    default_job_config={"timeout": 10, "environment": {"A": "1"}})
+    job = Job(slug="j", path=Path(tmp_path / "j.yaml"), sha256="s", commands=(("a", "b c"),),
+              command_text=("a 'b c'",), environment=(("K", "v; %"),), tags=("t",),
+              failmail=FailMail(from_address="f@x", to_addresses=("a@x",)))
+    key, config2, job2 = cache.decode(cache.encode("k", config, job))
+    assert (key, config2, job2) == ("k", config, job)
+    assert isinstance(job2.path, Path) and isinstance(job2.commands[0], tuple)
+    with pytest.raises(ValueError):
+        cache.decode(b"something else\n")

@@ -183,9 +183,21 @@ def dispatch(opts: Options) -> int:
         return 0
     if opts.kill_job:
         from run_job.cache import load_validated
+        from run_job.errors import ProcessControlError
+        from run_job.jobs import job_path
 
+        job_path(config, opts.kill_job)  # refuses what is not a slug
         _become_if_root(config)
-        _, job = load_validated(opts.config, opts.kill_job, config=config)
+        try:
+            _, job = load_validated(opts.config, opts.kill_job, config=config)
+        except ProcessControlError as err:
+            # A job file broken (or removed) while its run goes on must not
+            # make that run unkillable: stop it with the default grace.
+            from types import SimpleNamespace
+
+            first = (str(err).splitlines() or [""])[0]
+            _error(f"warning: {first}; stopping the run with the default kill_grace")
+            job = SimpleNamespace(slug=opts.kill_job, kill_grace=10.0, runner="local")
         code, message = status_mod.kill_job(config, job)
         sys.stdout.write(message + "\n")
         return code

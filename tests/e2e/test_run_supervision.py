@@ -173,3 +173,14 @@ def test_kill_job_of_orphans_whose_run_job_died(site, mark):
     assert result.returncode == 0, result.stderr
     assert marked_pids(mark) == []
     assert history(site, "tree")[-1]["outcome"] in ("killed", "lost")
+
+
+def test_kill_job_when_the_job_file_broke_meanwhile(site, mark):
+    site.job("tree", job_yaml(command=tree_command(site, mark, 600), kill_grace="1s"))
+    proc = start(site, "tree")
+    assert wait_for(lambda: len(marked_pids(mark)) >= 4)
+    site.job("tree", "command: [broken\n")
+    result = site.run_job("--kill-job", "tree")
+    assert result.returncode == 0, result.stderr
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    assert marked_pids(mark) == []

@@ -106,10 +106,11 @@ class Site:
 
 
 def run_timed(argv: list[str], env: dict[str, str], *, sample_rss: bool = False,
-              stdout=subprocess.DEVNULL) -> tuple[float, int]:
+              stdout=subprocess.DEVNULL, new_session: bool = False) -> tuple[float, int]:
     """(seconds, peak RSS in KiB of the process itself, 0 if not sampled)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.STDOUT,
+                            start_new_session=new_session)
     peak = 0
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG if sample_rss else 0)
@@ -193,7 +194,12 @@ def bench_capture(tmp: Path, launcher: str, rounds: int, gigabyte: int, nonl: in
 
         os.sync()
         with open(out_file, "wb") as f:
-            seconds = run_timed(shlex.split(command), env, stdout=f, sample_rss=True)[0]
+            # in its own session, as cron runs `cmd > file 2>&1` and as run-job runs
+            # a job: with the scheduler's autogroups (one per session) a process
+            # tree in a new session is one scheduling entity, which matters
+            # on a loaded 2-core host
+            seconds = run_timed(shlex.split(command), env, stdout=f, sample_rss=True,
+                                new_session=True)[0]
         out_file.unlink()
         return seconds
 

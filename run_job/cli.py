@@ -104,10 +104,17 @@ def parse(argv: list[str]) -> Options:
     parser = build_parser()
     ns = parser.parse_args(argv)
     opts = Options(**vars(ns))
+    if opts.name is not None and opts.validate is not None:
+        # `--validate --json FILE`: argparse gives FILE to the positional NAME
+        opts.validate = list(opts.validate) + [opts.name]
+        opts.name = None
     if opts.name is not None:
         if opts.job is not None:
             parser.error("give the job either as NAME or with --job, not both")
         opts.job = opts.name
+    for flag, value in (("--job", opts.job), ("--kill-job", opts.kill_job), ("--history", opts.history)):
+        if value is not None and not value.strip():
+            parser.error(f"{flag} needs a job name")
     if opts.only_running and not (opts.list_jobs or opts.status):
         opts.status = True
     chosen = [a for a in _ACTIONS if getattr(opts, a) not in (None, False)]

@@ -294,3 +294,15 @@ def test_cache_entry_round_trip(tmp_path):
     assert isinstance(job2.path, Path) and isinstance(job2.commands[0], tuple)
     with pytest.raises(ValueError):
         cache.decode(b"something else\n")
+
+
+def test_validate_targets_after_other_flags():
+    assert cli.parse(["--validate", "--json", "some dir"]).validate == ["some dir"]
+    assert cli.parse(["--validate", "a", "--json"]).validate == ["a"]
+
+
+@pytest.mark.parametrize("argv", [["--job", ""], ["--job="], ["-k", " "], ["--history", ""]])
+def test_empty_job_names_are_usage_errors(argv):
+    with pytest.raises(SystemExit) as err:
+        cli.parse(argv)
+    assert err.value.code == 2

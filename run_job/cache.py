@@ -28,7 +28,7 @@ try:  # the builtin module avoids hashlib's OpenSSL import on the hot path
 except ImportError:  # pragma: no cover
     from hashlib import sha256 as _sha256
 
-FORMAT = b"run-job-cache-3"
+FORMAT = b"run-job-cache-4"
 _PKG = os.path.dirname(os.path.abspath(__file__))
 _VALIDATING_MODULES = ("config.py", "jobs.py", "schema.py", "yamlfile.py", "durations.py",
                        "schedule.py", "model.py", "slurm_options.py", "cache.py")
@@ -318,6 +318,137 @@ def load_validated(explicit_config: str | None, slug: str, *, use_cache: bool = 
     if use_cache and _plain_slug(slug):
         store(config_path, slug, config, job)
     return config, job
+
+
+# ``--status`` reads every job: one bundle file per config holds them all
+# (slug -> key, job path, encoded job), read and written once per status.
+
+
+def _bundle_path(config_path: str | None) -> str | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    argv0 = os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
+    h = _sha256(f"{config_path}\0{os.geteuid()}\0{argv0}\0{sys.executable}".encode()).hexdigest()[:40]
+    return os.path.join(folder, f"status-{h}.bundle")
+
+
+def _load_bundle(path: str) -> dict:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return {}
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return {}
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read()
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+    try:
+        import marshal
+
+        head, _, body = data.partition(b"\n")
+        bundle = marshal.loads(body) if head == FORMAT else {}
+        return bundle if isinstance(bundle, dict) else {}
+    except Exception:  # noqa: BLE001 - a damaged bundle is a miss
+        return {}
+
+
+_bundles: dict[str, dict] = {}
+
+
+def _bundle(config_path: str | None) -> tuple[str | None, dict]:
+    path = _bundle_path(config_path)
+    if path is None:
+        return None, {}
+    if path not in _bundles:
+        _bundles[path] = _load_bundle(path)
+    return path, _bundles[path]
+
+
+def _write_bundle(path: str, bundle: dict) -> None:
+    try:
+        import marshal
+
+        from run_job.atomic import write_atomic
+
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        write_atomic(path, FORMAT + b"\n" + marshal.dumps(bundle), 0o600, fsync=False)
+        _bundles[path] = bundle
+    except Exception:  # noqa: BLE001 - a cache never fails a command
+        pass
+
+
+def cached_config(explicit_config: str | None) -> Any:
+    """The global Config for --status, --list-jobs, --history, --kill-job: from
+    the bundle when the config file, schemas and program are unchanged, else
+    loaded (and validated) by the config pipeline and remembered."""
+    from run_job import model
+
+    config_path = config_lookup(explicit_config)
+    path, bundle = _bundle(config_path)
+    key = make_key(config_path, _read_config(config_path), "", b"", program_stamp(), _env(),
+                   os.geteuid())
+    entry = bundle.get("config")
+    if entry is not None and entry[0] == key:
+        try:
+            return _dec(entry[1], model)
+        except Exception:  # noqa: BLE001
+            pass
+    from run_job.config import load_config
+
+    config = load_config(explicit_config)
+    if path and (not config_path or _sha256(_read_config(config_path)).hexdigest() == config.sha256):
+        try:
+            _write_bundle(path, {**bundle, "config": (key, _enc_config(config))})
+        except TypeError:
+            pass
+    return config
+
+
+def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -> dict[str, Any]:
+    """slug -> Job, or the ProcessControlError that its file raised (``--status``)."""
+    from run_job import model
+    from run_job.errors import ProcessControlError
+    from run_job.jobs import load_job
+
+    config_path = config_lookup(explicit_config)
+    path, whole = _bundle(config_path)
+    bundle = whole.get("jobs") or {}
+    stamp, config_bytes, env, euid = program_stamp(), _read_config(config_path), _env(), os.geteuid()
+    directory = os.fspath(config.job_directory)
+    out: dict[str, Any] = {}
+    fresh: dict[str, Any] = {}
+    for slug in slugs:
+        job_path = os.path.join(directory, f"{slug}.yaml")
+        job_bytes = _read(job_path)
+        key = make_key(config_path, config_bytes, job_path, job_bytes, stamp, env, euid)
+        entry = bundle.get(slug)
+        if entry is not None and entry[0] == key and entry[1] == job_path:
+            try:
+                out[slug] = _dec(entry[2], model)
+                fresh[slug] = entry
+                continue
+            except Exception:  # noqa: BLE001
+                pass
+        try:
+            job = load_job(config, slug)
+        except ProcessControlError as err:
+            out[slug] = err
+            continue
+        out[slug] = job
+        if _sha256(job_bytes).hexdigest() == job.sha256 and os.fspath(job.path) == job_path:
+            try:
+                fresh[slug] = (key, job_path, _enc(job))
+            except TypeError:
+                pass
+    if path and fresh != bundle:
+        _write_bundle(path, {**whole, "jobs": fresh})
+    return out
 
 
 def _plain_slug(slug: str) -> bool:

@@ -225,9 +225,9 @@ def dispatch(opts: Options) -> int:
 
 
 def _load_config(path: str | None) -> Any:
-    from run_job.config import load_config
+    from run_job.cache import cached_config
 
-    config = load_config(path)
+    config = cached_config(path)
     _configure_logging(config, debug=False)
     return config
 

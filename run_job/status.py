@@ -38,9 +38,11 @@ def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, 
     except OSError as err:
         raise ProcessControlError(
             f"cannot read job_directory {directory}: {err.strerror}") from err
+    kinds = [(name, classify(name)) for name in names]
+    jobs = cache.validated_jobs(config, config_path,
+                                [name[:-5] for name, kind in kinds if kind == "job"])
     out = []
-    for name in names:
-        kind = classify(name)
+    for name, kind in kinds:
         if kind == "ignored":
             continue
         path = os.path.join(directory, name)
@@ -48,11 +50,11 @@ def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, 
         if kind == "bad-name":
             out.append((slug, path, None, [f"{name!r} is not a valid job file name"]))
             continue
-        try:
-            _, job = cache.load_validated(config_path, slug, config=config)
-            out.append((slug, path, job, []))
-        except ProcessControlError as err:
-            out.append((slug, path, None, str(err).splitlines() or [type(err).__name__]))
+        found = jobs[slug]
+        if isinstance(found, ProcessControlError):
+            out.append((slug, path, None, str(found).splitlines() or [type(found).__name__]))
+        else:
+            out.append((slug, path, found, []))
     return out
 
 

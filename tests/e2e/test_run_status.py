@@ -175,3 +175,33 @@ def test_reference_example_config_without_syslog(tmp_path):
     assert status.returncode == 0 and "Traceback" not in status.stderr
     assert "hello" in status.stdout
     Path  # noqa: B018
+
+
+def test_status_cache_follows_changes(site):
+    from pctest import command_env
+    import subprocess
+
+    cache_home = site.root / "cache home"
+
+    def status():
+        result = subprocess.run(command("run-job") + ["--config", str(site.config), "--status", "--json"],
+                                env=command_env({"XDG_CACHE_HOME": str(cache_home)}),
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return {r["job"]: r for r in check(json.loads(result.stdout), "status")["jobs"]}
+
+    site.job("a", job_yaml(name="first", command="/bin/true"))
+    site.job("b", job_yaml(command="/bin/true"))
+    assert status()["a"]["name"] == "first"
+    assert status()["a"]["name"] == "first"  # warm
+    assert any(p.name.startswith("status-") for p in (cache_home / "process-control").iterdir())
+    site.job("a", job_yaml(name="second", command="/bin/true"))
+    assert status()["a"]["name"] == "second"
+    site.job("b", "command: [broken\n")
+    rows = status()
+    assert rows["b"]["valid"] is False and rows["a"]["valid"] is True
+    (site.jobs / "a.yaml").unlink()
+    assert set(status()) == {"b"}
+    site.config.write_text(site.config.read_text() + "bogus_key: 1\n")
+    result = site.run_job("--status")
+    assert result.returncode == 125 and "bogus_key" in result.stderr

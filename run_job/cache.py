@@ -1,13 +1,15 @@
 """Validation cache for ``run-job --job``: skip re-validating an unchanged job.
 
-Only ``run-job --job`` (and ``--status``) use it; ``--validate`` and
+Only ``run-job --job`` and the inspecting commands (``--status``,
+``--list-jobs``, ``--history``, ``--kill-job``) use it; ``--validate`` and
 cron-generate always validate. An entry holds the validated ``Config`` and
-``Job`` (frozen records, as ``marshal`` data) and the key they were validated under:
-a SHA-256 over the program version, the stat of the schema files and of the
-validating modules, the config file's path and bytes, the environment the
-defaults depend on (euid, HOME, XDG_*, PATH, argv[0]), and the job file's path,
-bytes, owner and mode (and its folder's): any change misses. A hit imports
-neither YAML nor jsonschema nor croniter.
+``Job`` (frozen records, as ``marshal`` data) and the key they were validated
+under: a SHA-256 over the program version, the stat of the schema files and
+of the validating modules, the config file's path, bytes, owner and mode,
+the environment the defaults depend on (euid, HOME, XDG_*, PATH, argv[0]),
+and the job file's path, bytes, owner and mode (and its folder's): any
+change misses. A hit imports neither YAML nor jsonschema nor croniter.
+``--status`` keeps one bundle per config (the config and every valid job).
 
 Entries live in ``$XDG_CACHE_HOME/process-control/`` (default
 ``~/.cache/process-control/``), folder mode 0700, files 0600, and are only
@@ -117,7 +119,10 @@ def make_key(config_path: str | None, config_bytes: bytes, job_path: str, job_by
                  *(f"{k}={env.get(k, '')}".encode() for k in _ENV_KEYS),
                  (sys.argv[0] if sys.argv else "").encode(),
                  job_path.encode(), job_bytes,
-                 _stat_stamp_owner(job_path), _stat_stamp_owner(os.path.dirname(job_path))):
+                 # the owner/mode checks (as root) of the config and job files
+                 _stat_stamp_owner(config_path) if config_path else b"-",
+                 _stat_stamp_owner(job_path) if job_path else b"-",
+                 _stat_stamp_owner(os.path.dirname(job_path)) if job_path else b"-"):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return h.hexdigest()

@@ -241,3 +241,14 @@ def test_validation_cache_hot_path_and_invalidation(site):
     code, modules = _imports(site, cache_home, "cached")
     assert code == 0 and "yaml" in modules
     assert len(run_dirs(site, "cached")) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the ownership rules apply as root")
+def test_cache_does_not_outlive_a_config_made_writable(site):
+    cache_home = site.root / "cache home"
+    site.job("ok", job_yaml(command="/bin/true"))
+    assert _imports(site, cache_home, "ok")[0] == 0
+    assert _imports(site, cache_home, "ok")[0] == 0  # warm
+    site.config.chmod(0o666)
+    code, _ = _imports(site, cache_home, "ok")
+    assert code == 125

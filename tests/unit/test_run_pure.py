@@ -306,3 +306,15 @@ def test_empty_job_names_are_usage_errors(argv):
     with pytest.raises(SystemExit) as err:
         cli.parse(argv)
     assert err.value.code == 2
+
+
+def test_cache_key_follows_the_config_files_mode(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("user: x\n")
+    job = tmp_path / "j.yaml"
+    job.write_text("command: x\n")
+    base = dict(config_path=str(cfg), config_bytes=b"c", job_path=str(job), job_bytes=b"j",
+                stamp=b"s", env={}, euid=0)
+    key = make_key(**base)
+    cfg.chmod(0o666)  # now refused as root: a cached "valid" must not survive
+    assert make_key(**base) != key

@@ -252,3 +252,21 @@ def test_cache_does_not_outlive_a_config_made_writable(site):
     site.config.chmod(0o666)
     code, _ = _imports(site, cache_home, "ok")
     assert code == 125
+
+
+def test_retention_keep_days(tmp_path):
+    site = new_site(tmp_path, keep_days=2)
+    site.job("old", job_yaml(command="/bin/true"))
+    folder = site.output / "old"
+    folder.mkdir(parents=True)
+    ancient = folder / "20200101T000000.000000Z-1"  # a run folder from long ago
+    ancient.mkdir()
+    (ancient / "output.log").write_text("x")
+    (ancient / "nested").mkdir()
+    (ancient / "nested" / "f").write_text("y")
+    other = folder / "notes from the operator"  # not a run folder: left alone
+    other.mkdir()
+    assert site.run_job("old").returncode == 0
+    assert not ancient.exists()
+    assert other.exists()
+    assert len(run_dirs(site, "old")) == 2  # the new run and the operator's folder

@@ -339,6 +339,12 @@ def kill_job(config: Any, job: Any, *, wait: float | None = None) -> tuple[int, 
             return 0, f"{slug}: run {run_id} killed"
     # No live supervisor: stop the orphans ourselves and record the end.
     count = supervise.sweep(run_id, grace, own_tree=False) if run_id else 0
+    recorded = records.read_status(current["run_dir"]) if current and current.get("run_dir") else None
+    if count == 0 and recorded is not None and recorded.get("run_id") == current.get("run_id") \
+            and recorded.get("outcome") not in (None, "running"):
+        # its commands had ended (run-job was busy with mail or hooks): keep that outcome
+        _replace_entry(config, slug, current, recorded)
+        return 1, f"{slug}: no run is running (run {run_id} had ended: {recorded['outcome']})"
     if current is not None:
         _record_killed(config, slug, current, count)
     if count == 0 and current is None:
@@ -356,6 +362,17 @@ def _write_kill_request(current: dict[str, Any] | None) -> None:
         write_atomic(os.path.join(current["run_dir"], ".kill-request"),
                      f"{os.getpid()}\n".encode(), 0o640, fsync=False)
     except OSError:
+        pass
+
+
+def _replace_entry(config: Any, slug: str, entry: dict[str, Any], new: dict[str, Any]) -> None:
+    def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [new if e.get("run_id") == entry.get("run_id") and e.get("outcome") == "running"
+                else e for e in entries]
+
+    try:
+        history.update(config.state_directory, slug, change)
+    except ProcessControlError:
         pass
 
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost of run-job --job)
+    from typing import Any, Iterable, Mapping
 
 from run_job import logsetup as log
 from run_job.model import Config, Job
@@ -68,7 +70,7 @@ def classify(entry: Mapping[str, Any], allow_overtime: bool) -> str:
         return SUCCESS
     if outcome == "skipped":
         alerts = entry.get("alerts")
-        if isinstance(alerts, Mapping) and alerts.get("counts_as") in (FAILURE, NEUTRAL):
+        if isinstance(alerts, dict) and alerts.get("counts_as") in (FAILURE, NEUTRAL):
             return alerts["counts_as"]
     return FAILURE if is_failure(outcome, allow_overtime) else NEUTRAL
 
@@ -110,8 +112,8 @@ def failure_mail_pending(previous: Iterable[Mapping[str, Any]], allow_overtime: 
         if classify(entry, allow_overtime) == SUCCESS:
             return False
         alerts = entry.get("alerts")
-        sent = alerts.get("mail") if isinstance(alerts, Mapping) else None
-        if isinstance(sent, Mapping) and sent.get("kind") == "failure" and sent.get("sent"):
+        sent = alerts.get("mail") if isinstance(alerts, dict) else None
+        if isinstance(sent, dict) and sent.get("kind") == "failure" and sent.get("sent"):
             return True
     return False
 
@@ -148,7 +150,8 @@ def unalerted_lost(entries: Iterable[Mapping[str, Any]]) -> list[tuple[int, Mapp
     run is mailed and fires ``failure`` like any other failure.
     """
     return [(i, e) for i, e in enumerate(entries)
-            if e.get("outcome") == "lost" and not isinstance(e.get("alerts"), Mapping)]
+            if e.get("outcome") == "lost"
+            and not (isinstance(e.get("alerts"), dict) and e["alerts"].get("counts_as"))]
 
 
 def mail_kind(record: Mapping[str, Any], previous: Iterable[Mapping[str, Any]],
@@ -268,7 +271,7 @@ def on_end(config: Config, job: Job, record: dict, previous: list[dict]) -> dict
                               "events": [], "mail": None, "hooks": []}
     try:
         # The run itself is not its own past, even if the caller's history has it.
-        previous = [e for e in (previous or []) if isinstance(e, Mapping)
+        previous = [e for e in (previous or []) if isinstance(e, dict)
                     and not (record.get("run_id") and e.get("run_id") == record.get("run_id"))]
         outcome = record.get("outcome")
         alerts["counts_as"] = classify(record, job.allow_overtime)

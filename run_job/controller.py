@@ -128,12 +128,18 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
     records.write_status(run_dir, record, fsync=False)
     records.point_latest(config.output_directory, job.slug, run_id)
     stale: list[dict[str, Any]] = []
-    history.update(config.state_directory, job.slug,
-                   lambda entries: history.upsert(_settle_stale(config, job, entries, stale),
-                                                  record, config.history_length),
-                   fsync=False)
+    seen: list[list[dict[str, Any]]] = []
+
+    def start_entry(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        updated = history.upsert(_settle_stale(config, job, entries, stale), record, config.history_length)
+        seen.append(updated)
+        return updated
+
+    history.update(config.state_directory, job.slug, start_entry, fsync=False)
     for entry in stale:  # their status.json too
         _fix_status(config, job, entry)
+    if seen and any(_unalerted_lost(entry) for entry in seen[-1]):
+        _alert_lost_runs(config, job, seen[-1])
     logsetup.info("%s: run %s started (%s)", job.slug, run_id, "; ".join(command_text))
     _alerts_start(config, job, record)
 
@@ -142,6 +148,10 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
     def update_status(**fields: Any) -> None:
         state["record"] = {**state["record"], **fields}
         records.write_status(run_dir, state["record"], fsync=False)
+        if "slurm_job_id" in fields:  # --status and --kill-job read the history entry
+            history.update(config.state_directory, job.slug,
+                           lambda entries: history.upsert(entries, state["record"], config.history_length),
+                           fsync=False)
 
     from run_job.runtypes import ExecResult, RunContext
 
@@ -232,6 +242,30 @@ def _alerts_end(config: Config, job: Job, record: dict[str, Any],
         return {"error": str(err)}
 
 
+def _unalerted_lost(entry: dict[str, Any]) -> bool:
+    """A lost run whose end alerts never ran (its ``alerts`` is still the empty start value)."""
+    alerts = entry.get("alerts")
+    return entry.get("outcome") == "lost" and not (isinstance(alerts, dict) and alerts.get("counts_as"))
+
+
+def _alert_lost_runs(config: Config, job: Job, entries: list[dict[str, Any]]) -> None:
+    """A run marked ``lost`` (its run-job died; marked by this run or by ``--status``)
+    never had its end alerts: mail and ``failure`` hooks now, oldest first."""
+    for index, lost in enumerate(entries):
+        if not _unalerted_lost(lost):
+            continue
+        done = {**lost, "alerts": _alerts_end(config, job, dict(lost), entries[:index])}
+        try:
+            history.update(config.state_directory, job.slug,
+                           lambda es, done=done: [done if e.get("run_id") == done.get("run_id")
+                                                  and e.get("outcome") == "lost" else e for e in es])
+            status = records.read_status(lost["run_dir"]) if lost.get("run_dir") else None
+            if status is not None and status.get("run_id") == done.get("run_id"):
+                records.write_status(lost["run_dir"], done, fsync=False)
+        except _errors().RunRecordError as err:
+            logsetup.error("%s: %s", job.slug, err)
+
+
 def _skip(config: Config, job: Job, command_text: tuple, reason: str) -> int:
     """A skipped run: a history entry only (no folder, ``latest`` unchanged)."""
     now = clock.now()
@@ -243,9 +277,10 @@ def _skip(config: Config, job: Job, command_text: tuple, reason: str) -> int:
     record = records.finish_record(record, ended_at=now, outcome="skipped", reason=reason)
     status = 0 if job.allow_overtime else _EXIT_SKIPPED
     try:
-        previous = history.update(config.state_directory, job.slug,
-                                  lambda entries: history.upsert(entries, record,
-                                                                 config.history_length))
+        previous = [e for e in history.update(config.state_directory, job.slug,
+                                              lambda entries: history.upsert(entries, record,
+                                                                             config.history_length))
+                    if e.get("run_id") != record["run_id"]]
     except _errors().RunRecordError as err:
         logsetup.error("%s: %s", job.slug, err)
         previous = []

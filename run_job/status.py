@@ -92,8 +92,20 @@ def status_row(base: dict[str, Any], entries: list[dict[str, Any]], alive: bool 
     row["current"] = current
     last = history.last_finished(entries)
     row["last"] = last
-    row["consecutive_failures"] = history.consecutive_failures(entries)
+    row["consecutive_failures"] = _consecutive_failures(entries)
     return row
+
+
+def _consecutive_failures(entries: list[dict[str, Any]]) -> int:
+    """As the mail threshold counts them (stored by alerts with each run), else from the history."""
+    for entry in reversed(entries):
+        if entry.get("outcome") == "running":
+            continue
+        alerts = entry.get("alerts")
+        if isinstance(alerts, dict) and isinstance(alerts.get("consecutive_failures"), int):
+            return alerts["consecutive_failures"]
+        break
+    return history.consecutive_failures(entries)
 
 
 def lost_reason(entry: dict[str, Any], lock_held: bool | None) -> str:
@@ -128,7 +140,10 @@ def _next_run(job: Any) -> str | None:
 
 def collect_status(config: Any, config_path: str | None, only_running: bool = False) -> list[dict[str, Any]]:
     rows = []
-    for slug, path, job, problems in load_all(config, config_path):
+    loaded = load_all(config, config_path)
+    services = _service_states(config, [job for _slug, _path, job, _problems in loaded
+                                        if job is not None and job.is_service])
+    for slug, path, job, problems in loaded:
         entries = history.read(config.state_directory, slug)
         alive = None
         entry = history.current_run(entries)
@@ -141,8 +156,23 @@ def collect_status(config: Any, config_path: str | None, only_running: bool = Fa
         if only_running and not row["running"]:
             continue
         row["slurm"] = _slurm_state(row["current"])
+        if slug in services:
+            row["service_state"] = services[slug]
         rows.append(row)
     return rows
+
+
+def _service_states(config: Any, jobs: list[Any]) -> dict[str, str]:
+    """Slurm state of each service (one squeue; a dead controller costs 5 s at most)."""
+    if not jobs:
+        return {}
+    try:
+        from run_job.service import service_states
+        from run_job.slurm_client import SlurmClient
+
+        return service_states(config, jobs, SlurmClient(timeout=5))
+    except Exception as err:  # noqa: BLE001 - status never crashes on Slurm trouble
+        return {job.slug: f"unknown: {err}" for job in jobs}
 
 
 def _slurm_state(current: dict[str, Any] | None) -> str | None:
@@ -233,7 +263,7 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         if row.get("description"):
             out.append("  " + " ".join(str(row["description"]).split()))
         if row.get("service"):
-            sched = "Slurm service (sbatch-service)"
+            sched = f"Slurm service (sbatch-service): {row.get('service_state') or 'unknown'}"
         elif row.get("schedule"):
             sched = row["schedule"] + (" (disabled)" if row.get("disabled") else "")
             if row.get("next_run"):

@@ -190,3 +190,38 @@ def test_hooks_fire_with_the_run_variables(tmp_path, make_site):
     assert failure["RUN_JOB_OUTCOME"] == "failed" and failure["RUN_JOB_EXIT_CODE"] == "3"
     assert failure["RUN_JOB_REASON"] == status["reason"]
     assert [h["event"] for h in status["alerts"]["hooks"]] == ["failure"]
+
+
+def test_a_lost_run_is_mailed_by_the_next_run(smtp, make_site):
+    """run-job SIGKILLed mid-run: the next run marks the run lost, stops its
+    orphans, and sends the failure mail the dead run-job never could."""
+    import os
+    import signal
+    import subprocess
+
+    from pctest import command, command_env
+
+    handler, port = smtp
+    site = make_site(port)
+    site.job("lost-job", "command: /bin/sleep 60\nkill_grace: 1s\nfailmail:\n"
+                         "  from_address: pc@example.org\n  to_address: ops@example.org\n")
+    first = subprocess.Popen(command("run-job") + ["--config", str(site.config), "--job", "lost-job"],
+                             env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    status = site.output / "lost-job" / "latest" / "status.json"
+    deadline = time.monotonic() + 20
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status.exists()
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    lost_run = json.loads(status.read_text())["run_id"]
+    site.job("lost-job", "command: /bin/true\nkill_grace: 1s\nfailmail:\n"
+                         "  from_address: pc@example.org\n  to_address: ops@example.org\n")
+    result = site.run_job("--job", "lost-job", timeout=60)
+    assert result.returncode == 0, result.stderr
+    lost = json.loads((site.output / "lost-job" / lost_run / "status.json").read_text())
+    assert lost["outcome"] == "lost", lost
+    assert lost["alerts"]["mail"]["sent"] is True, lost
+    subjects = [m["subject"] for m in handler.messages]
+    assert any(s.endswith("lost-job: lost") for s in subjects), subjects
+    assert any("recovered" in s for s in subjects), subjects

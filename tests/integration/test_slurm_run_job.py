@@ -231,8 +231,6 @@ def test_lock_during_the_run_and_kill_job(site, slurm_env):
     assert sorted(e["outcome"] for e in site.history(slug)) == ["killed", "skipped"]
 
 
-@pytest.mark.xfail(strict=False, reason="--status reads the history entry, which gets "
-                   "slurm_job_id only at the end (controller/status change asked of the lead)")
 def test_status_shows_the_slurm_job(site, slurm_env):
     slug = site.job(slug_of("status"), command="sleep 120")
     proc = site.start("--job", slug)

@@ -79,3 +79,11 @@ def test_fast_acceptor_accepts_the_good_corpus() -> None:
     good = Path(__file__).resolve().parents[1] / "data" / "jobs" / "good"
     for path in good.glob("*.yaml"):
         assert _accepts(schema, yaml.safe_load(path.read_text())), path.name
+
+
+def test_status_schema_is_valid_draft7_and_described() -> None:
+    schema = load_schema("status")
+    Draft7Validator.check_schema(schema)
+    for definition in schema["definitions"].values():
+        for key, sub in _walk(definition):
+            assert sub.get("description"), f"status: key {key!r} has no description"

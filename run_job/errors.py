@@ -6,7 +6,7 @@ one line to stderr and turn them into an exit status.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from run_job.model import Record
 
 
 # Exit statuses shared by the commands (SPEC §4, §6, §7).
@@ -18,9 +18,8 @@ EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One validation error: where it is and what to do about it."""
+class Problem(Record):
+    """One validation error: where it is and what to do about it (frozen)."""
 
     file: str
     message: str

@@ -10,7 +10,6 @@ Everything it finds is a ``Problem``; it never lets a YAML exception escape.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -36,14 +35,14 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 Path_ = tuple  # a key path: ("slurm", "options", 2)
 
 
-@dataclass
 class Loaded:
     """A parsed document with where each key stands in the file."""
 
-    data: Any
-    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)  # path -> (line, column), 1-based
-    bool_words: dict[Path_, str] = field(default_factory=dict)  # path -> the word YAML read as a boolean
-    problems: list[Problem] = field(default_factory=list)
+    def __init__(self, data: Any, problems: list[Problem] | None = None) -> None:
+        self.data = data
+        self.marks: dict[Path_, tuple[int, int]] = {}  # path -> (line, column), 1-based
+        self.bool_words: dict[Path_, str] = {}  # path -> the word YAML read as a boolean
+        self.problems: list[Problem] = problems or []
 
     def position(self, path: Path_) -> tuple[int | None, int | None]:
         """Line and column of ``path``, or of its nearest known parent."""

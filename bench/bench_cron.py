@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -35,12 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SYSTEM_PYTHON = "/usr/bin/python3"
-PACKAGES = ["PyYAML", "jsonschema", "croniter", "filelock"]
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "process-control-bench"
-VENV = CACHE / "venv"
-MARK = "PROCESS_CONTROL_BENCH_IN_VENV"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import REPO, ensure_venv  # noqa: E402
 
 FLOOR_SCRIPT = r"""
 import os, sys, yaml
@@ -53,21 +48,6 @@ for name in sorted(os.listdir(folder)):
         n += 1
 print(n)
 """
-
-
-def ensure_venv() -> None:
-    """Re-run this script inside the benchmark venv (made and updated on first use)."""
-    if os.environ.get(MARK):
-        return
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        print(f"creating {VENV} with {SYSTEM_PYTHON} -m venv ...", file=sys.stderr)
-        VENV.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([SYSTEM_PYTHON, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", *PACKAGES], check=True)
-    env = dict(os.environ, **{MARK: "1"})
-    os.execve(str(python), [str(python), str(Path(__file__).resolve()), *sys.argv[1:]], env)
 
 
 SCHEDULES = [f"{m} {h} * * *" for m, h in zip(range(0, 60, 3), range(20))]  # 20

@@ -41,7 +41,7 @@ def current_user() -> tuple[int, str | None]:
         return euid, None
 
 
-def become(wanted: str) -> dict[str, str]:
+def become(wanted: str, program: str = "run-job", what: str = "jobs") -> dict[str, str]:
     """Run as ``wanted`` from now on; returns HOME/USER/LOGNAME for the job.
 
     Raises SecurityError (exit 125) when the user does not exist, when another
@@ -60,7 +60,7 @@ def become(wanted: str) -> dict[str, str]:
         return env
     if action == "refuse":
         raise _errors().SecurityError(
-            f"run-job runs as {name or euid!r} but jobs must run as {wanted!r}"
+            f"{program} runs as {name or euid!r} but {what} must run as {wanted!r}"
             " (config key 'user'); run it as that user or as root")
     try:
         os.initgroups(entry.pw_name, entry.pw_gid)

@@ -391,30 +391,9 @@ def become_service_user(user: str) -> None:
     """Run as the service user from now on: drop from root, stay as the user,
     refuse anyone else. Everything after (locks, state, logs, sbatch, scancel,
     init commands) then belongs to that user, and so does the Slurm job."""
-    import pwd
+    from run_job.privileges import become
 
-    euid = os.geteuid()
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        raise SecurityError(f"the service user {user!r} (config key 'user') does not exist; "
-                            "create it or change 'user'") from None
-    if euid == entry.pw_uid:
-        return
-    if euid != 0:
-        try:
-            me = pwd.getpwuid(euid).pw_name
-        except KeyError:
-            me = str(euid)
-        raise SecurityError(f"sbatch-service runs as {me!r} but services belong to {user!r} "
-                            "(config key 'user'); run it as that user or as root")
-    try:
-        os.initgroups(entry.pw_name, entry.pw_gid)
-        os.setgid(entry.pw_gid)
-        os.setuid(entry.pw_uid)
-    except OSError as err:
-        raise SecurityError(f"cannot switch to the service user {user!r}: {err}") from err
-    os.environ.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
+    become(user, program="sbatch-service", what="services")
 
 
 def _home(user: str) -> str | None:

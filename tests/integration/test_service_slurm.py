@@ -754,7 +754,7 @@ def test_run_as_the_service_user_with_debian_python(open_tmp, slurm_env, cleanup
     ready(site, slug)
     other = as_user("daemon", "stop", slug)
     assert other.returncode == 1, other.stdout + other.stderr
-    assert "runs as 'daemon' but services belong to 'nobody'" in other.stderr
+    assert "runs as 'daemon' but services must run as 'nobody'" in other.stderr
     assert len(squeue(slurm_env, f"{slug}-service", user)) == 1
     status = as_user(user, "status", slug)
     assert status.returncode == 0, status.stdout + status.stderr

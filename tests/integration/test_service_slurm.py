@@ -176,6 +176,10 @@ def cleanup(slurm_env):
             if not squeue(slurm_env, f"{slug}-service", user):
                 break
             time.sleep(0.1)
+        # The test cluster tracks job processes with proctrack/linuxproc (no
+        # cgroups): a child that outlives the service's main process escapes
+        # Slurm's cleanup. Its command line carries the test's unique slug.
+        subprocess.run(["pkill", "-KILL", "-f", "--", slug], capture_output=True, timeout=30)
 
 
 @pytest.fixture

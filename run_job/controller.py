@@ -72,6 +72,8 @@ def run(config: Config, job: Job, *, slow_start: bool = False) -> int:
         raise _errors().ProcessControlError(
             f"{job.slug} is a Slurm service, not a batch job; use"
             f" 'sbatch-service start {job.slug}' (or stop/restart/status)")
+    if os.geteuid() == 0:
+        _ensure_run_directory(config)
     # Before the switch: prctl needs ctypes, and the switch is for the run's files.
     supervise.become_subreaper()
     identity_env = privileges.become(config.user)
@@ -103,6 +105,26 @@ def run(config: Config, job: Job, *, slow_start: bool = False) -> int:
                 pass
     finally:
         os.close(lock_fd)
+
+
+def _ensure_run_directory(config: Config) -> None:
+    """As root: recreate a missing ``run_directory`` for the service user.
+
+    /run is a tmpfs: after a reboot the folder is back only once
+    systemd-tmpfiles has run, and the service user cannot create it in /run.
+    Failures are left to the step that needs the folder, which reports them.
+    """
+    path = os.fspath(config.run_directory)
+    if os.path.isdir(path):
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(config.user)
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+    except (KeyError, OSError):
+        return
 
 
 def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, run_id: str,

@@ -118,3 +118,23 @@ def test_another_user_is_refused(site, service_user):
     assert result.returncode == 125
     assert "Traceback" not in result.stderr
     assert SERVICE_USER in result.stderr
+
+
+def test_root_recreates_a_missing_run_directory_for_the_service_user(site, service_user):
+    """/run is a tmpfs: after a reboot /run/process-control may be missing, and
+    the service user cannot create it; run-job started by root does."""
+    import yaml
+
+    parent = site["root"] / "tmpfs run"
+    parent.mkdir()
+    parent.chmod(0o755)  # root's: the service user cannot create anything here
+    config = yaml.safe_load(site["config"].read_text())
+    config["run_directory"] = str(parent / "process-control")
+    site["config"].write_text(yaml.safe_dump(config))
+    (site["jobs"] / "after-reboot.yaml").write_text("command: /bin/true\n")
+    (site["jobs"] / "after-reboot.yaml").chmod(0o644)
+    result = run_job(site, "--job", "after-reboot")
+    assert result.returncode == 0, result.stderr
+    made = parent / "process-control"
+    assert made.is_dir() and made.stat().st_uid == service_user.pw_uid
+    assert (made / "after-reboot.lock").stat().st_uid == service_user.pw_uid

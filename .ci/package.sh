@@ -120,7 +120,7 @@ for i in "${!suites[@]}"; do
     if [[ ! -e $tests/${suites[i]} ]]; then unset 'suites[i]'; fi
 done
 pytest_rc=0
-(cd "$tests" && PROCESS_CONTROL_INSTALLED=1 \
+(cd "$tests" && PROCESS_CONTROL_INSTALLED=1 PROCESS_CONTROL_PACKAGE_TESTS=1 \
     /usr/bin/python3 -P -m pytest -p no:cacheprovider -ra "${suites[@]}") \
     || pytest_rc=$?
 # 5: no test collected (e2e not written yet); anything else non-zero fails.

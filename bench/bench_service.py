@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import pwd
-import shlex
 import shutil
 import subprocess
 import sys
@@ -37,19 +36,6 @@ import benchlib  # noqa: E402
 
 REPO = benchlib.REPO
 USER = pwd.getpwuid(os.geteuid()).pw_name
-
-
-def slurm_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    if env.get("SLURM_CONF"):
-        return env
-    out = subprocess.run([str(REPO / "tests" / "slurm" / "local-slurm"), "start"], check=True,
-                         capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
-            env[name] = shlex.split(value)[0]
-    return env
 
 
 def make_site(root: Path, slug: str) -> Path:
@@ -85,7 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--cycles", type=int, default=5)
     args = parser.parse_args()
-    env = slurm_environment()
+    env = benchlib.slurm_environment()
     env["PYTHONPATH"] = str(REPO)
     env.pop("PROCESS_CONTROL_CONFIG", None)
     print(benchlib.versions())

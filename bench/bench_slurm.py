@@ -45,19 +45,6 @@ import benchlib  # noqa: E402
 REPO = benchlib.REPO
 
 
-def slurm_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    if env.get("SLURM_CONF"):
-        return env
-    out = subprocess.run([str(REPO / "tests" / "slurm" / "local-slurm"), "start"], check=True,
-                         capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        if line.startswith("export "):
-            name, _, value = line[len("export "):].partition("=")
-            env[name] = shlex.split(value)[0]
-    return env
-
-
 def make_site(root: Path, slug: str, command: str) -> Path:
     import yaml
 
@@ -161,7 +148,7 @@ def main() -> None:
     parser.add_argument("--wait-seconds", type=float, default=60.0)
     args = parser.parse_args()
     benchlib.ensure_venv()
-    env = slurm_environment()
+    env = benchlib.slurm_environment()
     env["PYTHONPATH"] = str(REPO)
     print(benchlib.versions())
     print(subprocess.run(["sbatch", "--version"], capture_output=True, text=True,

@@ -70,3 +70,20 @@ def interleaved(cases: dict[str, Callable[[], float]], rounds: int) -> dict[str,
         for name, case in cases.items():
             samples[name].append(case())
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def slurm_environment() -> dict[str, str]:
+    """The environment with ``SLURM_CONF`` of a running cluster: the caller's,
+    or the project's own ``tests/slurm/local-slurm``, started if needed."""
+    import shlex
+
+    env = dict(os.environ)
+    if env.get("SLURM_CONF"):
+        return env
+    out = subprocess.run([str(REPO / "tests" / "slurm" / "local-slurm"), "start"], check=True,
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            env[name] = shlex.split(value)[0]
+    return env

@@ -128,16 +128,21 @@ def _prctl_subreaper() -> bool:
 # /proc
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (None: no such process)."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """Fields 3.. of ``/proc/PID/stat`` (after the command name), or None."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
     except OSError:
         return None
-    fields = data[data.rindex(b")") + 2:].split()
+    return data[data.rindex(b")") + 2:].split()
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks since boot (None: no such process)."""
+    fields = _stat_fields(pid)
     # fields[0] is field 3 (state); starttime is field 22.
-    return int(fields[19])
+    return int(fields[19]) if fields is not None else None
 
 
 def process_alive(pid: int | None, start_time: int | None) -> bool:
@@ -148,13 +153,8 @@ def process_alive(pid: int | None, start_time: int | None) -> bool:
     """
     if not pid:
         return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in (b"Z", b"X"):
         return False
     return start_time is None or int(fields[19]) == int(start_time)
 

@@ -76,13 +76,19 @@ def load_job(config: Config, slug: str) -> Job:
 def check_job_location(config: Config, path: Path) -> None:
     """Refuse a job file that leaves the job directory or that others could write."""
     directory = config.job_directory
-    if not _inside(path, directory):
+    # A plain file named <job_directory>/<slug>.yaml is inside; only a link can lead out.
+    if (path.parent != directory or os.path.islink(path)) and not _inside(path, directory):
         raise SecurityError(f"{path} resolves to {path.resolve()}, outside the job directory {directory}; "
                             "job files must live in the job directory")
-    reason = check_file_security(directory, "job directory", config.user, directory=True)
-    reason = reason or check_file_security(path, "job file", config.user)
+    key = (str(directory), config.user)
+    if key not in _CHECKED_DIRECTORIES:  # once per process (--status loads every job)
+        _CHECKED_DIRECTORIES[key] = check_file_security(directory, "job directory", config.user, directory=True)
+    reason = _CHECKED_DIRECTORIES[key] or check_file_security(path, "job file", config.user)
     if reason:
         raise SecurityError(reason)
+
+
+_CHECKED_DIRECTORIES: dict = {}
 
 
 def load_job_file(config: Config, path: str | os.PathLike, check_location: bool = False) -> Job:

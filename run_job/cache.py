@@ -60,12 +60,15 @@ def cache_dir() -> str | None:
     return os.path.join(base, "process-control")
 
 
-def _stat_stamp(path: str) -> bytes:
+def _stat_stamp(path: str, content: bool = True) -> bytes:
+    """Mode and owner of ``path`` (what the security checks look at), plus its
+    mtime and size when ``content``; ``-`` when it cannot be examined."""
     try:
         st = os.stat(path)
     except OSError:
         return b"-"
-    return f"{st.st_mtime_ns}:{st.st_size}:{st.st_mode}:{st.st_uid}:{st.st_gid}".encode()
+    owner = f"{st.st_mode}:{st.st_uid}:{st.st_gid}"
+    return (f"{st.st_mtime_ns}:{st.st_size}:{owner}" if content else owner).encode()
 
 
 _memo: dict[str, bytes] = {}
@@ -120,20 +123,12 @@ def make_key(config_path: str | None, config_bytes: bytes, job_path: str, job_by
                  (sys.argv[0] if sys.argv else "").encode(),
                  job_path.encode(), job_bytes,
                  # the owner/mode checks (as root) of the config and job files
-                 _stat_stamp_owner(config_path) if config_path else b"-",
-                 _stat_stamp_owner(job_path) if job_path else b"-",
-                 _stat_stamp_owner(os.path.dirname(job_path)) if job_path else b"-"):
+                 _stat_stamp(config_path, content=False) if config_path else b"-",
+                 _stat_stamp(job_path, content=False) if job_path else b"-",
+                 _stat_stamp(os.path.dirname(job_path), content=False) if job_path else b"-"):
         h.update(len(part).to_bytes(8, "little"))
         h.update(part)
     return h.hexdigest()
-
-
-def _stat_stamp_owner(path: str) -> bytes:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return b"-"
-    return f"{st.st_mode}:{st.st_uid}:{st.st_gid}".encode()
 
 
 # Entries are ``marshal`` data (a builtin: pickle's import costs milliseconds)

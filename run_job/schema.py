@@ -236,19 +236,6 @@ def word_error(error: Any, path: tuple, loaded: Loaded, filename: str) -> list[P
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         return [Problem(filename, f"missing required key '{missing}'", line, column, where)]
-    if kind == "propertyNames":
-        close = []
-        enum = error.schema.get("propertyNames", {}).get("enum") if isinstance(error.schema, dict) else None
-        bad = error.instance if isinstance(error.instance, str) else None
-        for ctx in error.context or []:
-            bad = ctx.instance
-        if enum and isinstance(bad, str):
-            close = difflib.get_close_matches(bad, enum, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else "; it must be a job key"
-            return [Problem(filename, f"unknown key '{bad}'{hint}", *loaded.position(path + (bad,)),
-                            key_path(path + (bad,)))]
-        return [Problem(filename, f"'{bad}' is not allowed as a name here", *loaded.position(path + (bad,)),
-                        key_path(path + (bad,)))]
     if kind == "type":
         wanted = error.validator_value
         wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted

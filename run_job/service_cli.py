@@ -47,6 +47,29 @@ def _exit_of(err: BaseException) -> int:
     return EXIT_FAILED
 
 
+def _guarded(debug: bool, manager, slug: str, action) -> int:
+    """Run ``action`` under the service's lock: its exit status, errors as one line."""
+    from run_job import service as svc
+
+    try:
+        with manager.locked(slug):
+            action()
+        return svc.EXIT_OK
+    except ProcessControlError as err:
+        if debug:
+            raise
+        _error(str(err))
+        return _exit_of(err)
+
+
+def _purge_orphan(manager, slug: str) -> None:
+    """State and logs of a service whose job file is gone: stop its job, remove its files."""
+    found = manager.present(slug)
+    if found:
+        manager.stop_jobs(slug, found, 15, 10.0)
+    manager.purge_files(slug)
+
+
 def _error(message: str) -> None:
     lines = str(message).splitlines() or [""]
     for line in lines:
@@ -128,32 +151,14 @@ def run(args: argparse.Namespace) -> int:
 
     statuses = []
     for job in jobs:
-        try:
-            with manager.locked(job.slug):
-                _verb(manager, args.verb, job)
-            statuses.append(svc.EXIT_OK)
-        except ProcessControlError as err:
-            if args.debug:
-                raise
-            _error(str(err))
-            statuses.append(_exit_of(err))
-            if isinstance(err, SlurmUnreachable):
-                break  # every other service would wait as long for the same answer
+        status = _guarded(args.debug, manager, job.slug, lambda job=job: _verb(manager, args.verb, job))
+        statuses.append(status)
+        if status == svc.EXIT_UNREACHABLE:
+            break  # every other service would wait as long for the same answer
     for slug in orphans:
         if svc.EXIT_UNREACHABLE in statuses:
             break
-        try:
-            with manager.locked(slug):
-                found = manager.present(slug)
-                if found:
-                    manager.stop_jobs(slug, found, 15, 10.0)
-                manager.purge_files(slug)
-            statuses.append(svc.EXIT_OK)
-        except ProcessControlError as err:
-            if args.debug:
-                raise
-            _error(str(err))
-            statuses.append(_exit_of(err))
+        statuses.append(_guarded(args.debug, manager, slug, lambda slug=slug: _purge_orphan(manager, slug)))
     if args.verb == "purge" and not args.services and not [s for s in statuses if s]:
         folder = svc.service_dir(config)
         try:

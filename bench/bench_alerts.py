@@ -50,7 +50,7 @@ from run_job.model import Config, FailMail, Job, MailConfig
 case, root, port = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 if case == "baseline":
     raise SystemExit(0)
-from run_job import alerts
+from run_job.alerts import notify as alerts
 config = Config(source=None, job_directory=root, output_directory=root, state_directory=root,
                 run_directory=root, output_crontab="console", user="root", runner_path="run-job",
                 service_runner_path="sbatch-service",
@@ -122,7 +122,7 @@ def main() -> int:
             sys.path.insert(0, str(REPO))
             from email.message import EmailMessage
 
-            from run_job import mail
+            from run_job.alerts import mail
             from run_job.model import MailConfig
             config = MailConfig(smtp_host="127.0.0.1", smtp_port=port, timeout=5.0)
             sends = []

@@ -61,8 +61,8 @@ def _error(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from run_job.config import load_config
-    from run_job.jobs import scan_job_directory
+    from run_job.config.settings import load_config
+    from run_job.config.jobs import scan_job_directory
 
     config = load_config(args.config)
     path = None

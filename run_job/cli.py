@@ -169,17 +169,17 @@ def _print_json(doc: Any) -> None:
 
 def dispatch(opts: Options) -> int:
     if opts.validate is not None:
-        from run_job.validate import main as validate_main
+        from run_job.config.validate import main as validate_main
 
         return validate_main(opts.config, list(opts.validate), opts.json)
     if opts.job:
         return _run(opts)
     config = _load_config(opts.config)
-    from run_job import status as status_mod
+    from run_job.monitor import status as status_mod
 
     if opts.history:
-        from run_job import history
-        from run_job.jobs import job_path
+        from run_job.run import history
+        from run_job.config.jobs import job_path
 
         job_path(config, opts.history)  # refuses what is not a slug
         entries = history.read(config.state_directory, opts.history)
@@ -189,9 +189,9 @@ def dispatch(opts: Options) -> int:
             sys.stdout.write(status_mod.render_history(opts.history, entries))
         return 0
     if opts.kill_job:
-        from run_job.cache import load_validated
+        from run_job.config.cache import load_validated
         from run_job.errors import ProcessControlError
-        from run_job.jobs import job_path
+        from run_job.config.jobs import job_path
 
         job_path(config, opts.kill_job)  # refuses what is not a slug
         _become_if_root(config)
@@ -225,7 +225,7 @@ def dispatch(opts: Options) -> int:
 
 
 def _load_config(path: str | None) -> Any:
-    from run_job.cache import cached_config
+    from run_job.config.cache import cached_config
 
     config = cached_config(path)
     _configure_logging(config, debug=False)
@@ -250,10 +250,10 @@ def _configure_logging(config: Any, debug: bool) -> None:
 
 
 def _run(opts: Options) -> int:
-    from run_job.cache import load_validated
+    from run_job.config.cache import load_validated
 
     config, job = load_validated(opts.config, opts.job)
     _configure_logging(config, opts.debug)
-    from run_job import controller
+    from run_job.run import controller
 
     return controller.run(config, job, slow_start=opts.slow_start)

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _exit_of(err: BaseException) -> int:
-    from run_job.service import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
+    from run_job.slurm.service import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
 
     if isinstance(err, SlurmUnreachable):
         return EXIT_UNREACHABLE
@@ -49,7 +49,7 @@ def _exit_of(err: BaseException) -> int:
 
 def _guarded(debug: bool, manager, slug: str, action) -> int:
     """Run ``action`` under the service's lock: its exit status, errors as one line."""
-    from run_job import service as svc
+    from run_job.slurm import service as svc
 
     try:
         with manager.locked(slug):
@@ -79,7 +79,7 @@ def _error(message: str) -> None:
 
 def resolve_services(config, verb: str, names: Sequence[str]):
     """The Job of each named service, or every service of the job directory."""
-    from run_job.jobs import is_slug, load_job, scan_job_directory
+    from run_job.config.jobs import is_slug, load_job, scan_job_directory
 
     if not names:
         if verb == "init":
@@ -108,8 +108,8 @@ def resolve_services(config, verb: str, names: Sequence[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from run_job.config import load_config, require_secure_config
-    from run_job import service as svc
+    from run_job.config.settings import load_config, require_secure_config
+    from run_job.slurm import service as svc
 
     if args.verb not in VERBS:
         raise UsageError(f"unknown verb {args.verb!r}: use one of {', '.join(VERBS)}")

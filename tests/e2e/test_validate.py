@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from pctest import DATA, REPO, Site, run
-from run_job.schema import load_schema
+from run_job.config.schema import load_schema
 
 BAD_KINDS = {
     "schedule": ('command: /bin/true\nschedule: "61 * * * *"\n', 2, "schedule"),

@@ -67,7 +67,7 @@ def slurm_env() -> dict[str, str]:
 
 @pytest.fixture
 def slurm_client(slurm_env):
-    from run_job.slurm_client import SlurmClient
+    from run_job.slurm.client import SlurmClient
     return SlurmClient(environ=slurm_env)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from run_job import alerts, hooks
+from run_job.alerts import notify as alerts, hooks
 from run_job.model import Config, Job, replace
 
 ODD = "ho'oks; 100% \"dir\""

@@ -22,7 +22,7 @@ import pytest
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed")
 from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
 
-from run_job import alerts  # noqa: E402
+from run_job.alerts import notify as alerts  # noqa: E402
 from run_job.model import Config, FailMail, Job, MailConfig  # noqa: E402
 
 # aiosmtpd warns when a test server allows AUTH without TLS (implicit TLS case).

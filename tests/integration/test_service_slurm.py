@@ -390,10 +390,10 @@ def test_unreachable_slurm_exit_4_nothing_submitted_or_cancelled(site, slurm_env
         "purge": ("purge",)}.items()}
     import threading
 
-    from run_job.config import load_config
-    from run_job.jobs import scan_job_directory
-    from run_job.service import UNREACHABLE_STATE, service_states
-    from run_job.slurm_client import SlurmClient
+    from run_job.config.settings import load_config
+    from run_job.config.jobs import scan_job_directory
+    from run_job.slurm.service import UNREACHABLE_STATE, service_states
+    from run_job.slurm.client import SlurmClient
 
     config = load_config(str(site.config))
     jobs = scan_job_directory(config).jobs

@@ -15,9 +15,9 @@ import pytest
 
 from run_job.errors import SlurmUnreachable
 from run_job.model import Config, Job, JobSlurm, SlurmConfig
-from run_job.runtypes import RunContext
-from run_job import slurm_runner
-from run_job.slurm_client import SlurmClient
+from run_job.run.runtypes import RunContext
+from run_job.slurm import runner as slurm_runner
+from run_job.slurm.client import SlurmClient
 
 SLUG = "pc-direct"
 

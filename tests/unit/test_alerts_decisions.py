@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from run_job import alerts
+from run_job.alerts import notify as alerts
 from run_job.model import FailMail, Job
 
 

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from run_job import hooks
+from run_job.alerts import hooks
 
 
 @pytest.mark.parametrize("name, is_hook", [

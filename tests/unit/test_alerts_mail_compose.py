@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from run_job import mail
+from run_job.alerts import mail
 from run_job.model import FailMail, Job
 
 JOB = Job(slug="nightly_backup-1", path=Path("/jobs dir/nightly_backup-1.yaml"), sha256="0",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from run_job.config import default_settings, load_config, locate_config
+from run_job.config.settings import default_settings, load_config, locate_config
 from run_job.errors import ConfigError
 
 

@@ -101,8 +101,8 @@ def test_reference_jobs_hand_built_render_the_reference_lines():
 
 def test_reference_scheduled_folder_through_the_real_pipeline(tmp_path):
     """The reference's own crontab test, on its own job files, via load_config + scan."""
-    from run_job.config import load_config
-    from run_job.jobs import scan_job_directory
+    from run_job.config.settings import load_config
+    from run_job.config.jobs import scan_job_directory
 
     src = Path(__file__).resolve().parents[1] / "data" / "reference" / "scheduled"
     jobdir = tmp_path / "jobs dir; 100%"

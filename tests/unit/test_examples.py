@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from run_job.config import build_config, default_settings, read_config
-from run_job.jobs import check_job_file
+from run_job.config.settings import build_config, default_settings, read_config
+from run_job.config.jobs import check_job_file
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CONFIGS = sorted(EXAMPLES.glob("*.yaml"))
@@ -34,7 +34,7 @@ def test_example_job_is_valid(path: Path, tmp_path: Path) -> None:
 def test_examples_cover_every_job_key() -> None:
     import yaml
 
-    from run_job.schema import load_schema
+    from run_job.config.schema import load_schema
 
     seen: set[str] = set()
     for path in JOBS:

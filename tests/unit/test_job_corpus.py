@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from run_job.config import build_config, default_settings
-from run_job.jobs import check_job_file
+from run_job.config.settings import build_config, default_settings
+from run_job.config.jobs import check_job_file
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "jobs"
 

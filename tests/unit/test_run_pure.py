@@ -7,8 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from run_job import cli, history, lock, logsetup, privileges, records, status, supervise
-from run_job.cache import _plain_slug, make_key
+from run_job import cli, logsetup, privileges
+from run_job.run import history, lock, records, supervise
+from run_job.monitor import status
+from run_job.config.cache import _plain_slug, make_key
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=timezone.utc)
 
@@ -279,7 +281,7 @@ def test_json_damage_is_value_error(bad):
 def test_cache_entry_round_trip(tmp_path):
     from pathlib import Path
 
-    from run_job import cache
+    from run_job.config import cache
     from run_job.model import Config, FailMail, Job
 
     config = Config(source=None, job_directory=tmp_path, output_directory=tmp_path / "o",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
-from run_job.schema import _accepts, load_schema, schema_dir
+from run_job.config.schema import _accepts, load_schema, schema_dir
 
 SCHEMAS = ("job", "config", "validate")
 SAMPLES = [None, True, False, 0, 1, -1, 1.5, 0.005, 10 ** 12, "", "x", "10s", "1.5m", "90", "10 minutes",

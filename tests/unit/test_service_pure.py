@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from run_job import service as svc
+from run_job.slurm import service as svc
 from run_job.errors import SlurmError
 from run_job.model import Config, Job, JobSlurm, Service
 

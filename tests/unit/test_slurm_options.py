@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from run_job.slurm_options import (ALLOWED, LONG_OPTIONS, REFUSED, SHORT_OPTIONS,
+from run_job.slurm.options import (ALLOWED, LONG_OPTIONS, REFUSED, SHORT_OPTIONS,
                                    check_option, check_options, resolve_long)
 
 ALLOWED_ITEMS = [

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from run_job.errors import SlurmError
-from run_job.slurm import (ACTIVE_STATES, JobStatus, Outcome, SlurmJob, decide_outcome,
+from run_job.slurm.batch import (ACTIVE_STATES, JobStatus, Outcome, SlurmJob, decide_outcome,
                            parse_job_status, parse_sacct, parse_sbatch_parsable,
                            parse_scontrol_job, parse_squeue, slurm_poll_interval)
-from run_job.slurm_client import client_environment, is_unknown_job, is_unreachable
-from run_job.slurm_runner import describe_job
+from run_job.slurm.client import client_environment, is_unknown_job, is_unreachable
+from run_job.slurm.runner import describe_job
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "slurm"
 

@@ -15,9 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from run_job.config import locate_config, read_config
+from run_job.config.settings import locate_config, read_config
 from run_job.errors import ConfigError, Problem
-from run_job.jobs import ScanResult, check_job_file, classify, is_slug, job_path, scan_job_directory
+from run_job.config.jobs import ScanResult, check_job_file, classify, is_slug, job_path, scan_job_directory
 
 
 class _Report:
@@ -53,7 +53,7 @@ def _add_scan(report: _Report, scan: ScanResult) -> None:
 
 def _load_config_for(report: _Report, config_path: str | None):
     """The config to validate against; its own problems are part of the report."""
-    from run_job.config import build_config, default_settings
+    from run_job.config.settings import build_config, default_settings
 
     try:
         source = locate_config(config_path)
@@ -76,7 +76,7 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
     if config is None:
         if not targets:
             return report  # no job directory to scan without a config
-        from run_job.config import build_config, default_settings
+        from run_job.config.settings import build_config, default_settings
 
         config = build_config(default_settings(), None, "")
     if not targets:
@@ -123,7 +123,7 @@ _CONFIG_ONLY_KEYS = {"job_directory", "output_directory", "state_directory", "ru
 
 def _looks_like_config(path: Path) -> bool:
     """A named file with global config keys and no ``command`` is validated as a config."""
-    from run_job import yamlfile
+    from run_job.config import yamlfile
 
     try:
         raw = path.read_bytes()[: yamlfile.MAX_BYTES + 1]
@@ -135,7 +135,7 @@ def _looks_like_config(path: Path) -> bool:
 
 def _check_unnamed(config, path: Path):
     """Validate the content of a file whose name is not a slug (e.g. job.example.yaml)."""
-    from run_job import yamlfile
+    from run_job.config import yamlfile
 
     try:
         raw = path.read_bytes()[: yamlfile.MAX_BYTES + 1]

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost, see mode
     from typing import Mapping, Sequence
 
 from run_job.errors import SlurmError, SlurmUnreachable
-from run_job.slurm import (SACCT_FIELDS, SQUEUE_FORMAT, QueueEntry, SlurmJob,
+from run_job.slurm.batch import (SACCT_FIELDS, SQUEUE_FORMAT, QueueEntry, SlurmJob,
                            parse_sacct, parse_sbatch_parsable, parse_scontrol_job,
                            parse_squeue)
 

@@ -149,8 +149,8 @@ def read_config(source: Path, environ: dict | None = None) -> tuple[Config | Non
     """Validate the config file ``source``; the Config, or every problem."""
     import hashlib
 
-    from run_job import yamlfile
-    from run_job.schema import problems_from_schema
+    from run_job.config import yamlfile
+    from run_job.config.schema import problems_from_schema
 
     name = str(source)
     try:
@@ -234,7 +234,7 @@ def _cross_checks(settings: dict, loaded, name: str, base: Path) -> list[Problem
                                     *at("cron_environment", env_name), f"cron_environment.{env_name}"))
     defaults = settings.get("default_job_config") or {}
     if defaults:
-        from run_job.jobs import check_partial_job
+        from run_job.config.jobs import check_partial_job
 
         problems.extend(check_partial_job(defaults, loaded, name, ("default_job_config",)))
     mail = settings.get("mail") or {}
@@ -248,7 +248,7 @@ def _cross_checks(settings: dict, loaded, name: str, base: Path) -> list[Problem
 
 def build_config(settings: dict, source: Path | None, sha256: str) -> Config:
     """Raw settings (defaults already merged, paths absolute) -> Config."""
-    from run_job.durations import parse_duration, parse_size
+    from run_job.config.durations import parse_duration, parse_size
 
     mail = settings.get("mail") or {}
     slurm = settings.get("slurm") or {}

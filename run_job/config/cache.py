@@ -31,9 +31,10 @@ except ImportError:  # pragma: no cover
     from hashlib import sha256 as _sha256
 
 FORMAT = b"run-job-cache-4"
-_PKG = os.path.dirname(os.path.abspath(__file__))
-_VALIDATING_MODULES = ("config.py", "jobs.py", "schema.py", "yamlfile.py", "durations.py",
-                       "schedule.py", "model.py", "slurm_options.py", "cache.py")
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_VALIDATING_MODULES = ("config/settings.py", "config/jobs.py", "config/schema.py",
+                       "config/yamlfile.py", "config/durations.py", "config/schedule.py",
+                       "model.py", "slurm/options.py", "config/cache.py")
 _ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME",
              "PATH", "PROCESS_CONTROL_CONFIG")
 
@@ -308,10 +309,10 @@ def load_validated(explicit_config: str | None, slug: str, *, use_cache: bool = 
         hit = lookup(config_path, slug, need_config=config is None)
         if hit is not None:
             return hit if config is None else (config, hit[1])
-    from run_job.jobs import load_job
+    from run_job.config.jobs import load_job
 
     if config is None:
-        from run_job.config import load_config
+        from run_job.config.settings import load_config
 
         config = load_config(explicit_config)
     job = load_job(config, slug)
@@ -399,7 +400,7 @@ def cached_config(explicit_config: str | None) -> Any:
             return _dec(entry[1], model)
         except Exception:  # noqa: BLE001
             pass
-    from run_job.config import load_config
+    from run_job.config.settings import load_config
 
     config = load_config(explicit_config)
     if path and (not config_path or _sha256(_read_config(config_path)).hexdigest() == config.sha256):
@@ -414,7 +415,7 @@ def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -
     """slug -> Job, or the ProcessControlError that its file raised (``--status``)."""
     from run_job import model
     from run_job.errors import ProcessControlError
-    from run_job.jobs import load_job
+    from run_job.config.jobs import load_job
 
     config_path = config_lookup(explicit_config)
     path, whole = _bundle(config_path)

@@ -189,7 +189,7 @@ def _send_mail(config: Config, job: Job, record: Mapping[str, Any], kind: str,
     }
     started = time.monotonic()
     try:
-        from run_job import mail as mail_module
+        from run_job.alerts import mail as mail_module
 
         output = _output_path(record)
         tail: str | None = None
@@ -239,7 +239,7 @@ def _run_hooks(config: Config, job: Job, event: str, record: Mapping[str, Any]) 
         return []
     if not os.path.lexists(os.path.join(config.hooks_directory, event)):
         return []  # (anything else there, even a file, is judged by find_hooks)
-    from run_job import hooks as hooks_module
+    from run_job.alerts import hooks as hooks_module
 
     results = hooks_module.run_hooks(config.hooks_directory, event, _hook_record(job, record),
                                      user=config.user)

@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from run_job.errors import Problem
-from run_job.yamlfile import Loaded, key_path
+from run_job.config.yamlfile import Loaded, key_path
 
 SCHEMA_VERSION = "1"  # bump when a schema changes meaning (invalidates caches)
 
 
 def schema_dir() -> Path:
     """``run_job/schemas`` when installed; the repo's ``schemas/`` in a checkout."""
-    here = Path(__file__).resolve().parent
-    installed = here / "schemas"
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "schemas"
     if (installed / "job.schema.json").is_file():
         return installed
-    return here.parent / "schemas"
+    return package.parent / "schemas"
 
 
 @lru_cache(maxsize=None)

@@ -41,7 +41,7 @@ def _lock_path(state_directory: str | os.PathLike, slug: str) -> str:
 
 def parse(data: bytes) -> list[dict[str, Any]] | None:
     """The entries of a history file, or None if it is damaged (pure)."""
-    from run_job.records import loads
+    from run_job.run.records import loads
 
     try:
         entries = loads(data)
@@ -57,7 +57,7 @@ def dumps(entries: list[dict[str, Any]]) -> bytes:
     indented dump goes through the pure-Python one, 10x slower) (pure)."""
     if not entries:
         return b"[]\n"
-    from run_job.records import dumps as encode
+    from run_job.run.records import dumps as encode
 
     lines = ",\n".join(encode(e) for e in entries)
     return f"[\n{lines}\n]\n".encode()

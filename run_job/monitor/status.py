@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
-from run_job import history, lock, records, supervise
+from run_job.run import history, lock, records, supervise
 from run_job.errors import ProcessControlError
 
 STATUS_SCHEMA = "status.schema.json"
@@ -29,8 +29,8 @@ STATUS_SCHEMA = "status.schema.json"
 
 def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, list[str]]]:
     """[(slug, path, Job or None, problems)] for every job file, sorted by slug."""
-    from run_job import cache
-    from run_job.jobs import classify
+    from run_job.config import cache
+    from run_job.config.jobs import classify
 
     directory = os.fspath(config.job_directory)
     try:
@@ -129,7 +129,7 @@ def _next_run(job: Any) -> str | None:
         return None
     if job.schedule not in _next_runs:
         try:
-            from run_job.schedule import next_run
+            from run_job.config.schedule import next_run
 
             when = next_run(job.schedule)
         except Exception:  # noqa: BLE001 - a bad schedule is shown by --validate
@@ -167,8 +167,8 @@ def _service_states(config: Any, jobs: list[Any]) -> dict[str, str]:
     if not jobs:
         return {}
     try:
-        from run_job.service import service_states
-        from run_job.slurm_client import SlurmClient
+        from run_job.slurm.service import service_states
+        from run_job.slurm.client import SlurmClient
 
         return service_states(config, jobs, SlurmClient(timeout=5))
     except Exception as err:  # noqa: BLE001 - status never crashes on Slurm trouble
@@ -180,7 +180,7 @@ def _slurm_state(current: dict[str, Any] | None) -> str | None:
     if not current or current.get("runner") != "slurm":
         return None
     try:
-        from run_job import slurm_runner
+        from run_job.slurm import runner as slurm_runner
 
         return slurm_runner.describe(current)
     except Exception as err:  # noqa: BLE001 - status never crashes on Slurm trouble
@@ -343,7 +343,7 @@ def kill_job(config: Any, job: Any, *, wait: float | None = None) -> tuple[int, 
         start = start if start is not None else current.get("supervisor_start_time")
     if current is not None and current.get("runner") == "slurm":
         try:
-            from run_job import slurm_runner  # type: ignore[attr-defined]
+            from run_job.slurm import runner as slurm_runner  # type: ignore[attr-defined]
 
             slurm_runner.kill(config, job, current)
         except ImportError:

@@ -25,7 +25,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
-from run_job import clock, history, lock, logsetup, records, supervise
+from run_job import clock, logsetup
+from run_job.run import history, lock, records, supervise
 from run_job.model import Config, Job
 
 def _errors():
@@ -133,7 +134,7 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
     slurm = None
     if job.runner == "slurm":
         try:
-            from run_job import slurm_runner as slurm  # type: ignore[no-redef]
+            from run_job.slurm import runner as slurm  # type: ignore[no-redef]
         except ImportError:
             raise _errors().ProcessControlError(
                 f"{job.slug}: runner 'slurm': Slurm runner not available in this installation")
@@ -175,7 +176,7 @@ def _run_locked(config: Config, job: Job, commands: tuple, command_text: tuple, 
                            lambda entries: history.upsert(entries, state["record"], config.history_length),
                            fsync=False)
 
-    from run_job.runtypes import ExecResult, RunContext
+    from run_job.run.runtypes import ExecResult, RunContext
 
     env = job_environment(dict(os.environ), job, run_id, run_dir)
     workdir = job.working_directory or privileges_home(identity_env)
@@ -245,7 +246,7 @@ def _log_end(job: Job, record: dict[str, Any], status: int) -> None:
 
 def _alerts_start(config: Config, job: Job, record: dict[str, Any]) -> None:
     try:
-        from run_job import alerts
+        from run_job.alerts import notify as alerts
 
         alerts.on_start(config, job, dict(record))
     except Exception as err:  # noqa: BLE001 - alerts never stop a run
@@ -255,7 +256,7 @@ def _alerts_start(config: Config, job: Job, record: dict[str, Any]) -> None:
 def _alerts_end(config: Config, job: Job, record: dict[str, Any],
                 previous: list[dict[str, Any]]) -> dict:
     try:
-        from run_job import alerts
+        from run_job.alerts import notify as alerts
 
         result = alerts.on_end(config, job, dict(record), previous)
         return result if isinstance(result, dict) else {}

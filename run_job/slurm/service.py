@@ -209,7 +209,7 @@ def parse_stage_start(stdout: str) -> tuple[list[str], list[str]]:
     Every non-empty line must be ``#SBATCH`` followed by options (shell-quoted
     words, each checked against the allowlist). Any other line is a problem.
     """
-    from run_job.slurm_options import check_option
+    from run_job.slurm.options import check_option
 
     options: list[str] = []
     problems: list[str] = []
@@ -383,8 +383,8 @@ def preload() -> None:
     import filelock  # noqa: F401
     import pwd  # noqa: F401
 
-    import run_job.slurm_client  # noqa: F401
-    import run_job.slurm_options  # noqa: F401
+    import run_job.slurm.client  # noqa: F401
+    import run_job.slurm.options  # noqa: F401
 
 
 def become_service_user(user: str) -> None:
@@ -414,7 +414,7 @@ class ServiceManager:
     def __init__(self, config: Config, client=None, *, say: Callable[[str], None] = print,
                  lock_timeout: float = LOCK_TIMEOUT, quiet_noop: bool = False) -> None:
         if client is None:
-            from run_job.slurm_client import SlurmClient
+            from run_job.slurm.client import SlurmClient
             client = SlurmClient()
         self.config = config
         self.client = client
@@ -447,7 +447,7 @@ class ServiceManager:
         argv = build_squeue_argv(job_ids=[job_id], all_states=True)
         proc = self.client.run(argv, check=False)
         if proc.returncode != 0:
-            from run_job.slurm_client import is_unknown_job, is_unreachable
+            from run_job.slurm.client import is_unknown_job, is_unreachable
             if is_unknown_job(proc.stderr) and not is_unreachable(proc.stderr):
                 return None
             raise self.client.error_for(argv, proc.returncode, proc.stderr)
@@ -591,8 +591,8 @@ class ServiceManager:
             script=str(spath), name=service_job_name(slug), log=str(log),
             partition=service_partition(self.config, job), time_limit=job.slurm.time,
             workdir=workdir, options=options)
-        from run_job.slurm_client import SUBMIT_TIMEOUT, client_environment
-        from run_job.slurm import parse_sbatch_parsable
+        from run_job.slurm.client import SUBMIT_TIMEOUT, client_environment
+        from run_job.slurm.batch import parse_sbatch_parsable
 
         env = submit_environment(client_environment(self.client.env), user=self.user,
                                  home=_home(self.user) or "/")

@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from run_job.config import check_file_security
+from run_job.config.settings import check_file_security
 from run_job.errors import ConfigError, Problem, SecurityError
 from run_job.model import Config, FailMail, Job, JobSlurm, Record, Service
 
@@ -156,7 +156,7 @@ def _display(path: Path) -> str:
 
 def check_job_file(config: Config, path: Path, raw: bytes | None = None) -> tuple[Job | None, list[Problem]]:
     """Read and validate one job file: the Job, or every problem with it."""
-    from run_job import yamlfile
+    from run_job.config import yamlfile
 
     name = _display(path)
     stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
@@ -202,7 +202,7 @@ def _merged(config: Config, data: dict) -> dict:
 
 def _validate_job(config: Config, path: Path, slug: str, data: dict, loaded, name: str,
                   sha256: str) -> tuple[Job | None, list[Problem]]:
-    from run_job.schema import problems_from_schema
+    from run_job.config.schema import problems_from_schema
 
     merged = _merged(config, data)
     problems = problems_from_schema("job", merged, loaded, name)
@@ -217,7 +217,7 @@ def _validate_job(config: Config, path: Path, slug: str, data: dict, loaded, nam
 
 def check_partial_job(values: dict, loaded, name: str, base_path: tuple) -> list[Problem]:
     """Validate job keys given as defaults (``default_job_config``): types and values, no required keys."""
-    from run_job.schema import load_schema, word_error
+    from run_job.config.schema import load_schema, word_error
 
     properties = load_schema("job")["properties"]
     problems = []
@@ -236,7 +236,7 @@ def _property_validator(key: str):
     if key not in _PROPERTY_VALIDATORS:
         from jsonschema import Draft7Validator
 
-        from run_job.schema import load_schema
+        from run_job.config.schema import load_schema
 
         _PROPERTY_VALIDATORS[key] = Draft7Validator(load_schema("job")["properties"][key])
     return _PROPERTY_VALIDATORS[key]
@@ -252,7 +252,7 @@ class _JobBuilder:
         self.problems: list[Problem] = []
 
     def fail(self, key: tuple, message: str) -> None:
-        from run_job.yamlfile import key_path
+        from run_job.config.yamlfile import key_path
 
         line, column = self.loaded.position(key) if key and key[0] in self.own else (None, None)
         self.problems.append(Problem(self.name, message, line, column, key_path(key)))
@@ -277,7 +277,7 @@ class _JobBuilder:
         return tuple(argvs), texts
 
     def duration(self, key: str, default: float) -> float:
-        from run_job.durations import parse_duration
+        from run_job.config.durations import parse_duration
 
         if key not in self.data:
             return default
@@ -306,8 +306,8 @@ class _JobBuilder:
             return default
 
     def build(self) -> Job | None:
-        from run_job.durations import parse_timeout
-        from run_job.schedule import check_schedule
+        from run_job.config.durations import parse_timeout
+        from run_job.config.schedule import check_schedule
 
         d = self.data
         commands, command_text = self.commands(("command",), d["command"])
@@ -382,7 +382,7 @@ class _JobBuilder:
         )
 
     def service(self, raw: dict, runner: str) -> Service | None:
-        from run_job.schedule import check_schedule
+        from run_job.config.schedule import check_schedule
 
         if runner != "slurm":
             self.fail(("service",), "a service runs on Slurm: add runner: slurm")
@@ -433,7 +433,7 @@ def split_command(text: str) -> list[str]:
 
 def _check_slurm_options(options: tuple[str, ...]) -> list[str]:
     try:
-        from run_job.slurm_options import check_options
+        from run_job.slurm.options import check_options
     except ImportError:  # the Slurm option allowlist module is not there: refuse nothing more
         return []
     return list(check_options(options))

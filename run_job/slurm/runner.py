@@ -41,13 +41,13 @@ from run_job import clock
 from run_job.atomic import write_atomic
 from run_job.errors import SlurmError, SlurmUnreachable
 from run_job.model import Config, Job
-from run_job.runtypes import ExecResult, RunContext
-from run_job.slurm import (SCRIPT_FILE, STATUS_FILE, STATUS_POLL, JobStatus, SlurmJob,
+from run_job.run.runtypes import ExecResult, RunContext
+from run_job.slurm.batch import (SCRIPT_FILE, STATUS_FILE, STATUS_POLL, JobStatus, SlurmJob,
                            build_batch_script, build_sbatch_argv, decide_outcome, job_name,
                            parse_job_status, script_exports, slurm_poll_interval,
                            time_limit)
-from run_job.slurm_client import SlurmClient
-from run_job.slurm_options import check_options
+from run_job.slurm.client import SlurmClient
+from run_job.slurm.options import check_options
 
 # After job.status says the script ended, how long to wait for Slurm to see
 # the job end too (normally a few hundredths of a second).

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Callable, Iterable
 
 from run_job.model import replace
-from run_job.runtypes import ExecResult, RunContext
+from run_job.run.runtypes import ExecResult, RunContext
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _PR_SET_CHILD_SUBREAPER = 36

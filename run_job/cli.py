@@ -175,40 +175,14 @@ def dispatch(opts: Options) -> int:
     if opts.job:
         return _run(opts)
     config = _load_config(opts.config)
+    _become_if_root(config)  # state is read and written as the service user only
+    _configure_logging(config, opts.debug)
     from run_job.monitor import status as status_mod
 
     if opts.history:
-        from run_job.run import history
-        from run_job.config.jobs import job_path
-
-        job_path(config, opts.history)  # refuses what is not a slug
-        entries = history.read(config.state_directory, opts.history)
-        if opts.json:
-            _print_json(status_mod.document("history", job=opts.history, history=entries))
-        else:
-            sys.stdout.write(status_mod.render_history(opts.history, entries))
-        return 0
+        return _history(config, opts)
     if opts.kill_job:
-        from run_job.config.cache import load_validated
-        from run_job.errors import ProcessControlError
-        from run_job.config.jobs import job_path
-
-        job_path(config, opts.kill_job)  # refuses what is not a slug
-        _become_if_root(config)
-        try:
-            _, job = load_validated(opts.config, opts.kill_job, config=config)
-        except ProcessControlError as err:
-            # A job file broken (or removed) while its run goes on must not
-            # make that run unkillable: stop it with the default grace.
-            from types import SimpleNamespace
-
-            first = (str(err).splitlines() or [""])[0]
-            _error(f"warning: {first}; stopping the run with the default kill_grace")
-            job = SimpleNamespace(slug=opts.kill_job, kill_grace=10.0, runner="local")
-        code, message = status_mod.kill_job(config, job)
-        sys.stdout.write(message + "\n")
-        return code
-    _become_if_root(config)
+        return _kill(config, opts)
     if opts.list_jobs:
         rows = status_mod.list_jobs(config, opts.config, only_running=opts.only_running)
         if opts.json:
@@ -224,12 +198,51 @@ def dispatch(opts: Options) -> int:
     return 0
 
 
+def _history(config: Any, opts: Options) -> int:
+    from run_job.config.jobs import job_path
+    from run_job.errors import UsageError
+    from run_job.monitor import status as status_mod
+    from run_job.run import history
+
+    path = job_path(config, opts.history)  # refuses what is not a slug
+    if not os.path.lexists(path) and not history.exists(config.state_directory, opts.history):
+        raise UsageError(f"no job named {opts.history!r}: no job file {path} and no history"
+                         f" in {config.state_directory}; see run-job --list-jobs")
+    entries = history.read(config.state_directory, opts.history)
+    if opts.json:
+        _print_json(status_mod.document("history", job=opts.history, history=entries))
+    else:
+        sys.stdout.write(status_mod.render_history(opts.history, entries))
+    return 0
+
+
+def _kill(config: Any, opts: Options) -> int:
+    from run_job.config.cache import load_validated
+    from run_job.config.jobs import job_path
+    from run_job.errors import ProcessControlError
+    from run_job.run.kill import kill_job
+
+    job_path(config, opts.kill_job)  # refuses what is not a slug
+    try:
+        _, job = load_validated(opts.config, opts.kill_job, config=config)
+    except ProcessControlError as err:
+        # A job file broken (or removed) while its run goes on must not
+        # make that run unkillable: stop it with the defaults of a job.
+        from run_job.model import Job
+
+        first = (str(err).splitlines() or [""])[0]
+        _error(f"warning: {first}; stopping the run with the default kill_grace")
+        job = Job(slug=opts.kill_job, path=job_path(config, opts.kill_job), sha256="",
+                  commands=(), command_text=())
+    code, message = kill_job(config, job)
+    sys.stdout.write(message + "\n")
+    return code
+
+
 def _load_config(path: str | None) -> Any:
     from run_job.config.cache import cached_config
 
-    config = cached_config(path)
-    _configure_logging(config, debug=False)
-    return config
+    return cached_config(path)
 
 
 def _become_if_root(config: Any) -> None:
@@ -241,6 +254,8 @@ def _become_if_root(config: Any) -> None:
 
 
 def _configure_logging(config: Any, debug: bool) -> None:
+    """After the switch to the service user: run-job's own log files are theirs,
+    and nothing of the config's ``logging`` section runs as root."""
     from run_job import logsetup
 
     problems = logsetup.configure(config.logging, debug=debug)
@@ -251,9 +266,10 @@ def _configure_logging(config: Any, debug: bool) -> None:
 
 def _run(opts: Options) -> int:
     from run_job.config.cache import load_validated
-
-    config, job = load_validated(opts.config, opts.job)
-    _configure_logging(config, opts.debug)
     from run_job.run import controller
 
-    return controller.run(config, job, slow_start=opts.slow_start)
+    config, job = load_validated(opts.config, opts.job)
+    controller.check_runnable(job)
+    identity_env = controller.prepare(config, job)
+    _configure_logging(config, opts.debug)
+    return controller.run(config, job, identity_env=identity_env, slow_start=opts.slow_start)

@@ -22,7 +22,13 @@ def iso(ts: datetime | None) -> str | None:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_iso(text: str | None) -> datetime | None:
-    if not text:
+def parse_iso(text: object) -> datetime | None:
+    """An ISO 8601 time as written by ``iso`` (naive times are taken as UTC);
+    None for None, an empty or damaged value: records may have been edited."""
+    if not text or not isinstance(text, str):
         return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)

@@ -11,13 +11,7 @@ import os
 import pwd
 
 
-def _errors():
-    """``run_job.errors``, imported only when an error is raised or caught: the
-    hot path of ``run-job --job`` does not pay for it."""
-    from run_job import errors
-
-    return errors
-
+from run_job.errors import SecurityError
 
 
 def plan_identity(euid: int, current_name: str | None, wanted: str) -> str:
@@ -34,11 +28,19 @@ def plan_identity(euid: int, current_name: str | None, wanted: str) -> str:
 
 
 def current_user() -> tuple[int, str | None]:
+    """(euid, its user name or None when it has none)."""
     euid = os.geteuid()
     try:
         return euid, pwd.getpwuid(euid).pw_name
     except KeyError:
         return euid, None
+
+
+def user_name() -> str:
+    """The name of the user this process runs as now (the uid as text when
+    it has no name): what records write in ``user``."""
+    euid, name = current_user()
+    return name if name is not None else str(euid)
 
 
 def become(wanted: str, program: str = "run-job", what: str = "jobs") -> dict[str, str]:
@@ -51,7 +53,7 @@ def become(wanted: str, program: str = "run-job", what: str = "jobs") -> dict[st
     try:
         entry = pwd.getpwnam(wanted)
     except KeyError:
-        raise _errors().SecurityError(
+        raise SecurityError(
             f"the service user {wanted!r} (config key 'user') does not exist;"
             " create it or change 'user'") from None
     env = {"HOME": entry.pw_dir, "USER": entry.pw_name, "LOGNAME": entry.pw_name}
@@ -59,7 +61,7 @@ def become(wanted: str, program: str = "run-job", what: str = "jobs") -> dict[st
     if action == "stay":
         return env
     if action == "refuse":
-        raise _errors().SecurityError(
+        raise SecurityError(
             f"{program} runs as {name or euid!r} but {what} must run as {wanted!r}"
             " (config key 'user'); run it as that user or as root")
     try:
@@ -67,9 +69,9 @@ def become(wanted: str, program: str = "run-job", what: str = "jobs") -> dict[st
         os.setgid(entry.pw_gid)
         os.setuid(entry.pw_uid)
     except OSError as err:
-        raise _errors().SecurityError(f"cannot switch to the service user {wanted!r}: {err.strerror}") from err
+        raise SecurityError(f"cannot switch to the service user {wanted!r}: {err.strerror}") from err
     if os.geteuid() != entry.pw_uid or os.getuid() != entry.pw_uid:  # never trust silently
-        raise _errors().SecurityError(f"switching to the service user {wanted!r} did not take effect")
+        raise SecurityError(f"switching to the service user {wanted!r} did not take effect")
     os.environ.update(env)
     return env
 
@@ -79,3 +81,22 @@ def default_working_directory(home: str | None) -> str:
     if home and os.path.isdir(home):
         return home
     return "/"
+
+
+def check_code_readable(user: str) -> None:
+    """After the switch: can this process still read its own code and the
+    Python it runs on? run-job imports parts of itself later (mail, hooks,
+    Slurm); a root-only installation (a pyenv under /root) would make them
+    fail midway, so say it now, before the run starts."""
+    import sys
+
+    import run_job
+
+    for folder in (os.path.dirname(os.path.abspath(run_job.__file__)),
+                   os.path.dirname(os.path.abspath(os.__file__))):
+        if not os.access(folder, os.R_OK | os.X_OK):
+            raise SecurityError(
+                f"the service user {user!r} cannot read {folder}, where"
+                f" {'process-control' if 'run_job' in folder else 'Python'} is installed"
+                f" ({sys.executable}): install it where that user can read it (Debian's"
+                " package and /usr/bin/python3 are), or start run-job as that user")

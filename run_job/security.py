@@ -75,3 +75,165 @@ def read_bounded(path: str | os.PathLike, limit: int, *, nofollow: bool = False,
 def too_large(path: str | os.PathLike, size: int, limit: int) -> FileTooLarge:
     return FileTooLarge(errno.EFBIG, f"{size:,} bytes or more, larger than the limit of"
                                      f" {limit:,} bytes", os.fspath(path))
+
+
+# ---------------------------------------------------------------------------
+# Who may own what (as root, like sshd's StrictModes and sudo's sudoers rule)
+
+
+def ownership_problem(st: os.stat_result, path: str | os.PathLike, what: str,
+                      allowed_uids: set[int], owners: str) -> str | None:
+    """Why a file or folder with this stat may not be trusted (pure): writable
+    by group or others, or owned by someone outside ``allowed_uids``."""
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022:
+        return (f"{what} {path} is group- or world-writable (mode {mode:04o}); as root,"
+                f" process-control refuses it: chmod go-w {path}")
+    if st.st_uid not in allowed_uids:
+        return (f"{what} {path} is owned by uid {st.st_uid}, not {owners}; as root,"
+                f" process-control refuses it: chown root {path}")
+    return None
+
+
+def check_file_security(path: str | os.PathLike, what: str, service_user: str | None, *,
+                        root_only: bool = False) -> str | None:
+    """As root: the reason ``path`` may not be trusted, or None (always None
+    when not root). Refused: writable by group or others; owned by anyone but
+    root and the service user, or anyone but root with ``root_only`` (the
+    global config, which decides what root does, as sudoers and sshd_config)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        return f"{what} {path} cannot be examined: {err.strerror}"
+    if root_only:
+        return ownership_problem(st, path, what, {0}, "root")
+    allowed = {0}
+    uid = uid_of(service_user)
+    if uid is not None:
+        allowed.add(uid)
+    return ownership_problem(st, path, what, allowed, f"root or the service user {service_user!r}")
+
+
+_UIDS: dict[str, int | None] = {}
+
+
+def uid_of(user: str | None) -> int | None:
+    """The uid of ``user`` (looked up once per process), or None."""
+    if not user:
+        return None
+    if user not in _UIDS:
+        import pwd
+
+        try:
+            _UIDS[user] = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            _UIDS[user] = None
+    return _UIDS[user]
+
+
+# ---------------------------------------------------------------------------
+# Creating a folder for the service user, as root
+
+
+class UntrustedPath(OSError):
+    """A folder on the way that someone other than root could change."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def open_trusted_dir(path: str, *, parent_of_new: bool = False, _depth: int = 0) -> int:
+    """A descriptor of the folder ``path``, reached from ``/`` one component at
+    a time without following a link that root does not control.
+
+    Every folder on the way is owned by root and writable by nobody else, or
+    sticky (``/tmp``: others cannot rename root's entries in it); with
+    ``parent_of_new`` the last one must be writable by root alone, sticky or
+    not. A symbolic link is followed only from such a folder (only root can
+    have put it there), and its target is walked by the same rules.
+    """
+    if _depth > 40:
+        raise UntrustedPath(errno.ELOOP, "too many symbolic links", path)
+    absolute = os.path.abspath(path)
+    parts = [p for p in absolute.split("/") if p]
+    fd = os.open("/", _DIR_FLAGS)
+    try:
+        _check_trusted(os.fstat(fd), "/", last=parent_of_new and not parts)
+        where = ""
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            try:
+                nfd = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as err:
+                if err.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                st = os.lstat(part, dir_fd=fd)
+                if not stat.S_ISLNK(st.st_mode):
+                    raise
+                target = os.readlink(part, dir_fd=fd)
+                resolved = os.path.join(where or "/", target)
+                rest = "/".join(parts[index + 1:])
+                os.close(fd)
+                fd = -1
+                return open_trusted_dir(os.path.join(resolved, rest) if rest else resolved,
+                                        parent_of_new=parent_of_new, _depth=_depth + 1)
+            os.close(fd)
+            fd = nfd
+            where = f"{where}/{part}"
+            _check_trusted(os.fstat(fd), where, last=parent_of_new and last)
+        result, fd = fd, -1
+        return result
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _check_trusted(st: os.stat_result, where: str, *, last: bool) -> None:
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != 0:
+        raise UntrustedPath(errno.EPERM, f"{where} is owned by uid {st.st_uid}, not root", where)
+    if mode & 0o022 and (last or not mode & stat.S_ISVTX):
+        raise UntrustedPath(errno.EPERM, f"{where} is writable by others than root"
+                                         f" (mode {mode:04o})", where)
+
+
+def make_dir_for(path: str | os.PathLike, uid: int, gid: int, mode: int = 0o755) -> bool:
+    """As root: create the missing folder ``path`` for ``uid``:``gid``.
+
+    Only under a parent that root owns and nobody else can write (see
+    ``open_trusted_dir``), and its owner is fixed through a descriptor opened
+    without following links, so nobody can get another folder chowned by
+    swapping in a link. True when it was created; False when it was there
+    already (left as it is). Raises ``OSError`` (``UntrustedPath``) otherwise.
+    """
+    parent, name = os.path.split(os.path.abspath(os.fspath(path)))
+    pfd = open_trusted_dir(parent, parent_of_new=True)
+    try:
+        try:
+            os.mkdir(name, 0o700, dir_fd=pfd)
+        except FileExistsError:
+            return False
+        fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=pfd)
+        try:
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        return True
+    finally:
+        os.close(pfd)
+
+
+def require_secure_config(config: object) -> None:
+    """Raise SecurityError when, as root, the config file (``config.source``)
+    is not owned by root or is writable by anyone else."""
+    source = getattr(config, "source", None)
+    if source is None:
+        return
+    reason = check_file_security(source, "config file", getattr(config, "user", None), root_only=True)
+    if reason:
+        from run_job.errors import SecurityError
+
+        raise SecurityError(reason)

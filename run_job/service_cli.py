@@ -108,7 +108,8 @@ def resolve_services(config, verb: str, names: Sequence[str]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from run_job.config.settings import load_config, require_secure_config
+    from run_job.config.settings import load_config
+    from run_job.security import require_secure_config
     from run_job.slurm import service as svc
 
     if args.verb not in VERBS:

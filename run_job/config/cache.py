@@ -210,6 +210,8 @@ def decode_raw(data: bytes) -> tuple[str, str, Any, Any]:
     if head != FORMAT:
         raise ValueError("not a cache entry of this format")
     key, job_path, config, job = marshal.loads(body)
+    if not isinstance(key, str) or not isinstance(job_path, str):
+        raise ValueError("not a cache entry of this shape")
     return key, job_path, config, job
 
 
@@ -395,7 +397,7 @@ def cached_config(explicit_config: str | None) -> Any:
     key = make_key(config_path, _read_config(config_path), "", b"", program_stamp(), _env(),
                    os.geteuid())
     entry = bundle.get("config")
-    if entry is not None and entry[0] == key:
+    if _shaped(entry, 2) and entry[0] == key:
         try:
             return _dec(entry[1], model)
         except Exception:  # noqa: BLE001
@@ -419,7 +421,9 @@ def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -
 
     config_path = config_lookup(explicit_config)
     path, whole = _bundle(config_path)
-    bundle = whole.get("jobs") or {}
+    bundle = whole.get("jobs")
+    if not isinstance(bundle, dict):
+        bundle = {}
     stamp, config_bytes, env, euid = program_stamp(), _read_config(config_path), _env(), os.geteuid()
     directory = os.fspath(config.job_directory)
     out: dict[str, Any] = {}
@@ -429,7 +433,7 @@ def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -
         job_bytes = _read(job_path)
         key = make_key(config_path, config_bytes, job_path, job_bytes, stamp, env, euid)
         entry = bundle.get(slug)
-        if entry is not None and entry[0] == key and entry[1] == job_path:
+        if _shaped(entry, 3) and entry[0] == key and entry[1] == job_path:
             try:
                 out[slug] = _dec(entry[2], model)
                 fresh[slug] = entry
@@ -450,6 +454,11 @@ def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -
     if path and fresh != bundle:
         _write_bundle(path, {**whole, "jobs": fresh})
     return out
+
+
+def _shaped(entry: Any, length: int) -> bool:
+    """A bundle entry of the expected shape (a damaged one is a miss) (pure)."""
+    return type(entry) is tuple and len(entry) == length
 
 
 def _plain_slug(slug: str) -> bool:

@@ -27,20 +27,31 @@ def parse_duration(value: str) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+MAX_TIMEOUT = 366 * 86400.0  # seconds: a year (and a leap day) is the longest timeout
+
+
 def parse_timeout(value: object) -> float | None:
     """A job ``timeout``: a number of minutes (reference) or a duration string.
 
-    0 or absent means no limit (None).
+    0 or absent means no limit (None). Anything else must be a finite time up
+    to ``MAX_TIMEOUT``: every accepted value is one run-job can enforce.
     """
     if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError("timeout is a number of minutes or a duration such as '90s', not a boolean")
     if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"timeout {value} is not a time: write minutes (30) or a duration"
+                             " such as '90s', '15m', '2h', '30d'")
         if value < 0:
             raise ValueError("timeout cannot be negative")
-        return float(value) * 60.0 or None
-    seconds = parse_duration(value)  # type: ignore[arg-type]
+        seconds = float(value) * 60.0
+    else:
+        seconds = parse_duration(value)  # type: ignore[arg-type]
+    if seconds > MAX_TIMEOUT:
+        raise ValueError(f"timeout {value!r} is longer than {MAX_TIMEOUT / 86400:g} days, the"
+                         " longest run-job enforces; use a shorter one, or 0 for no limit")
     return seconds or None
 
 

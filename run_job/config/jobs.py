@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from run_job.config.settings import check_file_security
+from run_job.security import check_file_security
 from run_job.errors import ConfigError, Problem, SecurityError
 from run_job.model import Config, FailMail, Job, JobSlurm, Record, Service
 
@@ -82,7 +82,7 @@ def check_job_location(config: Config, path: Path) -> None:
                             "job files must live in the job directory")
     key = (str(directory), config.user)
     if key not in _CHECKED_DIRECTORIES:  # once per process (--status loads every job)
-        _CHECKED_DIRECTORIES[key] = check_file_security(directory, "job directory", config.user, directory=True)
+        _CHECKED_DIRECTORIES[key] = check_file_security(directory, "job directory", config.user)
     reason = _CHECKED_DIRECTORIES[key] or check_file_security(path, "job file", config.user)
     if reason:
         raise SecurityError(reason)
@@ -114,7 +114,7 @@ def scan_job_directory(config: Config, directory: Path | None = None) -> ScanRes
     except OSError as err:
         result.problems.append(Problem(str(directory), f"cannot read the job directory: {err.strerror}"))
         return result
-    dir_reason = check_file_security(directory, "job directory", config.user, directory=True)
+    dir_reason = check_file_security(directory, "job directory", config.user)
     if dir_reason:
         result.problems.append(Problem(str(directory), dir_reason))
         return result

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from run_job.errors import ConfigError, Problem, SecurityError
+from run_job.errors import ConfigError, Problem
+from run_job.security import check_file_security
 from run_job.model import DEFAULT_CRON_TEMPLATE, Config, MailConfig, SlurmConfig
 
 SYSTEM_CONFIG = "/etc/process-control.yaml"
@@ -97,43 +98,6 @@ def default_settings(uid: int | None = None, environ: dict | None = None) -> dic
     }
 
 
-def check_file_security(path: Path, what: str, service_user: str | None, *, directory: bool = False) -> str | None:
-    """As root: refuse group/world-writable files or ones owned by others (StrictModes).
-
-    Returns the reason, or None when ``path`` is acceptable (always None when not root).
-    """
-    if os.geteuid() != 0:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError as err:
-        return f"{what} {path} cannot be examined: {err.strerror}"
-    if st.st_mode & 0o022:
-        return (f"{what} {path} is group- or world-writable (mode {st.st_mode & 0o7777:04o}); "
-                f"as root, process-control refuses it: chmod go-w {path}")
-    if st.st_uid != 0 and st.st_uid != _uid_of(service_user):
-        return (f"{what} {path} is owned by uid {st.st_uid}, not root or the service user "
-                f"{service_user!r}; as root, process-control refuses it: chown root {path}")
-    return None
-
-
-_UIDS: dict = {}
-
-
-def _uid_of(user: str | None) -> int | None:
-    """The uid of ``user`` (looked up once per process), or None."""
-    if not user:
-        return None
-    if user not in _UIDS:
-        import pwd
-
-        try:
-            _UIDS[user] = pwd.getpwnam(user).pw_uid
-        except KeyError:
-            _UIDS[user] = None
-    return _UIDS[user]
-
-
 def load_config(path: str | None = None, environ: dict | None = None) -> Config:
     """Find and load the global config; raises ConfigError with every problem."""
     source = locate_config(path, environ)
@@ -178,7 +142,7 @@ def read_config(source: Path, environ: dict | None = None) -> tuple[Config | Non
             value = str(base / value)
         settings[key] = value
     problems.extend(_cross_checks(settings, loaded, name, base))
-    security = check_file_security(source, "config file", settings.get("user"))
+    security = check_file_security(source, "config file", settings.get("user"), root_only=True)
     if security:
         problems.append(Problem(name, security))
     if problems:
@@ -296,12 +260,3 @@ def build_config(settings: dict, source: Path | None, sha256: str) -> Config:
 
 def _env_text(value: object) -> str:
     return str(value)
-
-
-def require_secure_config(config: Config) -> None:
-    """Raise SecurityError when, as root, the config file fails the ownership rules."""
-    if config.source is None:
-        return
-    reason = check_file_security(config.source, "config file", config.user)
-    if reason:
-        raise SecurityError(reason)

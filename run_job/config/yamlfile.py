@@ -31,6 +31,7 @@ _BOOL_TAG = "tag:yaml.org,2002:bool"
 _STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"
+_INF = float("inf")
 
 Path_ = tuple  # a key path: ("slurm", "options", 2)
 
@@ -171,7 +172,12 @@ class _Builder:
             constructor = self.constructors.get(tag)
             if constructor is None:
                 raise _Budget(f"line {node.start_mark.line + 1}: unknown YAML tag {tag!r}; plain values need no tags")
-            return constructor(self.loader, node)
+            value = constructor(self.loader, node)
+            if isinstance(value, float) and (value != value or value in (_INF, -_INF)):
+                raise _Budget(f"line {node.start_mark.line + 1}: {node.value!r} is not a usable"
+                              " number (YAML reads it as infinity or not-a-number); write a"
+                              " finite number")
+            return value
         if node.tag not in (_SEQ_TAG, _MAP_TAG):
             raise _Budget(f"line {node.start_mark.line + 1}: unknown YAML tag {node.tag!r}; plain values need no tags")
         if isinstance(node, SequenceNode):

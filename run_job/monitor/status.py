@@ -1,24 +1,22 @@
-"""``run-job --status``, ``--list-jobs``, ``--history`` and ``--kill-job``.
+"""``run-job --status``, ``--list-jobs`` and ``--history``: rows and their rendering.
 
 Rows are built by pure functions from jobs and history entries (``job_row``,
 ``status_row``) and rendered as text or as one JSON document described by
 ``schemas/status.schema.json`` (field names of ``status.json``). An invalid
 job file is a row with ``valid: false`` and its problems, never a crash.
 A ``running`` entry whose run-job is gone is shown — and, when the state can
-be written, recorded — as ``lost``.
+be written, recorded — as ``lost`` (``run/reconcile.py``).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
-from run_job.run import history, lock, records, supervise
 from run_job.errors import ProcessControlError
+from run_job.run import history, reconcile
 
 STATUS_SCHEMA = "status.schema.json"
 
@@ -76,18 +74,13 @@ def job_row(slug: str, path: str, job: Any, problems: list[str]) -> dict[str, An
     }
 
 
-def status_row(base: dict[str, Any], entries: list[dict[str, Any]], alive: bool | None,
+def status_row(base: dict[str, Any], entries: list[dict[str, Any]],
                next_run: str | None) -> dict[str, Any]:
-    """--status of one job from its list row and history (pure).
-
-    ``alive``: whether the run-job of a trailing ``running`` entry still lives
-    (None when there is no such entry).
-    """
+    """--status of one job from its list row and history (pure); ``entries``
+    as ``reconcile.refresh`` leaves them (a dead run is no longer running)."""
     row = dict(base)
     row["next_run"] = next_run
     current = history.current_run(entries)
-    if current is not None and alive is False:
-        current = None
     row["running"] = current is not None
     row["current"] = current
     last = history.last_finished(entries)
@@ -106,14 +99,6 @@ def _consecutive_failures(entries: list[dict[str, Any]]) -> int:
             return alerts["consecutive_failures"]
         break
     return history.consecutive_failures(entries)
-
-
-def lost_reason(entry: dict[str, Any], lock_held: bool | None) -> str:
-    pid = entry.get("pid")
-    if lock_held:
-        return (f"supervision lost: run-job (pid {pid}) is gone; processes of the run still"
-                " hold the job's lock and will be stopped by the next run")
-    return f"supervision lost: run-job (pid {pid}) is gone"
 
 
 # ---------------------------------------------------------------------------
@@ -144,15 +129,8 @@ def collect_status(config: Any, config_path: str | None, only_running: bool = Fa
     services = _service_states(config, [job for _slug, _path, job, _problems in loaded
                                         if job is not None and job.is_service])
     for slug, path, job, problems in loaded:
-        entries = history.read(config.state_directory, slug)
-        alive = None
-        entry = history.current_run(entries)
-        if entry is not None:
-            alive = supervise.process_alive(entry.get("pid"), entry.get("supervisor_start_time"))
-            if not alive:
-                lost = _record_lost(config, slug, entry)
-                entries = [lost if e is entry else e for e in entries]
-        row = status_row(job_row(slug, path, job, problems), entries, alive, _next_run(job))
+        entries = reconcile.refresh(config, slug, history.read(config.state_directory, slug))
+        row = status_row(job_row(slug, path, job, problems), entries, _next_run(job))
         if only_running and not row["running"]:
             continue
         row["slurm"] = _slurm_state(row["current"])
@@ -167,8 +145,8 @@ def _service_states(config: Any, jobs: list[Any]) -> dict[str, str]:
     if not jobs:
         return {}
     try:
-        from run_job.slurm.service import service_states
         from run_job.slurm.client import SlurmClient
+        from run_job.slurm.service import service_states
 
         return service_states(config, jobs, SlurmClient(timeout=5))
     except Exception as err:  # noqa: BLE001 - status never crashes on Slurm trouble
@@ -185,36 +163,6 @@ def _slurm_state(current: dict[str, Any] | None) -> str | None:
         return slurm_runner.describe(current)
     except Exception as err:  # noqa: BLE001 - status never crashes on Slurm trouble
         return f"slurm state unknown: {err}"
-
-
-def _record_lost(config: Any, slug: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """Mark a running entry whose run-job is gone as lost (best effort)."""
-    from run_job import clock
-
-    held = lock.is_locked(lock.lock_path(config.run_directory, slug))
-    lost = records.mark_lost(entry, lost_reason(entry, held), clock.now())
-    recorded = records.read_status(entry["run_dir"]) if entry.get("run_dir") else None
-    if recorded is not None and recorded.get("run_id") == entry.get("run_id") \
-            and recorded.get("outcome") not in (None, "running"):
-        lost = recorded  # run-job died after recording the end in status.json
-
-    def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out = list(entries)
-        for i, e in enumerate(out):
-            if e.get("run_id") == entry.get("run_id") and e.get("outcome") == "running":
-                out[i] = lost
-        return out
-
-    try:
-        history.update(config.state_directory, slug, change)
-        run_dir = entry.get("run_dir")
-        if run_dir:
-            status = records.read_status(run_dir)
-            if status is not None and status.get("outcome") == "running":
-                records.write_status(run_dir, records.mark_lost(status, lost["reason"], clock.now()))
-    except (ProcessControlError, OSError):
-        pass  # --status by a user who may not write the state: show it all the same
-    return lost
 
 
 def list_jobs(config: Any, config_path: str | None, only_running: bool = False) -> list[dict[str, Any]]:
@@ -321,106 +269,3 @@ def document(kind: str, **content: Any) -> dict[str, Any]:
     from run_job import __version__
 
     return {"kind": kind, "version": __version__, **content}
-
-
-# ---------------------------------------------------------------------------
-# --kill-job
-
-
-def kill_job(config: Any, job: Any, *, wait: float | None = None) -> tuple[int, str]:
-    """Stop the running run of ``job`` and its whole tree: (exit status, message)."""
-    slug = job.slug
-    entries = history.read(config.state_directory, slug)
-    current = history.current_run(entries)
-    lock_file = lock.lock_path(config.run_directory, slug)
-    held = lock.is_locked(lock_file)
-    pid, start, run_id = lock.read_holder(lock_file)
-    if current is None and not held:
-        return 1, f"{slug}: no run is running"
-    if current is not None:
-        run_id = run_id or current.get("run_id")
-        pid = pid or current.get("pid")
-        start = start if start is not None else current.get("supervisor_start_time")
-    if current is not None and current.get("runner") == "slurm":
-        try:
-            from run_job.slurm import runner as slurm_runner  # type: ignore[attr-defined]
-
-            slurm_runner.kill(config, job, current)
-        except ImportError:
-            pass
-    grace = job.kill_grace
-    if supervise.process_alive(pid, start):
-        # The supervisor forwards the signal, sweeps the tree and records `killed`.
-        _write_kill_request(current)
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        except PermissionError as err:
-            raise ProcessControlError(
-                f"{slug}: cannot signal run-job pid {pid}: {err.strerror}; run --kill-job as the"
-                " service user or root") from err
-        deadline = time.monotonic() + (wait if wait is not None else grace + 30)
-        while supervise.process_alive(pid, start) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if supervise.process_alive(pid, start):
-            os.kill(pid, signal.SIGKILL)  # it will not stop: the tree is swept below
-        else:
-            return 0, f"{slug}: run {run_id} killed"
-    # No live supervisor: stop the orphans ourselves and record the end.
-    count = supervise.sweep(run_id, grace, own_tree=False) if run_id else 0
-    recorded = records.read_status(current["run_dir"]) if current and current.get("run_dir") else None
-    if count == 0 and recorded is not None and recorded.get("run_id") == current.get("run_id") \
-            and recorded.get("outcome") not in (None, "running"):
-        # its commands had ended (run-job was busy with mail or hooks): keep that outcome
-        _replace_entry(config, slug, current, recorded)
-        return 1, f"{slug}: no run is running (run {run_id} had ended: {recorded['outcome']})"
-    if current is not None:
-        _record_killed(config, slug, current, count)
-    if count == 0 and current is None:
-        return 1, f"{slug}: no run is running"
-    return 0, f"{slug}: run {run_id} killed ({count} process{'es' if count != 1 else ''} stopped)"
-
-
-def _write_kill_request(current: dict[str, Any] | None) -> None:
-    """Leave a note for the supervisor so that its reason names --kill-job."""
-    if not current or not current.get("run_dir"):
-        return
-    try:
-        from run_job.atomic import write_atomic
-
-        write_atomic(os.path.join(current["run_dir"], ".kill-request"),
-                     f"{os.getpid()}\n".encode(), 0o640, fsync=False)
-    except OSError:
-        pass
-
-
-def _replace_entry(config: Any, slug: str, entry: dict[str, Any], new: dict[str, Any]) -> None:
-    def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [new if e.get("run_id") == entry.get("run_id") and e.get("outcome") == "running"
-                else e for e in entries]
-
-    try:
-        history.update(config.state_directory, slug, change)
-    except ProcessControlError:
-        pass
-
-
-def _record_killed(config: Any, slug: str, entry: dict[str, Any], count: int) -> None:
-    from run_job import clock
-
-    reason = (f"stopped by run-job --kill-job ({count} process{'es' if count != 1 else ''});"
-              " its run-job was gone")
-    done = records.finish_record(entry, ended_at=clock.now(), outcome="killed",
-                                 signal=signal.SIGTERM, reason=reason)
-
-    def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [done if e.get("run_id") == entry.get("run_id") and e.get("outcome") == "running"
-                else e for e in entries]
-
-    try:
-        history.update(config.state_directory, slug, change)
-        if entry.get("run_dir"):
-            records.write_status(entry["run_dir"], done)
-    except ProcessControlError:
-        pass

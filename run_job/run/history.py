@@ -1,14 +1,21 @@
 """Per-job run history: ``<state_directory>/<slug>.history.json``.
 
 A JSON list of run records (oldest first, the field names of ``status.json``),
-kept to ``history_length``. A run adds its ``running`` entry at start and
-replaces it at the end; a skipped run adds a ``skipped`` entry. Every
-read-modify-write holds a flock on ``<state_directory>/.<slug>.history.lock``
-(never unlinked) and replaces the file atomically, so concurrent run-jobs of
-the same job never lose or corrupt entries. A damaged file is moved aside
-(``.damaged-<time>``) and history starts afresh: it never stops a run.
+kept to ``history_length`` (``transitions.trim``: a running entry is never
+dropped). A run adds its ``running`` entry at start and replaces it at the
+end; a skipped run adds a ``skipped`` entry. Every read-modify-write holds a
+flock on ``<state_directory>/.<slug>.history.lock`` (never unlinked) and
+replaces the file atomically, so concurrent run-jobs of the same job never
+lose or corrupt entries.
 
-``upsert``, ``consecutive_failures`` and ``last_finished`` are pure.
+Damaged state never stops a run and never hides the rest: a file that is not
+JSON (or not a regular file, or too large) is moved aside whole
+(``.damaged-<time>``) and the history starts afresh; an entry that is JSON but
+unusable (a wrong type, an unparsable time: ``transitions.entry_problem``) is
+dropped from the history and kept in a ``.damaged-<time>`` file beside it.
+Readers (``read``) skip such entries without writing anything.
+
+``consecutive_failures``, ``last_finished`` and ``current_run`` are pure.
 """
 
 from __future__ import annotations
@@ -19,14 +26,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any, Callable
 
-def _errors():
-    """``run_job.errors``, imported only when an error is raised or caught: the
-    hot path of ``run-job --job`` does not pay for it."""
-    from run_job import errors
-
-    return errors
-
-
+from run_job.errors import RunRecordError
+from run_job.run.transitions import entry_problem
 
 FAILED_OUTCOMES = ("failed", "timed_out", "killed", "lost")
 
@@ -39,20 +40,25 @@ def _lock_path(state_directory: str | os.PathLike, slug: str) -> str:
     return os.path.join(os.fspath(state_directory), f".{slug}.history.lock")
 
 
-def parse(data: bytes) -> list[dict[str, Any]] | None:
-    """The entries of a history file, or None if it is damaged (pure)."""
+def parse(data: bytes) -> tuple[list[dict[str, Any]], list[Any]] | None:
+    """(usable entries, damaged entries) of a history file, or None when the
+    file is not a JSON list at all (pure)."""
     from run_job.run.records import loads
 
     try:
         entries = loads(data)
     except ValueError:  # UnicodeDecodeError included
         return None
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+    if not isinstance(entries, list):
         return None
-    return entries
+    good: list[dict[str, Any]] = []
+    bad: list[Any] = []
+    for entry in entries:
+        (bad if entry_problem(entry) else good).append(entry)
+    return good, bad
 
 
-def dumps(entries: list[dict[str, Any]]) -> bytes:
+def dumps(entries: list[Any]) -> bytes:
     """One entry per line: readable, and encoded by json's C encoder (an
     indented dump goes through the pure-Python one, 10x slower) (pure)."""
     if not entries:
@@ -63,30 +69,29 @@ def dumps(entries: list[dict[str, Any]]) -> bytes:
     return f"[\n{lines}\n]\n".encode()
 
 
-def read(state_directory: str | os.PathLike, slug: str) -> list[dict[str, Any]]:
-    """The history, oldest first; [] when missing, unreadable or damaged."""
+def _read_bytes(path: str) -> bytes | None:
+    """The file's bytes; None when it is missing; raises OSError when it is
+    there but unusable (not a regular file, too large, unreadable)."""
+    from run_job.security import STATE_LIMIT, read_bounded
+
     try:
-        with open(history_path(state_directory, slug), "rb") as f:
-            data = f.read()
+        return read_bounded(path, STATE_LIMIT, nofollow=True)
+    except FileNotFoundError:
+        return None
+
+
+def read(state_directory: str | os.PathLike, slug: str) -> list[dict[str, Any]]:
+    """The usable entries, oldest first; [] when missing, unreadable or damaged."""
+    try:
+        data = _read_bytes(history_path(state_directory, slug))
     except OSError:
         return []
-    return parse(data) or []
+    parsed = parse(data) if data is not None else None
+    return parsed[0] if parsed is not None else []
 
 
-def upsert(entries: list[dict[str, Any]], record: dict[str, Any], length: int) -> list[dict[str, Any]]:
-    """Replace the entry with the record's run_id (skipped runs are always
-    appended), else append; keep the newest ``length`` (pure)."""
-    out = list(entries)
-    run_id = record.get("run_id")
-    for i in range(len(out) - 1, -1, -1):
-        if run_id and out[i].get("run_id") == run_id and record.get("outcome") != "skipped":
-            out[i] = record
-            break
-    else:
-        out.append(record)
-    if length >= 0 and len(out) > length:
-        out = out[len(out) - length:] if length else []
-    return out
+def exists(state_directory: str | os.PathLike, slug: str) -> bool:
+    return os.path.lexists(history_path(state_directory, slug))
 
 
 def consecutive_failures(entries: list[dict[str, Any]]) -> int:
@@ -134,46 +139,66 @@ def update(state_directory: str | os.PathLike, slug: str,
     path = history_path(state, slug)
     try:
         os.makedirs(state, mode=0o750, exist_ok=True)
-        lock_fd = os.open(_lock_path(state, slug), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        lock_fd = os.open(_lock_path(state, slug),
+                          os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
     except OSError as err:
-        raise _errors().RunRecordError(
+        raise RunRecordError(
             f"cannot write history in state_directory {state}: {err.strerror};"
             " it must be writable by the service user") from err
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            data = b"[]"
-        except OSError as err:
-            raise _errors().RunRecordError(f"cannot read {path}: {err.strerror}") from err
-        before = parse(data)
-        if before is None:
-            _set_aside(path)
-            before = []
+            data = _read_bytes(path)
+        except PermissionError as err:
+            raise RunRecordError(f"cannot read {path}: {err.strerror}; it must be readable"
+                                 " and writable by the service user") from err
+        except OSError as err:  # a FIFO, a folder, a link, a huge file: not ours to read
+            _damaged(path, f"{err.strerror}")
+            data = None
+        parsed = parse(data) if data is not None else ([], [])
+        if parsed is None:
+            _damaged(path, "not a JSON list")
+            before: list[dict[str, Any]] = []
+        else:
+            before, bad = parsed
+            if bad:
+                _keep_damaged_entries(path, bad, fsync)
         after = change(before)
         try:
             write_atomic(path, dumps(after), 0o640, fsync=fsync)
         except OSError as err:
-            raise _errors().RunRecordError(f"cannot write {path}: {err.strerror}") from err
+            raise RunRecordError(f"cannot write {path}: {err.strerror}") from err
         return before
     finally:
         os.close(lock_fd)
 
 
-def _set_aside(path: str) -> None:
-    from run_job import clock
+def _damaged(path: str, why: str) -> None:
+    from run_job import logsetup
+    from run_job.run.records import set_aside
 
-    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    moved = set_aside(path)
+    logsetup.warning("history file %s is damaged (%s); %s, starting a new history", path, why,
+                     f"kept as {moved}" if moved else "could not move it aside")
+
+
+def _keep_damaged_entries(path: str, bad: list[Any], fsync: bool) -> None:
+    """Damaged entries leave the history for a ``.damaged-<time>`` file of their own."""
+    from run_job import logsetup
+    from run_job.atomic import write_atomic
+    from run_job.run.records import set_aside
+
+    tmp = f"{path}.entries.tmp{os.getpid()}"
     try:
-        os.replace(path, f"{path}.damaged-{stamp}")
+        write_atomic(tmp, dumps(bad), 0o640, fsync=fsync)
+        moved = set_aside(tmp, as_name=path)
     except OSError:
-        pass
-    try:
-        import logging
-
-        logging.getLogger("process-control").warning(
-            "history file %s was damaged; moved aside, starting a new history", path)
-    except Exception:  # logging must never stop a run
-        pass
+        moved = None
+    if moved is None:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    logsetup.warning("history file %s had %d damaged entr%s (%s); %s", path, len(bad),
+                     "y" if len(bad) == 1 else "ies", entry_problem(bad[0]),
+                     f"kept in {moved}" if moved else "dropped")

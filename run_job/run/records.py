@@ -1,8 +1,9 @@
 """Run records (SPEC §5): run ids, run folders, ``latest``, ``status.json``, retention.
 
-Builders and decisions (``make_run_id``, ``new_record``, ``finish_record``,
-``runs_to_prune``) are pure; the rest writes files. ``status.json`` is only
-ever replaced atomically, so readers see a whole record.
+Builders and decisions (``make_run_id``, ``new_record``, ``runs_to_prune``)
+are pure; the rest reads and writes files. ``status.json`` is only ever
+replaced atomically, so readers see a whole record. How a record changes is
+``transitions.py``'s business.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
 
 from run_job import clock
 
-OUTCOMES = ("running", "success", "failed", "timed_out", "killed", "skipped", "lost")
 FIELDS = ("job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "command",
           "started_at", "ended_at", "duration_s", "exit_code", "signal", "outcome",
           "reason", "job_file_sha256", "run_dir", "pgid", "supervisor_start_time", "alerts")
@@ -79,24 +79,6 @@ def new_record(*, job: str, run_id: str, runner: str, host: str, user: str, pid:
         "supervisor_start_time": supervisor_start_time,
         "alerts": {},
     }
-
-
-def finish_record(record: dict[str, Any], *, ended_at: datetime, outcome: str,
-                  exit_code: int | None = None, signal: int | None = None,
-                  reason: str = "", **extra: Any) -> dict[str, Any]:
-    """The record at the end of a run (pure: returns a new dict)."""
-    done = dict(record)
-    started = clock.parse_iso(record.get("started_at"))
-    done.update(extra)
-    done.update({
-        "ended_at": clock.iso(ended_at),
-        "duration_s": round((ended_at - started).total_seconds(), 6) if started else None,
-        "outcome": outcome,
-        "exit_code": exit_code,
-        "signal": signal,
-        "reason": reason,
-    })
-    return done
 
 
 # JSON through the C accelerator module ``_json`` directly: importing the
@@ -186,13 +168,16 @@ def point_latest(output_directory: str | os.PathLike, slug: str, run_id: str) ->
     """Atomically point ``<slug>/latest`` at ``run_id`` (a relative symlink)."""
     parent = job_output_dir(output_directory, slug)
     tmp = os.path.join(parent, f".latest.tmp{os.getpid()}")
+    latest = os.path.join(parent, "latest")
     try:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         os.symlink(run_id, tmp)
-        os.replace(tmp, os.path.join(parent, "latest"))
+        if os.path.isdir(latest) and not os.path.islink(latest):
+            set_aside(latest)  # a real folder where the link belongs: keep it, aside
+        os.replace(tmp, latest)
     except OSError as err:
         raise _errors().RunRecordError(f"cannot update {parent}/latest: {err.strerror}") from err
 
@@ -208,13 +193,40 @@ def write_status(run_dir: str, record: dict[str, Any], *, fsync: bool = True) ->
 
 
 def read_status(run_dir: str) -> dict[str, Any] | None:
-    """A run's status.json, or None if missing or damaged."""
+    """A run's status.json, or None if missing, not a regular file, too large
+    or damaged (any field unusable, see ``transitions.entry_problem``)."""
+    from run_job.run.transitions import entry_problem
+    from run_job.security import STATE_LIMIT, read_bounded
+
     try:
-        with open(os.path.join(run_dir, "status.json"), "rb") as f:
-            data = loads(f.read())
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = loads(read_bounded(os.path.join(run_dir, "status.json"), STATE_LIMIT, nofollow=True))
+    except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if entry_problem(data) is None else None
+
+
+def set_aside(path: str, *, as_name: str | None = None) -> str | None:
+    """Move a damaged file or folder out of the way as ``<path>.damaged-<time>``
+    (``as_name`` instead of ``path`` for the new name; ``-2``, ``-3``... when
+    that name exists: an earlier copy is never replaced); the new name, or
+    None when nothing could be moved."""
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    for attempt in range(1, 1000):
+        target = f"{as_name or path}.damaged-{stamp}" + (f"-{attempt}" if attempt > 1 else "")
+        if os.path.lexists(target):
+            continue
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rename(path, target)  # callers hold the lock that serialises this
+            else:
+                os.link(path, target, follow_symlinks=False)  # never replaces target
+                os.unlink(path)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        return target
+    return None
 
 
 def runs_to_prune(run_ids: Iterable[str], keep: str, now: datetime, keep_runs: int,
@@ -272,15 +284,6 @@ def _remove_tree(path: str) -> None:
             else:
                 os.unlink(entry.path)
     os.rmdir(path)
-
-
-def mark_lost(record: dict[str, Any], reason: str, ended_at: datetime) -> dict[str, Any]:
-    """A ``running`` record whose supervisor is gone, as ``lost`` (pure).
-
-    ``ended_at`` is when the loss was noticed: the real end is unknown.
-    """
-    return finish_record(record, ended_at=ended_at, outcome="lost",
-                         exit_code=None, signal=None, reason=reason)
 
 
 def host_name() -> str:

@@ -26,17 +26,15 @@ import time
 
 # The C module: ``signal`` itself builds its IntEnums on import (start-up cost).
 import _signal as signal
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
-    from typing import Callable, Iterable
-
 from run_job.model import replace
+from run_job.run import proctree
 from run_job.run.runtypes import ExecResult, RunContext
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _PR_SET_CHILD_SUBREAPER = 36
 _CHUNK = 1 << 16
 _PIPE_SIZE = 1 << 20
+_MAX_WAIT = 3600.0  # seconds one poll may sleep
 
 # Signals received since install_signal_handlers(), in order.
 _received: list[int] = []
@@ -92,7 +90,9 @@ def _wait_events(timeout: float | None, extra_fd: int | None = None) -> list[int
         poller.register(_wakeup_r, select.POLLIN)
     if extra_fd is not None:
         poller.register(extra_fd, select.POLLIN)
-    ms = None if timeout is None else max(0, int(timeout * 1000) + 1)
+    # poll takes an int of milliseconds: a long deadline is waited for in
+    # slices (the callers loop), never passed whole (it would overflow)
+    ms = None if timeout is None else max(0, int(min(timeout, _MAX_WAIT) * 1000) + 1)
     try:
         events = poller.poll(ms)
     except InterruptedError:  # pragma: no cover - PEP 475 retries
@@ -122,201 +122,6 @@ def _prctl_subreaper() -> bool:
         return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):  # pragma: no cover - non-Linux
         return False
-
-
-# ---------------------------------------------------------------------------
-# /proc
-
-
-def _stat_fields(pid: int) -> list[bytes] | None:
-    """Fields 3.. of ``/proc/PID/stat`` (after the command name), or None."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2:].split()
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (None: no such process)."""
-    fields = _stat_fields(pid)
-    # fields[0] is field 3 (state); starttime is field 22.
-    return int(fields[19]) if fields is not None else None
-
-
-def process_alive(pid: int | None, start_time: int | None) -> bool:
-    """Is the process ``pid`` that started at ``start_time`` still there?
-
-    Comparing the start time makes a reused pid read as "gone". Zombies count
-    as gone.
-    """
-    if not pid:
-        return False
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] in (b"Z", b"X"):
-        return False
-    return start_time is None or int(fields[19]) == int(start_time)
-
-
-def parse_proc_stat(data: bytes) -> tuple[str, int, int]:
-    """(state, ppid, pgid) from the text of ``/proc/<pid>/stat`` (pure)."""
-    rest = data[data.rindex(b")") + 2:].split()
-    return rest[0].decode("ascii", "replace"), int(rest[1]), int(rest[2])
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def process_table() -> dict[int, tuple[str, int, int]]:
-    """Every live process: pid -> (state, ppid, pgid)."""
-    table: dict[int, tuple[str, int, int]] = {}
-    for pid in _pids():
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                table[pid] = parse_proc_stat(f.read())
-        except (OSError, ValueError):
-            continue
-    return table
-
-
-def descendants(root: int, table: dict[int, tuple[str, int, int]]) -> set[int]:
-    """Pids below ``root`` in the parent tree of ``table`` (pure), zombies excluded."""
-    children: dict[int, list[int]] = {}
-    for pid, (_, ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found: set[int] = set()
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return {pid for pid in found if table[pid][0] not in ("Z", "X")}
-
-
-def marked_processes(run_id: str, table: dict[int, tuple[str, int, int]] | None = None) -> set[int]:
-    """Processes whose environment carries ``RUN_JOB_RUN_ID=<run_id>``.
-
-    Only processes we may read are seen (the service user's own), which is
-    exactly the set a run can leave behind.
-    """
-    needle = b"\0RUN_JOB_RUN_ID=" + run_id.encode() + b"\0"
-    me = os.getpid()
-    found: set[int] = set()
-    for pid in (table if table is not None else _pids()):
-        if pid == me:
-            continue
-        if table is not None and table[pid][0] in ("Z", "X"):
-            continue
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                env = b"\0" + f.read()
-        except OSError:
-            continue
-        if needle in env or env.endswith(needle[:-1]):
-            found.add(pid)
-    return found
-
-
-# ---------------------------------------------------------------------------
-# Killing
-
-
-def _reap() -> list[tuple[int, int]]:
-    """Reap every exited child; [(pid, wait status)]."""
-    reaped = []
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return reaped
-        if pid == 0:
-            return reaped
-        reaped.append((pid, status))
-
-
-def has_children() -> bool:
-    """Is any child (hence, under the subreaper, any descendant) still alive?"""
-    try:
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-    except ChildProcessError:
-        return False
-    return True
-
-
-def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool) -> set[int]:
-    table = process_table()
-    found: set[int] = set()
-    if own_tree:
-        found |= descendants(os.getpid(), table)
-    pgids = set(pgids)
-    if pgids:
-        found |= {pid for pid, (state, _, pgid) in table.items()
-                  if pgid in pgids and state not in ("Z", "X")}
-    if run_id:
-        found |= marked_processes(run_id, table)
-    found.discard(os.getpid())
-    return found
-
-
-def _send(pids: Iterable[int], signum: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTERM,
-          pgids: Iterable[int] = (), own_tree: bool = True,
-          on_reap: Callable[[int, int], None] | None = None) -> int:
-    """Stop a run's processes: ``first_signal``, up to ``grace`` seconds, SIGKILL.
-
-    Targets: run-job's descendants (``own_tree``), members of ``pgids`` and
-    processes with the run's marker. Returns how many processes were found.
-    """
-    pgids = tuple(pgids)
-    targets = _targets(run_id, pgids, own_tree)
-    if not targets:
-        return 0
-    seen = set(targets)
-    _send(targets, first_signal)
-    for pgid in pgids:
-        try:
-            os.killpg(pgid, first_signal)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + grace
-    while True:
-        for pid, status in _reap():
-            if on_reap:
-                on_reap(pid, status)
-        targets = _targets(run_id, pgids, own_tree)
-        seen |= targets
-        if not targets:
-            return len(seen)
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        # Children wake us with SIGCHLD; others (orphans of a lost run) are polled.
-        _wait_events(min(left, 0.05 if not own_tree else 0.25))
-    # SIGKILL until nothing is left (a forking process may need a few rounds).
-    for _ in range(100):
-        _send(targets, signal.SIGKILL)
-        for pid, status in _reap():
-            if on_reap:
-                on_reap(pid, status)
-        targets = _targets(run_id, pgids, own_tree)
-        seen |= targets
-        if not targets:
-            break
-        time.sleep(0.01)
-    for pid, status in _reap():
-        if on_reap:
-            on_reap(pid, status)
-    return len(seen)
 
 
 # ---------------------------------------------------------------------------
@@ -373,7 +178,13 @@ def signal_name(signum: int) -> str:
 
 
 class _Copier:
-    """Copy loop for the pipe mode: tee to a terminal and/or cap the log."""
+    """Copy loop for the pipe mode: tee to a terminal and/or cap the log.
+
+    A write to the log that fails (disk full, file too large, I/O error)
+    never ends supervision: what cannot be written is dropped and counted,
+    the pipe keeps being drained (the job never blocks on it), and the
+    reason of the run says so.
+    """
 
     def __init__(self, read_fd: int, log_fd: int, tee_fd: int | None, cap: int | None) -> None:
         self.read_fd = read_fd
@@ -381,7 +192,9 @@ class _Copier:
         self.tee_fd = tee_fd
         self.cap = cap
         self.written = 0
-        self.dropped = 0
+        self.dropped = 0  # beyond the cap
+        self.lost = 0  # could not be written
+        self.write_error: OSError | None = None
 
     def pump(self, drain: bool = False) -> bool:
         """Copy what is readable now (a bounded amount unless draining); False at EOF."""
@@ -404,14 +217,37 @@ class _Copier:
             if len(data) > room:
                 keep = data[:room]
                 self.dropped += len(data) - room
-        if keep:
-            _write_all(self.log_fd, keep)
-            self.written += len(keep)
+        if keep and self.write_error is None:
+            try:
+                _write_all(self.log_fd, keep)
+                self.written += len(keep)
+            except OSError as err:
+                self.write_error = err
+                self.lost += len(keep)
+        elif keep:
+            self.lost += len(keep)
         if self.tee_fd is not None:
             try:
                 _write_all(self.tee_fd, data)
             except OSError:  # the terminal went away; the log is what matters
                 self.tee_fd = None
+
+    def notes(self, output_path: object) -> list[str]:
+        """What the run's reason must say about its output."""
+        notes = []
+        if self.dropped:
+            notes.append(f"output.log capped at {self.cap} bytes (max_output);"
+                         f" {self.dropped} bytes dropped")
+        if self.write_error is not None:
+            notes.append(write_error_note(output_path, self.write_error, self.lost))
+        return notes
+
+
+def write_error_note(output_path: object, err: OSError, lost: int | None) -> str:
+    """The reason's words for output that could not be written, with what to do."""
+    what = f"{lost} bytes of output" if lost is not None else "output"
+    return (f"{what} could not be written to {output_path} ({err.strerror or err});"
+            " free space (or fix the file system) under output_directory")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -425,15 +261,16 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def execute(ctx: RunContext) -> ExecResult:
-    """Run ``ctx.commands`` in order under supervision; see the module docstring."""
+    """Run ``ctx.commands`` in order under supervision; see the module docstring.
+
+    Whatever goes wrong once a command has started (an error of run-job
+    itself included), the run's processes are swept before this returns or
+    raises: nothing of the job runs on unsupervised.
+    """
     install_signal_handlers()
     become_subreaper()  # idempotent; the controller already did it before dropping root
-    job = ctx.job
-    config = ctx.config
-    grace = job.kill_grace
-    deadline = None if not job.timeout else time.monotonic() + job.timeout
     tee = os.isatty(1)
-    cap = config.max_output
+    cap = ctx.config.max_output
     log_fd = os.open(ctx.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
     copier: _Copier | None = None
     pipe_w: int | None = None
@@ -447,82 +284,28 @@ def execute(ctx: RunContext) -> ExecResult:
         except OSError:
             pass
         copier = _Copier(pipe_r, log_fd, 1 if tee else None, cap)
-    out_fd = pipe_w if pipe_w is not None else log_fd
-    env = ctx.environment
-    result: ExecResult | None = None
-    current_pgid: int | None = None
-    pgids: list[int] = []
     old_cwd = None
     try:
         old_cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         pass
+    pgids: list[int] = []
     try:
         try:
             os.chdir(ctx.working_directory)
         except OSError as err:
             return ExecResult("failed", 125, reason=(
                 f"cannot enter working_directory {str(ctx.working_directory)!r}: {err.strerror}"))
-        for index, argv in enumerate(ctx.commands):
-            label = ctx.command_text[index] if index < len(ctx.command_text) else " ".join(argv)
-            where = f"command {index + 1} ({label})" if len(ctx.commands) > 1 else f"command ({label})"
-            if stop_requested():
-                break
-            path, status, why = resolve_command(argv[0], env)
-            if path is None:
-                result = ExecResult("failed", status, exit_code=status, reason=f"{where}: {why}")
-                break
-            try:
-                pid = spawn(path, argv, env, out_fd)
-            except OSError as err:
-                import errno
-
-                code = 127 if err.errno == errno.ENOENT else 126
-                what = ("not found (or its interpreter is missing)" if code == 127
-                        else f"cannot be executed: {err.strerror}")
-                result = ExecResult("failed", code, exit_code=code, reason=f"{where}: {path} {what}")
-                break
-            current_pgid = pid
-            pgids.append(pid)
-            wait_status = _wait_main(pid, deadline, copier)
-            if wait_status is None:  # timeout or stop signal: stop everything now
-                signum = stop_requested()
-                if signum is not None:
-                    sweep(ctx.run_id, grace, first_signal=signum, pgids=[current_pgid])
-                    who = ("run-job --kill-job" if os.path.exists(
-                        os.path.join(ctx.run_dir, ".kill-request")) else "run-job received")
-                    result = ExecResult("killed", 128 + signum, signal=signum, reason=(
-                        f"{who} {signal_name(signum)}; {where} and its process"
-                        " tree were stopped"))
-                else:
-                    sweep(ctx.run_id, grace, pgids=[current_pgid])
-                    result = ExecResult("timed_out", 124, reason=(
-                        f"timed out after {_fmt_duration(job.timeout)} in {where};"
-                        " the whole process tree was stopped"))
-                break
-            code = os.waitstatus_to_exitcode(wait_status)
-            if code < 0:
-                result = ExecResult("failed", 128 - code, signal=-code, reason=(
-                    f"{where} was killed by {signal_name(-code)}"))
-                break
-            if code != 0:
-                result = ExecResult("failed", code, exit_code=code,
-                                    reason=f"{where} exited with status {code}")
-                break
-        if result is None:
-            signum = stop_requested()
-            if signum is not None:
-                result = ExecResult("killed", 128 + signum, signal=signum,
-                                    reason=f"run-job received {signal_name(signum)}")
-            else:
-                result = ExecResult("success", 0, exit_code=0)
-        # Leftovers: anything still below us (or carrying the marker) is swept.
-        if has_children():
-            count = sweep(ctx.run_id, grace, pgids=pgids)
-            if count:
-                note = (f"{count} leftover process{'es' if count != 1 else ''} stopped"
-                        f" after the last command (TERM, {_fmt_duration(grace)} grace, KILL)")
-                result = replace(result, reason=f"{result.reason}; {note}" if result.reason else note)
+        try:
+            result = _run_commands(ctx, pipe_w if pipe_w is not None else log_fd, copier, pgids)
+        except BaseException as err:
+            # run-job itself failed while the job ran: stop the job, then say why
+            proctree.sweep(ctx.run_id, ctx.job.kill_grace, pgids=pgids, wait=_wait_events)
+            if not isinstance(err, Exception):
+                raise
+            result = ExecResult("failed", 125, reason=(
+                f"run-job failed while supervising the job ({type(err).__name__}: {err});"
+                " the job's processes were stopped"))
         if copier is not None:
             os.close(pipe_w)
             pipe_w = None
@@ -530,9 +313,7 @@ def execute(ctx: RunContext) -> ExecResult:
                 copier.pump(drain=True)
             except OSError:
                 pass
-            if copier.dropped:
-                note = (f"output.log capped at {copier.cap} bytes (max_output);"
-                        f" {copier.dropped} bytes dropped")
+            for note in copier.notes(ctx.output_path):
                 result = replace(result, reason=f"{result.reason}; {note}" if result.reason else note)
         return result
     finally:
@@ -549,10 +330,81 @@ def execute(ctx: RunContext) -> ExecResult:
         os.close(log_fd)
 
 
+def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
+                  pgids: list[int]) -> ExecResult:
+    """The commands in order, then the sweep of leftovers; ``pgids`` collects
+    the process group of every command started (for the caller's sweep)."""
+    job = ctx.job
+    grace = job.kill_grace
+    deadline = None if not job.timeout else time.monotonic() + job.timeout
+    env = ctx.environment
+    result: ExecResult | None = None
+    for index, argv in enumerate(ctx.commands):
+        label = ctx.command_text[index] if index < len(ctx.command_text) else " ".join(argv)
+        where = f"command {index + 1} ({label})" if len(ctx.commands) > 1 else f"command ({label})"
+        if stop_requested():
+            break
+        path, status, why = resolve_command(argv[0], env)
+        if path is None:
+            result = ExecResult("failed", status, exit_code=status, reason=f"{where}: {why}")
+            break
+        try:
+            pid = spawn(path, argv, env, out_fd)
+        except OSError as err:
+            import errno
+
+            code = 127 if err.errno == errno.ENOENT else 126
+            what = ("not found (or its interpreter is missing)" if code == 127
+                    else f"cannot be executed: {err.strerror}")
+            result = ExecResult("failed", code, exit_code=code, reason=f"{where}: {path} {what}")
+            break
+        pgids.append(pid)
+        wait_status = _wait_main(pid, deadline, copier)
+        if wait_status is None:  # timeout or stop signal: stop everything now
+            signum = stop_requested()
+            if signum is not None:
+                proctree.sweep(ctx.run_id, grace, first_signal=signum, pgids=[pid], wait=_wait_events)
+                who = ("run-job --kill-job" if os.path.exists(
+                    os.path.join(ctx.run_dir, ".kill-request")) else "run-job received")
+                result = ExecResult("killed", 128 + signum, signal=signum, reason=(
+                    f"{who} {signal_name(signum)}; {where} and its process"
+                    " tree were stopped"))
+            else:
+                proctree.sweep(ctx.run_id, grace, pgids=[pid], wait=_wait_events)
+                result = ExecResult("timed_out", 124, reason=(
+                    f"timed out after {_fmt_duration(job.timeout)} in {where};"
+                    " the whole process tree was stopped"))
+            break
+        code = os.waitstatus_to_exitcode(wait_status)
+        if code < 0:
+            result = ExecResult("failed", 128 - code, signal=-code, reason=(
+                f"{where} was killed by {signal_name(-code)}"))
+            break
+        if code != 0:
+            result = ExecResult("failed", code, exit_code=code,
+                                reason=f"{where} exited with status {code}")
+            break
+    if result is None:
+        signum = stop_requested()
+        if signum is not None:
+            result = ExecResult("killed", 128 + signum, signal=signum,
+                                reason=f"run-job received {signal_name(signum)}")
+        else:
+            result = ExecResult("success", 0, exit_code=0)
+    # Leftovers: anything still below us (or carrying the marker) is swept.
+    if proctree.has_children():
+        count = proctree.sweep(ctx.run_id, grace, pgids=pgids, wait=_wait_events)
+        if count:
+            note = (f"{count} leftover process{'es' if count != 1 else ''} stopped"
+                    f" after the last command (TERM, {_fmt_duration(grace)} grace, KILL)")
+            result = replace(result, reason=f"{result.reason}; {note}" if result.reason else note)
+    return result
+
+
 def _wait_main(pid: int, deadline: float | None, copier: _Copier | None) -> int | None:
     """Wait for ``pid``; its wait status, or None on timeout or stop signal."""
     while True:
-        for child, status in _reap():
+        for child, status in proctree.reap():
             if child == pid:
                 if copier is not None:
                     copier.pump()

@@ -69,7 +69,7 @@ def runner_wrapper(folder: Path) -> Path:
         probe = subprocess.run([installed, "--help"], capture_output=True, timeout=60,
                                env={"PATH": "/usr/bin:/bin"})
         if probe.returncode == 0 and str(REPO) in subprocess.run(
-                [str(Path(installed).parent / "python"), "-c", "import run_job; print(run_job.__file__)"],
+                [sys.executable, "-c", "import run_job; print(run_job.__file__)"],
                 capture_output=True, text=True, timeout=60).stdout:
             return Path(installed)
     wrapper = folder / "run-job"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from run_job import cli, logsetup, privileges
-from run_job.run import history, lock, records, supervise
+from run_job.run import history, lock, proctree, records, supervise, transitions
 from run_job.monitor import status
 from run_job.config.cache import _plain_slug, make_key
 
@@ -48,11 +48,11 @@ def test_new_and_finish_record():
                              run_dir="/x", supervisor_start_time=5)
     assert set(records.FIELDS) == set(rec)
     assert rec["outcome"] == "running" and rec["ended_at"] is None
-    done = records.finish_record(rec, ended_at=T0 + timedelta(seconds=2.5), outcome="failed",
-                                 exit_code=3, reason="why")
+    done = transitions.finished(rec, ended_at=T0 + timedelta(seconds=2.5), outcome="failed",
+                                exit_code=3, reason="why")
     assert (done["duration_s"], done["exit_code"], done["outcome"]) == (2.5, 3, "failed")
     assert rec["outcome"] == "running"  # pure
-    lost = records.mark_lost(rec, "gone", T0)
+    lost = transitions.lost(rec, "gone", T0)
     assert lost["outcome"] == "lost" and lost["reason"] == "gone"
 
 
@@ -64,10 +64,11 @@ def e(run_id, outcome):
 
 def test_upsert_replaces_running_appends_skips_and_trims():
     entries = [e("1", "success"), e("2", "running")]
-    assert history.upsert(entries, e("2", "failed"), 10) == [e("1", "success"), e("2", "failed")]
-    assert history.upsert(entries, e("3", "skipped"), 10)[-1] == e("3", "skipped")
-    assert history.upsert(entries, e("3", "success"), 2) == [e("2", "running"), e("3", "success")]
-    assert history.upsert(entries, e("3", "success"), 0) == []
+    assert transitions.upsert(entries, e("2", "failed"), 10) == [e("1", "success"), e("2", "failed")]
+    assert transitions.upsert(entries, e("3", "skipped"), 10)[-1] == e("3", "skipped")
+    assert transitions.upsert(entries, e("3", "success"), 2) == [e("2", "running"), e("3", "success")]
+    # a running entry is never trimmed away
+    assert transitions.upsert(entries, e("3", "success"), 0) == [e("2", "running")]
 
 
 @pytest.mark.parametrize("outcomes,count", [
@@ -87,11 +88,13 @@ def test_current_run_ignores_trailing_skips():
     assert history.last_finished([e("1", "failed"), e("2", "running")]) == e("1", "failed")
 
 
-def test_damaged_history_parses_as_none():
+def test_damaged_history_parses_as_none_and_damaged_entries_apart():
     assert history.parse(b"{oops") is None
     assert history.parse(b'{"a": 1}') is None
-    assert history.parse(b'[1]') is None
-    assert history.parse(b'[{"a": 1}]') == [{"a": 1}]
+    assert history.parse(b'[1]') == ([], [1])
+    assert history.parse(b'[{"a": 1}]') == ([], [{"a": 1}])
+    good = {"run_id": "20260102T030405.123456Z-1", "outcome": "success"}
+    assert history.parse(b'[1, ' + records.dumps(good).encode() + b']') == ([good], [1])
 
 
 # lock ------------------------------------------------------------------------
@@ -127,13 +130,13 @@ def test_flock_is_exclusive_and_released_on_close(tmp_path):
 def test_descendants_from_a_process_table():
     table = {1: ("S", 0, 1), 10: ("S", 1, 10), 11: ("S", 10, 11), 12: ("Z", 11, 11),
              13: ("S", 12, 13), 20: ("S", 1, 20)}
-    assert supervise.descendants(10, table) == {11, 13}
-    assert supervise.descendants(99, table) == set()
+    assert proctree.descendants(10, table) == {11, 13}
+    assert proctree.descendants(99, table) == set()
 
 
 def test_parse_proc_stat_with_hostile_comm():
     data = b"123 (a) b (c)) S 1 123 123 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0"
-    assert supervise.parse_proc_stat(data) == ("S", 1, 123)
+    assert proctree.parse_proc_stat(data) == ("S", 1, 123)
 
 
 def test_resolve_command(tmp_path):
@@ -250,10 +253,10 @@ def test_status_row():
     base = status.job_row("j", "/j.yaml", None, ["bad"])
     assert base["valid"] is False
     entries = [e("1", "failed"), e("2", "running"), e("3", "skipped")]
-    row = status.status_row(base, entries, True, None)
+    row = status.status_row(base, entries, None)
     assert row["running"] and row["current"]["run_id"] == "2"
     assert row["last"]["run_id"] == "1" and row["consecutive_failures"] == 1
-    row = status.status_row(base, entries, False, None)
+    row = status.status_row(base, entries[:1], None)
     assert not row["running"]
 
 

@@ -5,6 +5,10 @@ Imported as ``pctest`` (a unique name: several folders have a conftest.py).
 The commands run as real subprocesses. By default they run from this checkout
 (``python -m run_job``); with ``PC_INSTALLED=1`` the installed console scripts
 on PATH are used instead (the Debian package's CI run tests those too).
+
+A test session never writes into the invoking user's home: ``isolate_home``
+(called by tests/conftest.py) points HOME and the XDG base folders at empty
+folders of the session, and ``home_writes`` lists what landed in that HOME.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,23 +27,29 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 USER = pwd.getpwuid(os.geteuid()).pw_name
+MODULES = {"run-job": "run_job", "cron-generate": "cron_generate", "sbatch-service": "run_job.service_cli"}
+
+
+def installed() -> bool:
+    """The tests run the installed commands (``PC_INSTALLED=1``), not this checkout."""
+    return os.environ.get("PC_INSTALLED") == "1"
 
 
 def command(name: str) -> list[str]:
     """argv prefix of ``run-job``, ``cron-generate`` or ``sbatch-service``."""
-    if os.environ.get("PC_INSTALLED") == "1":
+    if installed():
         found = shutil.which(name)
         if not found:
             pytest.fail(f"PC_INSTALLED=1 but {name} is not on PATH")
         return [found]
-    module = {"run-job": "run_job", "cron-generate": "cron_generate", "sbatch-service": "run_job.service_cli"}[name]
-    return [sys.executable, "-m", module]
+    return [sys.executable, "-m", MODULES[name]]
 
 
 def command_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.pop("PROCESS_CONTROL_CONFIG", None)
-    if os.environ.get("PC_INSTALLED") != "1":
+    env.update(session_env())
+    if not installed():
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if extra:
         env.update(extra)
@@ -83,3 +95,64 @@ class Site:
 
     def run_job(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return run("run-job", "--config", str(self.config), *args, **kwargs)
+
+
+# ------------------------------------------------ the session's HOME and XDG
+
+_SESSION: dict[str, Path] = {}
+_XDG = {"XDG_CACHE_HOME": "cache", "XDG_CONFIG_HOME": "config", "XDG_STATE_HOME": "state",
+        "XDG_DATA_HOME": "data"}
+
+
+def _traversable(folder: str) -> bool:
+    """Every user can enter ``folder`` and each of its parents."""
+    path = Path(folder).resolve()
+    for part in [path, *path.parents]:
+        try:
+            if not part.stat().st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def session_folder() -> Path:
+    """This session's own folder (mode 0755, every parent traversable), made once."""
+    if "top" not in _SESSION:
+        candidates = [tempfile.gettempdir(), "/tmp", "/var/tmp"]
+        base = next((c for c in candidates if os.path.isdir(c) and _traversable(c)), None)
+        if base is None:
+            raise RuntimeError(f"none of {candidates} can be entered by every user")
+        top = Path(tempfile.mkdtemp(prefix="pc-test-session-", dir=base))
+        top.chmod(0o755)
+        _SESSION["top"] = top
+    return _SESSION["top"]
+
+
+def session_env() -> dict[str, str]:
+    """HOME and the XDG base folders of this session: empty folders of its own."""
+    top = session_folder()
+    env = {"HOME": str(top / "home")}
+    env.update({name: str(top / "xdg" / sub) for name, sub in _XDG.items()})
+    for path in env.values():
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    return env
+
+
+def isolate_home() -> None:
+    """From now on this process and every command it starts write no file into
+    the invoking user's home: HOME and XDG_* name the session's folders."""
+    os.environ.update(session_env())
+
+
+def home_writes() -> list[str]:
+    """What landed in the session's HOME (nothing should: see session_env)."""
+    home = Path(session_env()["HOME"])
+    return sorted(str(p) for p in home.rglob("*"))
+
+
+def cleanup_session() -> None:
+    top = _SESSION.pop("top", None)
+    if top is not None:
+        shutil.rmtree(top, ignore_errors=True)
+

@@ -9,6 +9,11 @@ on PATH are used instead (the Debian package's CI run tests those too).
 A test session never writes into the invoking user's home: ``isolate_home``
 (called by tests/conftest.py) points HOME and the XDG base folders at empty
 folders of the session, and ``home_writes`` lists what landed in that HOME.
+
+A command run as another user (a service user) cannot use this checkout nor
+its venv when they sit under a 0700 home (a root newcomer clones into /root):
+``any_user_command`` and ``any_user_env`` run it from a world-readable copy of
+the packages with Debian's /usr/bin/python3, or as installed.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 USER = pwd.getpwuid(os.geteuid()).pw_name
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-yaml & co (.ci/run installs them)
 MODULES = {"run-job": "run_job", "cron-generate": "cron_generate", "sbatch-service": "run_job.service_cli"}
+PACKAGES = ("run_job", "cron_generate", "schemas")  # what a checkout run imports
 
 
 def installed() -> bool:
@@ -156,3 +163,60 @@ def cleanup_session() -> None:
     if top is not None:
         shutil.rmtree(top, ignore_errors=True)
 
+
+# ---------------------------------------------------- commands as another user
+
+def readable_checkout() -> Path:
+    """A copy of this checkout's packages that every user can read, made once.
+
+    The service user cannot read a checkout (or a venv) under a 0700 folder
+    such as /root; the copy sits in the session folder, every parent
+    traversable, folders 0755 and files 0644."""
+    top = session_folder()
+    copy = top / "pythonpath"
+    if not copy.exists():
+        staging = top / ".pythonpath"
+        staging.mkdir(mode=0o755)
+        for package in PACKAGES:
+            shutil.copytree(REPO / package, staging / package,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for folder, dirs, files in os.walk(staging):
+            os.chmod(folder, 0o755)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o644)
+        staging.rename(copy)
+    return copy
+
+
+def any_user_command(name: str) -> list[str]:
+    """argv prefix of a command any user can run: the installed console script,
+    or Debian's python3 on ``readable_checkout()`` (see ``any_user_env``)."""
+    if installed():
+        return command(name)
+    # -P: not the current folder first (the checkout, when pytest runs from it)
+    return [SYSTEM_PYTHON, "-P", "-m", MODULES[name]]
+
+
+def any_user_env(extra: dict | None = None) -> dict:
+    """``command_env`` for ``any_user_command``: PYTHONPATH is the readable copy
+    alone (neither the checkout nor the venv may be readable to that user)."""
+    env = command_env(extra)
+    if installed():
+        env.pop("PYTHONPATH", None)
+    else:
+        env["PYTHONPATH"] = str(readable_checkout())
+    return env
+
+
+def any_user_skip_reason() -> str | None:
+    """Why a command cannot run as another user here, or None."""
+    if installed():
+        return None
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        return f"no {SYSTEM_PYTHON} (Debian's python3) to run the command as another user"
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import yaml, jsonschema, croniter, filelock"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return (f"{SYSTEM_PYTHON} cannot import the dependencies (install python3-yaml, "
+                f"python3-jsonschema, python3-croniter, python3-filelock): {probe.stderr.strip()[-200:]}")
+    return None

@@ -48,20 +48,12 @@ apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
     || { tail -n 30 "$work/apt-deps.log"; die "could not install build dependencies"; }
 
 say "source tree"
-# Tracked files and new ones not ignored: the tree as it is, minus build junk.
+# Tracked files and new ones not ignored: the tree as it is, minus build junk
+# (without git: minus venvs, build/, dist/ and the rest, see .ci/source-tree).
 version=$(dpkg-parsechangelog -l "$repo/debian/changelog" -S Version)
 src="$work/process-control-${version%-*}"
 mkdir -p "$src"
-if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
-    (cd "$repo" && git ls-files -z --cached --others --exclude-standard \
-        | while IFS= read -r -d '' f; do
-            if [[ -e $f || -L $f ]]; then printf '%s\0' "$f"; fi
-        done \
-        | tar --null -T - -cf -) | tar -C "$src" -xf -
-else
-    tar -C "$repo" --exclude-vcs --exclude=.pybuild --exclude=__pycache__ -cf - . \
-        | tar -C "$src" -xf -
-fi
+"$repo/.ci/source-tree" "$repo" "$src"
 echo "copied $(find "$src" -type f | wc -l) files to $src"
 
 say "source package"

@@ -61,3 +61,50 @@ def test_no_eval_of_a_command_substitution(name: str) -> None:
     for number, line in enumerate((CI / name).read_text().splitlines(), 1):
         code = line.split("#", 1)[0]
         assert 'eval "$(' not in code and "eval $(" not in code, f".ci/{name}:{number}: {line}"
+
+
+# Build and test junk that must never reach the source package.
+JUNK = [".venv/bin/python", ".venv-debian/pyvenv.cfg", "build/lib/run_job/cli.py", "dist/x.whl",
+        "process_control.egg-info/PKG-INFO", "run_job/__pycache__/cli.cpython-311.pyc",
+        ".pybuild/cpython3_3.11/build/x", ".pytest_cache/v/x", "debian/.debhelper/x",
+        "debian/process-control/usr/bin/run-job", "debian/files", "debian/process-control.substvars",
+        "debian/debhelper-build-stamp", "bench/results/x.json", ".git/HEAD"]
+SOURCES = ["run_job/cli.py", "schemas/job.schema.json", "debian/control", "debian/rules",
+           "tests/unit/test_x.py", ".ci/run", ".gitignore", "a dir/with space.txt"]
+
+
+def _tree(root: Path, junk: list[str] = JUNK) -> None:
+    for name in junk + SOURCES:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(name)
+
+
+def _copied(dest: Path) -> set[str]:
+    return {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
+
+
+def test_source_tree_without_git_leaves_the_junk_out(tmp_path: Path) -> None:
+    repo, dest = tmp_path / "repo", tmp_path / "dest"
+    _tree(repo)  # .git/HEAD alone is no repository: git rev-parse fails, as without git
+    result = subprocess.run([str(CI / "source-tree"), str(repo), str(dest)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert _copied(dest) == set(SOURCES)
+
+
+def test_source_tree_with_git_takes_tracked_and_new_files(tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo, dest = tmp_path / "repo", tmp_path / "dest"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    _tree(repo, [name for name in JUNK if not name.startswith(".git/")])
+    (repo / ".gitignore").write_text((CI.parent / ".gitignore").read_text())
+    assert subprocess.run(["git", "-C", str(repo), "rev-parse", "--git-dir"], capture_output=True).returncode == 0
+    result = subprocess.run([str(CI / "source-tree"), str(repo), str(dest)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert _copied(dest) == set(SOURCES)

@@ -108,3 +108,17 @@ def test_source_tree_with_git_takes_tracked_and_new_files(tmp_path: Path) -> Non
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert _copied(dest) == set(SOURCES)
+
+
+def test_the_package_stage_sets_the_variable_the_test_helpers_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every NAME=1 that .ci/package.sh sets, set here: the helpers then run the
+    installed commands (they once read PC_INSTALLED while it set another name)."""
+    import re
+
+    import pctest
+
+    monkeypatch.delenv("PC_INSTALLED", raising=False)
+    assert not pctest.installed()
+    for name in set(re.findall(r"\b([A-Z][A-Z0-9_]*)=1\b", (CI / "package.sh").read_text())):
+        monkeypatch.setenv(name, "1")
+    assert pctest.installed()

@@ -122,3 +122,42 @@ def test_the_package_stage_sets_the_variable_the_test_helpers_read(monkeypatch: 
     for name in set(re.findall(r"\b([A-Z][A-Z0-9_]*)=1\b", (CI / "package.sh").read_text())):
         monkeypatch.setenv(name, "1")
     assert pctest.installed()
+
+
+def _readme_test_section() -> str:
+    text = (CI.parent / "README.md").read_text()
+    start = text.index("bash .ci/run")
+    return " ".join(text[start:text.index("\n## ", start)].split())
+
+
+def test_the_readme_names_every_package_ci_installs() -> None:
+    """What `bash .ci/run` leaves on the machine is in the README, next to it."""
+    import re
+
+    readme = _readme_test_section()
+    sources = [CI / "run", CI / "package.sh", CI.parent / "tests" / "slurm" / "local-slurm"]
+    packages = set()
+    for source in sources:
+        text = source.read_text().replace("\\\n", " ")
+        for line in text.splitlines():
+            match = re.search(r"apt-get install (.*)", line)
+            if match:
+                words = re.split(r"\s+", re.split(r"[>|&;]", match.group(1))[0])
+                packages.update(w for w in words if re.fullmatch(r"[a-z0-9][a-z0-9.+-]+", w))
+    assert {"cron", "slurmd", "lintian", "python3-venv"} <= packages, packages
+    missing = sorted(p for p in packages if not re.search(rf"(?<![\w-]){re.escape(p)}(?![\w-])", readme))
+    assert missing == [], f"installed by CI but not named in README.md: {missing}"
+
+
+def test_the_readme_names_every_user_the_tests_create() -> None:
+    import re
+
+    readme = _readme_test_section()
+    users = set()
+    for path in (CI.parent / "tests").rglob("*.py"):
+        text = path.read_text()
+        if "useradd" in text:
+            users.update(re.findall(r'^SERVICE_USER = "([^"]+)"', text, re.M))
+    assert len(users) >= 2, users
+    missing = sorted(u for u in users if f"`{u}`" not in readme)
+    assert missing == [], f"users created by tests but not named in README.md: {missing}"

@@ -5,6 +5,15 @@ Imported as ``pctest`` (a unique name: several folders have a conftest.py).
 The commands run as real subprocesses. By default they run from this checkout
 (``python -m run_job``); with ``PC_INSTALLED=1`` the installed console scripts
 on PATH are used instead (the Debian package's CI run tests those too).
+
+A test session never writes into the invoking user's home: ``isolate_home``
+(called by tests/conftest.py) points HOME and the XDG base folders at empty
+folders of the session, and ``home_writes`` lists what landed in that HOME.
+
+A command run as another user (a service user) cannot use this checkout nor
+its venv when they sit under a 0700 home (a root newcomer clones into /root):
+``any_user_command`` and ``any_user_env`` run it from a world-readable copy of
+the packages with Debian's /usr/bin/python3, or as installed.
 """
 
 from __future__ import annotations
@@ -12,8 +21,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,23 +32,31 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 USER = pwd.getpwuid(os.geteuid()).pw_name
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-yaml & co (.ci/run installs them)
+MODULES = {"run-job": "run_job", "cron-generate": "cron_generate", "sbatch-service": "run_job.service_cli"}
+PACKAGES = ("run_job", "cron_generate", "schemas")  # what a checkout run imports
+
+
+def installed() -> bool:
+    """The tests run the installed commands (``PC_INSTALLED=1``), not this checkout."""
+    return os.environ.get("PC_INSTALLED") == "1"
 
 
 def command(name: str) -> list[str]:
     """argv prefix of ``run-job``, ``cron-generate`` or ``sbatch-service``."""
-    if os.environ.get("PC_INSTALLED") == "1":
+    if installed():
         found = shutil.which(name)
         if not found:
             pytest.fail(f"PC_INSTALLED=1 but {name} is not on PATH")
         return [found]
-    module = {"run-job": "run_job", "cron-generate": "cron_generate", "sbatch-service": "run_job.service_cli"}[name]
-    return [sys.executable, "-m", module]
+    return [sys.executable, "-m", MODULES[name]]
 
 
 def command_env(extra: dict | None = None) -> dict:
     env = dict(os.environ)
     env.pop("PROCESS_CONTROL_CONFIG", None)
-    if os.environ.get("PC_INSTALLED") != "1":
+    env.update(session_env())
+    if not installed():
         env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if extra:
         env.update(extra)
@@ -83,3 +102,121 @@ class Site:
 
     def run_job(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return run("run-job", "--config", str(self.config), *args, **kwargs)
+
+
+# ------------------------------------------------ the session's HOME and XDG
+
+_SESSION: dict[str, Path] = {}
+_XDG = {"XDG_CACHE_HOME": "cache", "XDG_CONFIG_HOME": "config", "XDG_STATE_HOME": "state",
+        "XDG_DATA_HOME": "data"}
+
+
+def _traversable(folder: str) -> bool:
+    """Every user can enter ``folder`` and each of its parents."""
+    path = Path(folder).resolve()
+    for part in [path, *path.parents]:
+        try:
+            if not part.stat().st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def session_folder() -> Path:
+    """This session's own folder (mode 0755, every parent traversable), made once."""
+    if "top" not in _SESSION:
+        candidates = [tempfile.gettempdir(), "/tmp", "/var/tmp"]
+        base = next((c for c in candidates if os.path.isdir(c) and _traversable(c)), None)
+        if base is None:
+            raise RuntimeError(f"none of {candidates} can be entered by every user")
+        top = Path(tempfile.mkdtemp(prefix="pc-test-session-", dir=base))
+        top.chmod(0o755)
+        _SESSION["top"] = top
+    return _SESSION["top"]
+
+
+def session_env() -> dict[str, str]:
+    """HOME and the XDG base folders of this session: empty folders of its own."""
+    top = session_folder()
+    env = {"HOME": str(top / "home")}
+    env.update({name: str(top / "xdg" / sub) for name, sub in _XDG.items()})
+    for path in env.values():
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    return env
+
+
+def isolate_home() -> None:
+    """From now on this process and every command it starts write no file into
+    the invoking user's home: HOME and XDG_* name the session's folders."""
+    os.environ.update(session_env())
+
+
+def home_writes() -> list[str]:
+    """What landed in the session's HOME (nothing should: see session_env)."""
+    home = Path(session_env()["HOME"])
+    return sorted(str(p) for p in home.rglob("*"))
+
+
+def cleanup_session() -> None:
+    top = _SESSION.pop("top", None)
+    if top is not None:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+# ---------------------------------------------------- commands as another user
+
+def readable_checkout() -> Path:
+    """A copy of this checkout's packages that every user can read, made once.
+
+    The service user cannot read a checkout (or a venv) under a 0700 folder
+    such as /root; the copy sits in the session folder, every parent
+    traversable, folders 0755 and files 0644."""
+    top = session_folder()
+    copy = top / "pythonpath"
+    if not copy.exists():
+        staging = top / ".pythonpath"
+        staging.mkdir(mode=0o755)
+        for package in PACKAGES:
+            shutil.copytree(REPO / package, staging / package,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for folder, dirs, files in os.walk(staging):
+            os.chmod(folder, 0o755)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o644)
+        staging.rename(copy)
+    return copy
+
+
+def any_user_command(name: str) -> list[str]:
+    """argv prefix of a command any user can run: the installed console script,
+    or Debian's python3 on ``readable_checkout()`` (see ``any_user_env``)."""
+    if installed():
+        return command(name)
+    # -P: not the current folder first (the checkout, when pytest runs from it)
+    return [SYSTEM_PYTHON, "-P", "-m", MODULES[name]]
+
+
+def any_user_env(extra: dict | None = None) -> dict:
+    """``command_env`` for ``any_user_command``: PYTHONPATH is the readable copy
+    alone (neither the checkout nor the venv may be readable to that user)."""
+    env = command_env(extra)
+    if installed():
+        env.pop("PYTHONPATH", None)
+    else:
+        env["PYTHONPATH"] = str(readable_checkout())
+    return env
+
+
+def any_user_skip_reason() -> str | None:
+    """Why a command cannot run as another user here, or None."""
+    if installed():
+        return None
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        return f"no {SYSTEM_PYTHON} (Debian's python3) to run the command as another user"
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "import yaml, jsonschema, croniter, filelock"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        return (f"{SYSTEM_PYTHON} cannot import the dependencies (install python3-yaml, "
+                f"python3-jsonschema, python3-croniter, python3-filelock): {probe.stderr.strip()[-200:]}")
+    return None

@@ -111,21 +111,39 @@ def _yaml_error_problem(filename: str, err: yaml.YAMLError, text: str) -> Proble
     return Problem(filename, message + hint, line, column)
 
 
+def _too_deep(filename: str) -> Loaded:
+    return Loaded(None, problems=[Problem(
+        filename, f"the document is nested more than {MAX_DEPTH} levels deep; a job file is a flat mapping")])
+
+
+def _libyaml_too_deep(err: yaml.YAMLError) -> bool:
+    """libyaml's own nesting limit (1000 levels, in the releases after 0.2.5).
+
+    Its scanner reads a simple key's worth of tokens ahead, so on ``[[[[...``
+    it answers before our event walk reaches MAX_DEPTH: the same finding,
+    worded as ours.
+    """
+    return "exceeded maximum nesting depth" in str(getattr(err, "problem", None) or "")
+
+
 def load_text(text: str, filename: str) -> Loaded:
     """Parse one YAML document from ``text``; problems are collected, never raised."""
     if _suspicious_depth(text):
         try:
             ok = _event_depth_ok(text)
         except yaml.YAMLError as err:
+            if _libyaml_too_deep(err):
+                return _too_deep(filename)
             return Loaded(None, problems=[_yaml_error_problem(filename, err, text)])
         if not ok:
-            return Loaded(None, problems=[Problem(
-                filename, f"the document is nested more than {MAX_DEPTH} levels deep; a job file is a flat mapping")])
+            return _too_deep(filename)
     loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
         except yaml.YAMLError as err:
+            if _libyaml_too_deep(err):
+                return _too_deep(filename)
             return Loaded(None, problems=[_yaml_error_problem(filename, err, text)])
         loaded = Loaded(None)
         if node is None:

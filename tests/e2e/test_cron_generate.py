@@ -10,24 +10,22 @@ import os
 import pwd
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import filelock
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from pctest import command, command_env
+
 USER = pwd.getpwuid(os.getuid()).pw_name
 GOOD = "command: /bin/true\nschedule: '{schedule}'\n"
 
 
 def cron_generate(cfg: Path, *args: str, umask: int | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    env.pop("PROCESS_CONTROL_CONFIG", None)
     return subprocess.run(
-        [sys.executable, "-m", "cron_generate", "--config", str(cfg), *args],
-        capture_output=True, text=True, env=env, timeout=timeout,
+        command("cron-generate") + ["--config", str(cfg), *args],
+        capture_output=True, text=True, env=command_env(), timeout=timeout,
         preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
 
 
@@ -271,9 +269,8 @@ def test_lock_held_elsewhere_times_out_with_a_clear_message(site):
 def test_concurrent_runs_are_serialized_and_leave_one_whole_file(site):
     for i in range(20):
         site.job(f"job{i:02d}", schedule=f"{i} * * * *")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    procs = [subprocess.Popen([sys.executable, "-m", "cron_generate", "--config", str(site.cfg)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(6)]
+    procs = [subprocess.Popen(command("cron-generate") + ["--config", str(site.cfg)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=command_env()) for _ in range(6)]
     codes = [p.wait(timeout=120) for p in procs]
     assert codes == [0] * 6, [p.stderr.read() for p in procs]
     expected = cron_generate(site.cfg, "--stdout").stdout
@@ -302,9 +299,8 @@ def test_service_keep_alive_entry(site):
 def test_a_second_writer_waits_for_the_lock_then_writes(site):
     lock = filelock.FileLock(str(site.out_dir / ".process-control.lock"))
     lock.acquire()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "cron_generate", "--config", str(site.cfg), "--lock-timeout", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(command("cron-generate") + ["--config", str(site.cfg), "--lock-timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=command_env())
     try:
         time.sleep(1.5)
         assert proc.poll() is None  # waiting, not writing

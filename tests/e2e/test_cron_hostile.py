@@ -13,24 +13,22 @@ import os
 import pwd
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / "tests" / "data" / "hostile-cron"
+from pctest import DATA, command, command_env
+
+CORPUS = DATA / "hostile-cron"
 USER = pwd.getpwuid(os.getuid()).pw_name
 INSTALLED = b"# installed before the test\n17 4 * * * nobody /bin/true\n"
 RUNNER = "/usr/bin/run-job"
 
 
 def cron_generate(cfg: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    env.pop("PROCESS_CONTROL_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "cron_generate", "--config", str(cfg), *args],
-                          capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(command("cron-generate") + ["--config", str(cfg), *args],
+                          capture_output=True, text=True, env=command_env(), timeout=60)
 
 
 def acted_on(text: str) -> list[str]:

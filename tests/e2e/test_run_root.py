@@ -3,7 +3,9 @@ file it creates is that user's, and the next run, as that user, works.
 
 Needs root (to create the user and to drop to it). The site lives in a fresh
 ``tempfile.mkdtemp`` folder, because pytest's tmp_path sits under a 0700
-folder the service user cannot enter.
+folder the service user cannot enter; for the same reason the commands run
+from ``pctest.readable_checkout()`` with Debian's python3 (or as installed),
+as the checkout and its venv may sit under a 0700 home such as /root.
 """
 
 from __future__ import annotations
@@ -18,13 +20,19 @@ from pathlib import Path
 
 import pytest
 
-from pctest import REPO
+from pctest import any_user_command, any_user_env, any_user_skip_reason
 from runjob_helpers import HOSTILE, job_yaml
 
 SERVICE_USER = "pc-run-test"
-SYSTEM_PYTHON = "/usr/bin/python3"  # the service user cannot run pyenv's python under /root
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to a service user")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def any_user_python():
+    reason = any_user_skip_reason()
+    if reason:
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -66,15 +74,14 @@ def site(service_user):
 
 
 def run_job(site, *args, as_user=None):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    env.pop("PROCESS_CONTROL_CONFIG", None)
+    # as deployed: code and python the service user can read, for root too (it drops)
+    env = any_user_env()
     kwargs = {}
-    python = SYSTEM_PYTHON  # as deployed: a python the service user can read
     if as_user is not None:
         env.update(HOME=as_user.pw_dir, USER=as_user.pw_name, LOGNAME=as_user.pw_name)
         kwargs = {"user": as_user.pw_uid, "group": as_user.pw_gid, "extra_groups": [],
                   "cwd": "/"}
-    return subprocess.run([python, "-m", "run_job", "--config", str(site["config"]), *args],
+    return subprocess.run(any_user_command("run-job") + ["--config", str(site["config"]), *args],
                           capture_output=True, text=True, env=env, timeout=60, **kwargs)
 
 

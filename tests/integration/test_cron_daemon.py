@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from pctest import session_env
+
 REPO = Path(__file__).resolve().parents[2]
 CRON_D = Path("/etc/cron.d")
 WAIT = 75.0
@@ -147,6 +149,8 @@ def test_real_cron_runs_a_generated_entry_through_run_job(tmp_path, cron_file):
         # how the entry's run-job finds this config: cron passes the crontab's
         # environment lines to the job, and nothing else from here
         f"  PROCESS_CONTROL_CONFIG: {cfg}\n"
+        # cron gives root's HOME: run-job's cache goes to the session's folder instead
+        f"  XDG_CACHE_HOME: {session_env()['XDG_CACHE_HOME']}\n"
         "  GREETING: hello from cron.d\n", encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     res = subprocess.run([sys.executable, "-m", "cron_generate", "--config", str(cfg)],
@@ -165,7 +169,7 @@ def test_real_cron_runs_a_generated_entry_through_run_job(tmp_path, cron_file):
     with cron_running() as proc:
         if not wait_for_run(root, marker):
             by_hand = subprocess.run([str(runner), "--job", "cron-proof"], capture_output=True, text=True,
-                                     timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin", "HOME": "/root",
+                                     timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin", **session_env(),
                                                                 "PROCESS_CONTROL_CONFIG": str(cfg)})
             pytest.fail(f"cron did not run the job through run-job within {WAIT:.0f}s "
                         f"(marker {'present' if marker.exists() else 'missing'}); the same entry by hand "

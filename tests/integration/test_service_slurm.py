@@ -729,12 +729,13 @@ def test_run_as_the_service_user_with_debian_python(open_tmp, slurm_env, cleanup
     """As the service user itself (no switch), with Debian's python3 and its
     packaged (oldest supported) PyYAML, jsonschema, croniter and filelock;
     anyone else but root is refused."""
-    if os.geteuid() != 0 or not shutil.which("runuser") or not os.path.exists("/usr/bin/python3"):
-        pytest.skip("needs root, runuser and Debian's /usr/bin/python3")
-    probe = subprocess.run(["/usr/bin/python3", "-c", "import yaml, jsonschema, croniter, filelock"],
-                           capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("Debian's python3 lacks python3-yaml/-jsonschema/-croniter/-filelock")
+    from pctest import any_user_command, any_user_env, any_user_skip_reason
+
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        pytest.skip("needs root and runuser")
+    reason = any_user_skip_reason()
+    if reason:
+        pytest.skip(reason)
     user = "nobody"
     site = ServiceSite(open_tmp, slurm_env, user=user)
     for folder in (site.root, site.work, site.bin):
@@ -744,9 +745,10 @@ def test_run_as_the_service_user_with_debian_python(open_tmp, slurm_env, cleanup
     site.service(slug)
 
     def as_user(who: str, *args: str) -> subprocess.CompletedProcess:
-        env = site.command_env()
-        argv = ["runuser", "-u", who, "--", "env", f"PYTHONPATH={REPO}",
-                f"SLURM_CONF={env['SLURM_CONF']}", "/usr/bin/python3", "-m", "run_job.service_cli",
+        # the checkout and its venv may be under a 0700 /root: a readable copy
+        env = any_user_env(site.command_env())
+        keep = [f"{name}={env[name]}" for name in ("PYTHONPATH", "SLURM_CONF") if name in env]
+        argv = ["runuser", "-u", who, "--", "env", *keep, *any_user_command("sbatch-service"),
                 "--config", str(site.config), *args]
         return subprocess.run(argv, capture_output=True, text=True, timeout=120,
                               stdin=subprocess.DEVNULL, cwd="/")

@@ -318,38 +318,31 @@ def test_slurm_refusing_the_submission(site, slurm_env):
 SERVICE_USER = "pc-slurm-svc"
 
 
-def _python_for(user: str) -> str | None:
-    """A Python the user can run with the dependencies (pyenv under /root is not)."""
-    for python in (sys.executable, "/usr/bin/python3"):
-        probe = subprocess.run(["runuser", "-u", user, "--", python, "-c",
-                                "import dataclasses, yaml, jsonschema, croniter, filelock"],
-                               capture_output=True, timeout=60)
-        if probe.returncode == 0:
-            return python
-    return None
-
-
 def test_runs_as_the_service_user(slurm_env):
     """Root runs run-job for a config whose user is a plain account: the Slurm
     job, the run folder and the records belong to that user."""
     import tempfile
 
+    from pctest import any_user_command, any_user_env, any_user_skip_reason
+
     if os.geteuid() != 0:
         pytest.skip("needs root to create and become a service user")
     if subprocess.run(["id", SERVICE_USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "-m", "-s", "/bin/bash", SERVICE_USER], check=True)
-    python = _python_for(SERVICE_USER)
-    if python is None:
-        pytest.skip(f"no Python that {SERVICE_USER} can run with the dependencies")
+    reason = any_user_skip_reason()
+    if reason:
+        pytest.skip(reason)
     top = Path(tempfile.mkdtemp(prefix="pc-slurm-svc-"))  # tmp_path is 0700 root
     try:
         os.chmod(top, 0o755)
         site = SlurmSite(top / HOSTILE, slurm_env, user=SERVICE_USER)
         shutil.chown(site.root, SERVICE_USER)
         slug = site.job(slug_of("svc"), command="sh -c 'id -un; printf %s \"$HOME\"'")
-        argv = ([python, "-m", "run_job"] if os.environ.get("PC_INSTALLED") != "1"
-                else run_job_argv()) + ["--config", str(site.config), "--job", slug]
-        res = subprocess.run(argv, capture_output=True, text=True, env=site.env, timeout=120)
+        # run-job drops to the service user, which then imports the Slurm runner:
+        # code it can read (the checkout and its venv may be under a 0700 /root)
+        argv = any_user_command("run-job") + ["--config", str(site.config), "--job", slug]
+        env = any_user_env(site.env)
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
         assert res.returncode == 0, res.stderr
         home = pwd.getpwnam(SERVICE_USER).pw_dir
         assert site.output_log(slug).decode() == f"{SERVICE_USER}\n{home}"

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from pctest import session_env
+
 SERVICE_USER = "process-control"
 JOB_DIR = Path("/var/lib/process-control")
 LOG_DIR = Path("/var/log/process-control")
@@ -38,8 +40,9 @@ STATE_DIR = Path("/var/cache/process-control")
 RUN_DIR = Path("/run/process-control")
 CRONTAB = Path("/etc/cron.d/process-control")
 COMMANDS = ("run-job", "cron-generate", "sbatch-service")
-# A clean environment: no pyenv, no PYTHONPATH, no config override.
-CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
+# A clean environment: no pyenv, no PYTHONPATH, no config override; HOME and
+# XDG_* are the session's own folders (no test writes into the user's home).
+CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", **session_env()}
 
 
 # Opt-in: these tests rewrite /etc/cron.d/process-control (and put it back),

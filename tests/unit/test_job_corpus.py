@@ -59,6 +59,11 @@ def test_bad_file_is_refused_with_its_message(path: Path, tmp_path: Path) -> Non
     assert elapsed < 1.0
 
 
+# Our own words, whichever parser notices first (libyaml after 0.2.5 has a
+# nesting limit of its own, and its scanner reads ahead of our depth walk).
+TOO_DEEP = "the document is nested more than 64 levels deep; a job file is a flat mapping"
+
+
 @pytest.mark.parametrize("content,expected", [
     (b"command: /bin/true\n" + b"x" * (11 * 1024 * 1024), "more than 1,048,576 is refused"),
     (b"\xff\xfe\x00binary", "NUL byte"),
@@ -67,11 +72,12 @@ def test_bad_file_is_refused_with_its_message(path: Path, tmp_path: Path) -> Non
     (b"# only a comment\n", "the file is empty"),
     (b"[1, 2, 3]\n", "not a list"),
     (b"42\n", "not a number"),
-    (b"command: /bin/true\nx: " + b"[" * 200_000 + b"]" * 200_000 + b"\n", "nested more than"),
-    (b"- " * 200_000 + b"y\n", "nested more than"),
+    (b"command: /bin/true\nx: " + b"[" * 200_000 + b"]" * 200_000 + b"\n", TOO_DEEP),
+    (b"command: /bin/true\nx: " + b"{a: " * 5_000 + b"}" * 5_000 + b"\n", TOO_DEEP),
+    (b"- " * 200_000 + b"y\n", TOO_DEEP),
     (b"command: /bin/true\nbell: \x07\n", "control character"),
-], ids=["10MB", "binary", "bad-utf8", "empty", "comment-only", "list", "scalar", "deep-flow", "deep-block",
-        "control-char"])
+], ids=["10MB", "binary", "bad-utf8", "empty", "comment-only", "list", "scalar", "deep-flow", "deep-flow-map",
+        "deep-block", "control-char"])
 def test_hostile_input_gets_one_clear_error_fast(content: bytes, expected: str, tmp_path: Path) -> None:
     path = tmp_path / "hostile.yaml"
     path.write_bytes(content)
@@ -81,3 +87,19 @@ def test_hostile_input_gets_one_clear_error_fast(content: bytes, expected: str, 
     assert job is None
     assert len(problems) == 1, problems
     assert expected in problems[0].render()
+
+
+def test_libyaml_nesting_limit_is_worded_as_ours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever libyaml the machine has: its nesting error, as the newest one words it, becomes ours."""
+    import yaml
+
+    def parse(*args, **kwargs):
+        raise yaml.scanner.ScannerError("while increasing flow level", None, "exceeded maximum nesting depth", None)
+        yield  # pragma: no cover - a generator, like yaml.parse
+
+    monkeypatch.setattr(yaml, "parse", parse)
+    path = tmp_path / "deep.yaml"
+    path.write_bytes(b"command: /bin/true\nx: " + b"[" * 2_000 + b"]" * 2_000 + b"\n")
+    job, problems = check_job_file(_config(tmp_path), path)
+    assert job is None
+    assert [p.message for p in problems] == [TOO_DEEP]

@@ -172,13 +172,11 @@ class _Run:
         try:
             records.write_status(self.run_dir, self.record, fsync=False)
             records.point_latest(config.output_directory, job.slug, self.run_id)
-            settled: list[dict[str, Any]] = []
             after: list[list[dict[str, Any]]] = []
-            self.history(lambda es: self._start_entry(es, settled, after), fsync=False)
+            self.history(lambda es: self._start_entry(es, after), fsync=False)
         except RunRecordError as err:
             self._abandon(err)
             raise
-        reconcile.record_status(config, job.slug, settled)
         if after:
             self._alert_lost_runs(after[-1])
         logsetup.info("%s: run %s started (%s)", job.slug, self.run_id,
@@ -187,18 +185,17 @@ class _Run:
         _alerts_start(config, job, self.record)
         return self.execute(slurm, lock_fd)
 
-    def _start_entry(self, entries: list[dict[str, Any]], settled: list[dict[str, Any]],
+    def _start_entry(self, entries: list[dict[str, Any]],
                      after: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """This run's ``running`` entry; every other run left at ``running``
         (in the history or only in its run folder) is dead: settled."""
         config, slug = self.config, self.job.slug
-        entries, found = reconcile.settle_in(config, slug, entries, skip=self.run_id)
-        settled.extend(found)
+        entries, _ = reconcile.settle_in(config, slug, entries, skip=self.run_id)
         for stuck in reconcile.stuck_runs(config, slug, entries, skip=self.run_id):
             lost = transitions.lost(stuck, reconcile.lost_reason(stuck) + (
                 " (before writing its history entry)"), clock.now())
+            reconcile.record_status(config, slug, [lost])
             entries = transitions.insert(entries, lost, config.history_length)
-            settled.append(lost)
         entries = transitions.upsert(entries, self.record, config.history_length)
         after.append(entries)
         return entries

@@ -54,7 +54,10 @@ def settle_in(config: Any, slug: str, entries: list[dict[str, Any]], *,
               skip: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every ``running`` entry of ``entries`` (but ``skip``) settled: the new
     list and the settled records. For callers that hold the job's lock (the
-    runs are certainly dead) and are inside a history update."""
+    runs are certainly dead) and are inside a history update, which writes
+    the history after this returns: each ``status.json`` is written here,
+    first, so that a caller killed in between leaves a record the next one
+    settles the same way (``transitions.settled`` keeps a recorded end)."""
     now = clock.now()
     out = list(entries)
     settled = []
@@ -64,6 +67,7 @@ def settle_in(config: Any, slug: str, entries: list[dict[str, Any]], *,
         recorded = records.read_status(run_dir(config, slug, entry["run_id"]))
         out[i] = transitions.settled(entry, recorded, lost_reason(entry), now)
         settled.append(out[i])
+    record_status(config, slug, settled)
     return out, settled
 
 
@@ -119,6 +123,9 @@ def settle(config: Any, slug: str, entry: dict[str, Any], reason: str, *,
     recorded = records.read_status(run_dir(config, slug, entry["run_id"]))
     final = (decide(entry, recorded) if decide is not None
              else transitions.settled(entry, recorded, reason, clock.now()))
+    # the run folder first: killed between the two writes, the next reader
+    # finds the end in status.json and settles the history entry alike
+    record_status(config, slug, [final])
 
     def change(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for old in entries:
@@ -130,7 +137,6 @@ def settle(config: Any, slug: str, entry: dict[str, Any], reason: str, *,
         history.update(config.state_directory, slug, change)
     except RunRecordError as err:
         logsetup.error("%s: %s", slug, err)
-    record_status(config, slug, [final])
     return final
 
 

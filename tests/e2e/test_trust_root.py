@@ -31,7 +31,11 @@ from runjob_helpers import job_yaml, wait_for
 SERVICE_USER = "pc-run-test"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a second user, chown, mount")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: a second user, chown, mount"),
+    pytest.mark.skipif(pctest.any_user_skip_reason() is not None,
+                       reason=str(pctest.any_user_skip_reason())),
+]
 
 
 @pytest.fixture(scope="module")
@@ -79,25 +83,15 @@ class RootSite:
 
     def run(self, name: str, *args: str, as_user: bool = False, timeout: float = 60,
             env: dict | None = None) -> subprocess.CompletedProcess:
-        module = {"run-job": "run_job", "cron-generate": "cron_generate",
-                  "sbatch-service": "run_job.service_cli"}[name]
-        full = dict(os.environ, PYTHONPATH=str(readable_code()))
-        full.pop("PROCESS_CONTROL_CONFIG", None)
-        full["XDG_CACHE_HOME"] = str(self.top / "cache")
-        full.update(env or {})
+        full = pctest.any_user_env({"XDG_CACHE_HOME": str(self.top / "cache"), **(env or {})})
         kwargs: dict = {}
         if as_user:
             full.update(HOME=self.user.pw_dir, USER=self.user.pw_name, LOGNAME=self.user.pw_name,
                         XDG_CACHE_HOME=str(self.var / "cache"))
             kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": [],
                       "cwd": "/"}
-        return subprocess.run([SYSTEM_PYTHON, "-m", module, "--config", str(self.config), *args],
+        return subprocess.run([*pctest.any_user_command(name), "--config", str(self.config), *args],
                               capture_output=True, text=True, env=full, timeout=timeout, **kwargs)
-
-
-def readable_code() -> Path:
-    """The code under test, where the service user can read it."""
-    return pctest.REPO
 
 
 @pytest.fixture

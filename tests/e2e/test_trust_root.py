@@ -83,7 +83,8 @@ class RootSite:
 
     def run(self, name: str, *args: str, as_user: bool = False, timeout: float = 60,
             env: dict | None = None) -> subprocess.CompletedProcess:
-        full = pctest.any_user_env({"XDG_CACHE_HOME": str(self.top / "cache"), **(env or {})})
+        full = pctest.any_user_env({"XDG_CACHE_HOME": str(self.top / "cache")})
+        full.update(env or {})
         kwargs: dict = {}
         if as_user:
             full.update(HOME=self.user.pw_dir, USER=self.user.pw_name, LOGNAME=self.user.pw_name,
@@ -329,3 +330,21 @@ def test_the_service_user_side_can_read_the_code(site):
     out = next((site.var / "log" / "who").glob("2*")) / "output.log"
     assert wait_for(lambda: out.exists())
     assert out.read_text().strip() == site.user.pw_name
+
+
+def test_code_the_service_user_cannot_read_is_named_before_the_run(site):
+    """A root-only installation (a pyenv under /root): one line naming the
+    folder and what to do, exit 125, before anything runs."""
+    private = site.top / "private"
+    private.mkdir(mode=0o700)
+    for package in ("run_job", "cron_generate", "schemas"):
+        shutil.copytree(pctest.readable_checkout() / package, private / package)
+    site.job("j", job_yaml(command="/bin/true", runner="local"))
+    site.job("s", job_yaml(command="/bin/true", runner="slurm"))
+    for slug in ("j", "s"):
+        res = site.run("run-job", slug, env={"PYTHONPATH": str(private)})
+        assert res.returncode == 125, res.stderr
+        assert "cannot read" in res.stderr and str(private) in res.stderr, res.stderr
+        assert "not available in this installation" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+    assert not (site.var / "log").exists()

@@ -231,6 +231,33 @@ def test_lock_during_the_run_and_kill_job(site, slurm_env):
     assert sorted(e["outcome"] for e in site.history(slug)) == ["killed", "skipped"]
 
 
+def test_kill_job_exits_0_every_time_it_stopped_the_run(site, slurm_env):
+    """The watching run-job records the kill and exits while --kill-job still
+    looks: that call did the killing all the same (once 1 in 10 said 1)."""
+    slug = site.job(slug_of("kill10"), command="sleep 120", kill_grace="1s")
+
+    def running_now() -> str | None:
+        try:
+            status = site.status(slug)
+        except (OSError, ValueError):
+            return None
+        return status.get("slurm_job_id") if status.get("outcome") == "running" else None
+
+    for attempt in range(10):
+        first = site.start("--job", slug)
+        try:
+            job_id = wait_for(running_now)
+            assert job_id, f"attempt {attempt}: no running Slurm job"
+            kill = site.run("--kill-job", slug)
+            assert kill.returncode == 0, (attempt, kill.stdout, kill.stderr)
+            assert first.wait(60) == 143
+        finally:
+            if first.poll() is None:
+                first.kill()
+                subprocess.run(["scancel", "-n", f"{slug}.run-job"], env=slurm_env)
+        assert site.status(slug)["outcome"] == "killed"
+
+
 def test_status_shows_the_slurm_job(site, slurm_env):
     slug = site.job(slug_of("status"), command="sleep 120")
     proc = site.start("--job", slug)

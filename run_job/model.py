@@ -81,8 +81,8 @@ class Record:
         return self._values() == other._values()
 
     def __hash__(self):
-        return hash((type(self).__name__,) + tuple(
-            v if not isinstance(v, (dict, MappingProxyType, list)) else id(v) for v in self._values()))
+        # equal records hash equal: mappings and lists are hashed by content
+        return hash((type(self).__name__,) + tuple(_hashable(v) for v in self._values()))
 
     def __repr__(self):
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
@@ -90,6 +90,16 @@ class Record:
 
     def __reduce__(self):
         return (_rebuild, (type(self), self._values()))
+
+
+def _hashable(value):
+    """``value`` with its mappings and lists turned into tuples, recursively (pure)."""
+    if isinstance(value, (dict, MappingProxyType)):
+        return ("{}",) + tuple(sorted(((repr(k), _hashable(v)) for k, v in value.items()),
+                                      key=lambda item: item[0]))
+    if isinstance(value, (list, tuple)):
+        return ("[]",) + tuple(_hashable(v) for v in value)
+    return value
 
 
 def _rebuild(cls, values):

@@ -81,18 +81,30 @@ def too_large(path: str | os.PathLike, size: int, limit: int) -> FileTooLarge:
 # Who may own what (as root, like sshd's StrictModes and sudo's sudoers rule)
 
 
+def ownership_reason(st: os.stat_result, allowed_uids: set[int], owners: str) -> str | None:
+    """The rule (pure): a file or folder that root trusts is writable by
+    nobody but its owner, and owned by one of ``allowed_uids``; the short
+    reason why ``st`` breaks it, or None."""
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022:
+        return f"mode {mode:04o} is group- or world-writable (chmod go-w)"
+    if st.st_uid not in allowed_uids:
+        return f"owned by uid {st.st_uid}, not {owners}"
+    return None
+
+
 def ownership_problem(st: os.stat_result, path: str | os.PathLike, what: str,
                       allowed_uids: set[int], owners: str) -> str | None:
-    """Why a file or folder with this stat may not be trusted (pure): writable
-    by group or others, or owned by someone outside ``allowed_uids``."""
+    """``ownership_reason`` as one message naming the file and the fix (pure)."""
+    reason = ownership_reason(st, allowed_uids, owners)
+    if reason is None:
+        return None
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o022:
         return (f"{what} {path} is group- or world-writable (mode {mode:04o}); as root,"
                 f" process-control refuses it: chmod go-w {path}")
-    if st.st_uid not in allowed_uids:
-        return (f"{what} {path} is owned by uid {st.st_uid}, not {owners}; as root,"
-                f" process-control refuses it: chown root {path}")
-    return None
+    return (f"{what} {path} is {reason}; as root, process-control refuses it:"
+            f" chown root {path}")
 
 
 def check_file_security(path: str | os.PathLike, what: str, service_user: str | None, *,

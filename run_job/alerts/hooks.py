@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Mapping
 
 from run_job import logsetup as log
+from run_job.security import ownership_reason
 
 
 HOOK_TIMEOUT = 30.0  # seconds per hook
@@ -95,17 +96,11 @@ def hook_environment(base: Mapping[str, str], event: str, record: Mapping) -> di
 def unsafe_reason(st: os.stat_result, *, allowed_uids: set[int]) -> str | None:
     """Why a hook folder or file with this stat may not be trusted, or None.
 
-    The job directory's rules, applied whoever runs: run-job usually drops
-    from root to the service user before its hooks run, and a hook is code
-    run as that user. Refused: group- or world-writable, or owned by anyone
-    but root, the service user and the user running run-job.
+    The job directory's rule (``security.ownership_reason``), applied whoever
+    runs: run-job usually drops from root to the service user before its
+    hooks run, and a hook is code run as that user.
     """
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o022:
-        return f"mode {mode:04o} is group- or world-writable (chmod go-w)"
-    if st.st_uid not in allowed_uids:
-        return f"owned by uid {st.st_uid}, not root or the service user"
-    return None
+    return ownership_reason(st, allowed_uids, "root or the service user")
 
 
 # --------------------------------------------------------------------------

@@ -83,10 +83,8 @@ def check_schedule(schedule: str) -> str | None:
         problem = _check_field(value, label, low, high, names)
         if problem:
             return problem
-    try:
-        from croniter import croniter
-    except ImportError:  # pragma: no cover - croniter is a dependency
-        return None
+    from croniter import croniter
+
     if not croniter.is_valid(text):
         return f"croniter cannot read the schedule '{text}'"
     return None

@@ -17,15 +17,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 
-
-def _errors():
-    """``run_job.errors``, imported only when an error is raised or caught: the
-    hot path of ``run-job --job`` does not pay for it."""
-    from run_job import errors
-
-    return errors
-
+from run_job.errors import RunRecordError
 
 
 def lock_path(run_directory: str | os.PathLike, slug: str) -> str:
@@ -38,16 +32,25 @@ def open_lock(path: str) -> int:
     try:
         os.makedirs(folder, mode=0o750, exist_ok=True)
     except OSError as err:
-        raise _errors().RunRecordError(
+        raise RunRecordError(
             f"cannot create run_directory {folder}: {err.strerror};"
             " create it, writable by the service user") from err
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                     0o640)
     except OSError as err:
-        raise _errors().RunRecordError(
+        raise RunRecordError(
             f"cannot open lock file {path}: {err.strerror}; it must be writable by the"
             " service user (a root-owned file left by an earlier version can be removed"
             " while no run is active)") from err
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        from run_job.security import kind_of
+
+        kind = kind_of(os.fstat(fd).st_mode)
+        os.close(fd)
+        raise RunRecordError(f"the lock file {path} is {kind}, not a regular file; remove it"
+                             " while no run is active")
+    return fd
 
 
 def try_lock(fd: int) -> bool:
@@ -62,7 +65,7 @@ def try_lock(fd: int) -> bool:
 def is_locked(path: str) -> bool | None:
     """Is the lock held by someone? None when the file cannot be opened."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
     try:
@@ -98,14 +101,15 @@ def write_holder(fd: int, text: bytes) -> None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, text, 0)
     except OSError as err:
-        raise _errors().RunRecordError(f"cannot write the lock file: {err.strerror}") from err
+        raise RunRecordError(f"cannot write the lock file: {err.strerror}") from err
 
 
 def read_holder(fd_or_path: int | str) -> tuple[int | None, int | None, str | None]:
     try:
         if isinstance(fd_or_path, int):
             return parse_holder(os.pread(fd_or_path, 4096, 0))
-        with open(fd_or_path, "rb") as f:
-            return parse_holder(f.read(4096))
+        from run_job.security import read_bounded
+
+        return parse_holder(read_bounded(fd_or_path, 4096, nofollow=True))
     except OSError:
         return None, None, None

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any, Iterable
 
 from run_job import clock
+from run_job.errors import RunRecordError
 
 FIELDS = ("job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "command",
           "started_at", "ended_at", "duration_s", "exit_code", "signal", "outcome",
@@ -22,15 +23,6 @@ FIELDS = ("job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "com
 RUN_DIR_MODE = 0o750
 FILE_MODE = 0o640
 _RUN_ID_TIME = "%Y%m%dT%H%M%S"
-
-def _errors():
-    """``run_job.errors``, imported only when an error is raised or caught: the
-    hot path of ``run-job --job`` does not pay for it."""
-    from run_job import errors
-
-    return errors
-
-
 
 def make_run_id(ts: datetime, pid: int) -> str:
     """``20260102T030405.123456Z-4242``: sorts by start time, unique per host (pure)."""
@@ -158,7 +150,7 @@ def create_run_dir(output_directory: str | os.PathLike, slug: str, run_id: str) 
         os.makedirs(parent, mode=RUN_DIR_MODE, exist_ok=True)
         os.mkdir(path, RUN_DIR_MODE)
     except OSError as err:
-        raise _errors().RunRecordError(
+        raise RunRecordError(
             f"cannot create the run folder {path}: {err.strerror}; output_directory must be"
             " writable by the service user") from err
     return path
@@ -179,7 +171,7 @@ def point_latest(output_directory: str | os.PathLike, slug: str, run_id: str) ->
             set_aside(latest)  # a real folder where the link belongs: keep it, aside
         os.replace(tmp, latest)
     except OSError as err:
-        raise _errors().RunRecordError(f"cannot update {parent}/latest: {err.strerror}") from err
+        raise RunRecordError(f"cannot update {parent}/latest: {err.strerror}") from err
 
 
 def write_status(run_dir: str, record: dict[str, Any], *, fsync: bool = True) -> None:
@@ -189,7 +181,7 @@ def write_status(run_dir: str, record: dict[str, Any], *, fsync: bool = True) ->
     try:
         write_atomic(path, to_json(record), FILE_MODE, fsync=fsync)
     except OSError as err:
-        raise _errors().RunRecordError(f"cannot write {path}: {err.strerror}") from err
+        raise RunRecordError(f"cannot write {path}: {err.strerror}") from err
 
 
 def read_status(run_dir: str) -> dict[str, Any] | None:

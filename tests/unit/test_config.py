@@ -124,3 +124,14 @@ def test_values_that_reach_the_crontab_or_argv_must_be_one_line(tmp_path: Path, 
     with pytest.raises(ConfigError) as info:
         load_config(str(cfg), {})
     assert expected in str(info.value)
+
+
+def test_equal_records_hash_equal():
+    """Record.__hash__ agrees with __eq__, also for records holding mappings and lists."""
+    from run_job.config.settings import build_config, default_settings
+
+    one = build_config(default_settings(), None, "")
+    two = build_config(default_settings(), None, "")
+    assert one == two and one is not two
+    assert hash(one) == hash(two)
+    assert len({one, two}) == 1

@@ -144,6 +144,16 @@ class MailConfig(Record):
     timeout: float = 30.0
 
 
+class WebConfig(Record):
+    """Global ``web`` section (the status page, SPEC §12)."""
+
+    listen: str = "127.0.0.1:8950"
+    operators: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    show_output: bool = True
+    allow_remote: bool = False
+
+
 class Config(Record):
     """The global config, defaults merged, paths absolute."""
 
@@ -169,6 +179,9 @@ class Config(Record):
     cron_environment: tuple[tuple[str, str], ...] = ()
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
     sha256: str = ""  # of the config file's bytes ("" without a file)
+    hash_seed: str | None = None  # of H fields in schedules; None: the host name
+    metrics_directory: Path | None = None  # metrics.textfile_directory
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 class FailMail(Record):
@@ -192,6 +205,25 @@ class Service(Record):
     init_command: tuple[tuple[str, ...], ...] = ()  # argv lists, run in order
     keep_alive: str | None = None  # cron schedule of the watchdog entry
     stages: Path | None = None  # sbatch-service style stage executable
+
+
+class Retry(Record):
+    """A job's ``retry`` section (SPEC §10); delays in seconds."""
+
+    maximum_retries: int = 0
+    initial_delay: float = 10.0
+    maximum_delay: float = 300.0
+    backoff_multiplier: float = 2.0
+
+
+class Limits(Record):
+    """A job's ``limits`` section (SPEC §13); None = not limited."""
+
+    memory: int | None = None  # bytes, whole tree (cgroup)
+    tasks: int | None = None  # processes and threads, whole tree (cgroup)
+    cpu_time: float | None = None  # seconds per process (RLIMIT_CPU)
+    open_files: int | None = None  # per process (RLIMIT_NOFILE)
+    file_size: int | None = None  # bytes per file (RLIMIT_FSIZE)
 
 
 class Job(Record):
@@ -219,6 +251,12 @@ class Job(Record):
     service: Service | None = None
     kill_grace: float = 10.0
     working_directory: Path | None = None
+    timezone: str | None = None  # IANA name; None: the host's zone
+    monitor_grace: float = 600.0  # monitor.grace, seconds
+    events: tuple[str, ...] = ()  # user-defined events (run-job --trigger)
+    retry: Retry | None = None
+    pause_after_failures: int | None = None
+    limits: Limits | None = None
 
     @property
     def is_service(self) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from run_job.security import check_file_security
 from run_job.errors import ConfigError, Problem, SecurityError
-from run_job.model import Config, FailMail, Job, JobSlurm, Record, Service
+from run_job.model import Config, FailMail, Job, JobSlurm, Limits, Record, Retry, Service
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # SLUG_PATTERN, used with fullmatch
@@ -368,6 +368,11 @@ class _JobBuilder:
             self.fail(("working_directory",), "working_directory must be one line")
         elif working_directory is not None and not working_directory.startswith("/"):
             self.fail(("working_directory",), "working_directory must be an absolute path")
+        timezone = self.timezone(d.get("timezone"))
+        monitor_grace = self.duration_in(("monitor", "grace"), (d.get("monitor") or {}).get("grace"), 600.0)
+        events = self.events(d.get("events") or ())
+        retry = self.retry(d.get("retry"))
+        limits = self.limits(d.get("limits"), runner)
         if self.problems:
             return None
         return Job(
@@ -379,7 +384,75 @@ class _JobBuilder:
             failure_threshold_for_mail=int(d.get("failure_threshold_for_mail", 1)), failmail=failmail,
             runner=runner, slurm=slurm, service=service, kill_grace=kill_grace,
             working_directory=Path(working_directory) if working_directory else None,
+            timezone=timezone, monitor_grace=monitor_grace, events=events, retry=retry,
+            pause_after_failures=d.get("pause_after_failures"), limits=limits,
         )
+
+    def duration_in(self, key: tuple, value, default: float) -> float:
+        from run_job.config.durations import parse_duration
+
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError as err:
+            self.fail(key, str(err))
+            return default
+
+    def timezone(self, name) -> str | None:
+        if name is None:
+            return None
+        from run_job.config.schedule import zone_problem
+
+        problem = zone_problem(name)
+        if problem:
+            self.fail(("timezone",), problem)
+            return None
+        return name
+
+    def events(self, names) -> tuple[str, ...]:
+        import difflib
+
+        from run_job.alerts.events import BUILTIN_EVENTS
+
+        for index, name in enumerate(names):
+            if name in BUILTIN_EVENTS:
+                self.fail(("events", index), f"'{name}' is a built-in event (its hooks run by"
+                                             " themselves); choose another name")
+        return tuple(names)
+
+    def retry(self, raw) -> Retry | None:
+        if raw is None:
+            return None
+        retry = Retry(
+            maximum_retries=int(raw.get("maximum_retries", 0)),
+            initial_delay=self.duration_in(("retry", "initial_delay"), raw.get("initial_delay"), 10.0),
+            maximum_delay=self.duration_in(("retry", "maximum_delay"), raw.get("maximum_delay"), 300.0),
+            backoff_multiplier=float(raw.get("backoff_multiplier", 2.0)))
+        if retry.maximum_delay < retry.initial_delay:
+            self.fail(("retry", "maximum_delay"), "maximum_delay is shorter than initial_delay;"
+                                                  " make it at least as long")
+        return retry
+
+    def limits(self, raw, runner: str) -> Limits | None:
+        if raw is None:
+            return None
+        from run_job.config.durations import parse_size
+
+        if runner == "slurm":
+            self.fail(("limits",), "limits are for local runs; a Slurm job is limited by Slurm:"
+                                   " use slurm.options, e.g. --mem=2G or --cpus-per-task=2")
+            return None
+        sizes = {}
+        for key in ("memory", "file_size"):
+            if raw.get(key) is not None:
+                try:
+                    sizes[key] = parse_size(raw[key])
+                except ValueError as err:
+                    self.fail(("limits", key), str(err))
+        cpu = self.duration_in(("limits", "cpu_time"), raw.get("cpu_time"), 0.0) or None
+        return Limits(memory=sizes.get("memory"), tasks=raw.get("tasks"), cpu_time=cpu,
+                      open_files=raw.get("open_files"), file_size=sizes.get("file_size"))
 
     def service(self, raw: dict, runner: str) -> Service | None:
         from run_job.config.schedule import check_schedule

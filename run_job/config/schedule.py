@@ -9,8 +9,9 @@ handful of schedules thousands of times.
 
 from __future__ import annotations
 
+import os
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
 MACROS = {
@@ -95,14 +96,155 @@ def to_five_fields(schedule: str) -> str:
     return MACROS.get(text, text)
 
 
-def next_run(schedule: str, after: datetime | None = None) -> datetime | None:
-    """The next time cron would start the job, in the host's time zone."""
-    if check_schedule(schedule) is not None:
-        return None
+# ---------------------------------------------------------------------------
+# When a schedule starts a job, as Debian's cron does it (pure but for the
+# host's time zone, which ``host_zone`` reads)
+
+_MAX_SHIFT = timedelta(hours=3)  # cron's clock-change rule covers changes under 3 h
+
+
+def host_zone() -> tzinfo:
+    """The host's time zone as cron sees it: ``$TZ`` when it names a zone,
+    else ``/etc/localtime``, else UTC."""
+    from zoneinfo import ZoneInfo
+
+    name = os.environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ValueError, OSError, KeyError):  # not a zone name: as cron, fall back
+            pass
+    try:
+        with open("/etc/localtime", "rb") as handle:
+            return ZoneInfo.from_file(handle, key="localtime")
+    except (OSError, ValueError):
+        return timezone.utc
+
+
+def expand(schedule: str, seed: str | None, slug: str) -> str:
+    """The schedule with hashed fields (Jenkins' ``H``) made concrete for
+    ``slug`` (pure). Schedules without ``H`` are returned as they are."""
+    return schedule
+
+
+def zone_problem(name: str) -> str | None:
+    """Why ``name`` is not an IANA time zone this host knows, or None."""
+    from zoneinfo import ZoneInfo
+
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")) or ".." in name:
+        return f"{name!r} is not a time zone name: use an IANA name such as Europe/Berlin"
+    try:
+        ZoneInfo(name)
+    except (ValueError, OSError, KeyError):
+        import difflib
+        import zoneinfo
+
+        close = difflib.get_close_matches(name, sorted(zoneinfo.available_timezones()), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else " (see /usr/share/zoneinfo)"
+        return f"unknown time zone '{name}'{hint}"
+    return None
+
+
+def zone_of(name: str | None) -> tzinfo:
+    """The zone a job's schedule means (its ``timezone``, else the host's)."""
+    if not name:
+        return host_zone()
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def is_fixed_time(schedule: str) -> bool:
+    """Does cron's clock-change rule apply (pure)? Only to jobs at a fixed
+    time: neither an ``@hourly`` nor a ``*`` in the minute or hour field."""
+    fields = to_five_fields(schedule).split()
+    return len(fields) == 5 and not fields[0].startswith("*") and not fields[1].startswith("*")
+
+
+def _instants(wall: datetime, zone: tzinfo, fixed: bool) -> list[datetime]:
+    """The UTC instants at which cron starts a job due at local ``wall``
+    (naive): once normally; a wall time skipped by a clock change runs right
+    after the change (fixed-time jobs) or not at all (others); a repeated
+    wall time runs once (fixed-time jobs, at its first occurrence) or twice."""
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
+    second = wall.replace(tzinfo=zone, fold=1).astimezone(timezone.utc)
+    if first == second:
+        return [first]
+    if first < second:  # repeated
+        return [first] if fixed else [first, second]
+    # skipped: first is after the change, second before it
+    if not fixed:
+        return []
+    return [_change_between(second, first, zone)]
+
+
+def _change_between(before: datetime, after: datetime, zone: tzinfo) -> datetime:
+    """The instant the offset of ``zone`` changes, between two UTC instants."""
+    low, high = before, after
+    offset = low.astimezone(zone).utcoffset()
+    while high - low > timedelta(seconds=1):
+        mid = low + (high - low) / 2
+        if mid.astimezone(zone).utcoffset() == offset:
+            low = mid
+        else:
+            high = mid
+    return high.replace(microsecond=0) if high.microsecond == 0 else high
+
+
+def _steady(zone: tzinfo, around: datetime) -> bool:
+    """No clock change within cron's rule's reach of ``around``."""
+    return (around - _MAX_SHIFT).astimezone(zone).utcoffset() == \
+        (around + _MAX_SHIFT).astimezone(zone).utcoffset()
+
+
+def previous_start(schedule: str, before: datetime, zone: tzinfo | None = None) -> datetime | None:
+    """The latest instant (UTC) at or before ``before`` at which cron started
+    (or would have started) the job, in ``zone`` (default: the host's); None
+    when the schedule never matches."""
+    return _nearest(schedule, before, zone, forward=False)
+
+
+def next_start(schedule: str, after: datetime, zone: tzinfo | None = None) -> datetime | None:
+    """The first instant (UTC) after ``after`` at which cron starts the job."""
+    return _nearest(schedule, after, zone, forward=True)
+
+
+def _nearest(schedule: str, bound: datetime, zone: tzinfo | None, *, forward: bool) -> datetime | None:
     from croniter import croniter
 
-    base = (after or datetime.now()).astimezone()
-    try:
-        return croniter(to_five_fields(schedule), base).get_next(datetime)
-    except (ValueError, KeyError):  # impossible dates such as 31 February
+    if check_schedule(schedule) is not None:
         return None
+    zone = zone or host_zone()
+    fixed = is_fixed_time(schedule)
+    bound = bound.astimezone(timezone.utc)
+    steady = _steady(zone, bound)
+    # Walk wall times away from the bound; near a clock change start on the
+    # far side of it, since wall order and instant order differ there.
+    start = bound.astimezone(zone).replace(tzinfo=None)
+    shift = timedelta(0) if steady else _MAX_SHIFT
+    start = start - shift if forward else start + shift + timedelta(seconds=1)
+    if not forward and steady:
+        start += timedelta(seconds=1)
+    try:
+        walls = croniter(to_five_fields(schedule), start)
+        best: datetime | None = None
+        for _ in range(100_000 if not steady else 1000):
+            wall = walls.get_next(datetime) if forward else walls.get_prev(datetime)
+            for instant in _instants(wall, zone, fixed):
+                if forward and instant > bound and (best is None or instant < best):
+                    best = instant
+                if not forward and instant <= bound and (best is None or instant > best):
+                    best = instant
+            if best is not None and (steady or abs(wall - start) > 2 * _MAX_SHIFT):
+                return best
+    except (ValueError, KeyError, OverflowError):  # impossible dates such as 31 February
+        return None
+    return best
+
+
+def next_run(schedule: str, after: datetime | None = None, zone: tzinfo | None = None
+             ) -> datetime | None:
+    """The next time cron would start the job, in ``zone`` (default: the host's)."""
+    zone = zone or host_zone()
+    start = next_start(schedule, after or datetime.now(timezone.utc), zone)
+    return start.astimezone(zone) if start is not None else None

@@ -182,6 +182,8 @@ _CHECKS = {
     "minLength": lambda expected, value, _s: not isinstance(value, str) or len(value) >= expected,
     "maxLength": lambda expected, value, _s: not isinstance(value, str) or len(value) <= expected,
     "minItems": lambda expected, value, _s: not isinstance(value, list) or len(value) >= expected,
+    "uniqueItems": lambda expected, value, _s: not expected or not isinstance(value, list) or len(
+        {repr(v) for v in value}) == len(value),
     "items": _items_ok,
     "oneOf": _one_of_ok,
     "minimum": _bound(lambda v, e: v >= e),

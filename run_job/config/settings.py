@@ -14,7 +14,7 @@ from pathlib import Path
 
 from run_job.errors import ConfigError, Problem
 from run_job.security import check_file_security
-from run_job.model import DEFAULT_CRON_TEMPLATE, Config, MailConfig, SlurmConfig
+from run_job.model import DEFAULT_CRON_TEMPLATE, Config, MailConfig, SlurmConfig, WebConfig
 
 SYSTEM_CONFIG = "/etc/process-control.yaml"
 ENV_VAR = "PROCESS_CONTROL_CONFIG"
@@ -255,7 +255,26 @@ def build_config(settings: dict, source: Path | None, sha256: str) -> Config:
             else 600.0,
         ),
         sha256=sha256,
+        hash_seed=settings.get("hash_seed"),
+        metrics_directory=_path_in(settings.get("metrics") or {}, "textfile_directory", source),
+        web=_web(settings.get("web") or {}),
     )
+
+
+def _path_in(section: dict, key: str, source: Path | None) -> Path | None:
+    """A path of a nested section, resolved against the config file's folder."""
+    value = section.get(key)
+    if not value:
+        return None
+    return source.parent / value if source is not None else Path(value)
+
+
+def _web(web: dict) -> WebConfig:
+    return WebConfig(listen=web.get("listen", "127.0.0.1:8950"),
+                     operators=tuple(web.get("operators") or ()),
+                     hosts=tuple(web.get("hosts") or ()),
+                     show_output=bool(web.get("show_output", True)),
+                     allow_remote=bool(web.get("allow_remote", False)))
 
 
 def _env_text(value: object) -> str:

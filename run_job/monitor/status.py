@@ -15,7 +15,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
+from run_job import clock
 from run_job.errors import ProcessControlError
+from run_job.monitor.jobstate import JobState, job_state
 from run_job.run import history, reconcile
 
 STATUS_SCHEMA = "status.schema.json"
@@ -74,68 +76,79 @@ def job_row(slug: str, path: str, job: Any, problems: list[str]) -> dict[str, An
     }
 
 
-def status_row(base: dict[str, Any], entries: list[dict[str, Any]],
-               next_run: str | None) -> dict[str, Any]:
-    """--status of one job from its list row and history (pure); ``entries``
-    as ``reconcile.refresh`` leaves them (a dead run is no longer running)."""
-    row = dict(base)
-    row["next_run"] = next_run
-    current = history.current_run(entries)
-    row["running"] = current is not None
-    row["current"] = current
-    last = history.last_finished(entries)
-    row["last"] = last
-    row["consecutive_failures"] = _consecutive_failures(entries)
+def status_row(state: JobState) -> dict[str, Any]:
+    """--status of one job (pure): its list row and what ``job_state`` says."""
+    spec = state.spec
+    row = job_row(state.job, state.file, spec, list(state.problems))
+    row["next_run"] = _local_iso(state.next_run, spec)
+    row["running"] = state.running is not None
+    row["current"] = state.running
+    row["last"] = state.last
+    row["consecutive_failures"] = state.consecutive_failures
+    row["health"] = state.health
+    row["late"] = state.late
+    row["expected_start"] = clock.iso(state.expected) if state.late else None
+    row["paused"] = state.paused
+    row["timezone"] = spec.timezone if spec is not None else None
     return row
 
 
-def _consecutive_failures(entries: list[dict[str, Any]]) -> int:
-    """As the mail threshold counts them (stored by alerts with each run), else from the history."""
-    for entry in reversed(entries):
-        if entry.get("outcome") == "running":
-            continue
-        alerts = entry.get("alerts")
-        if isinstance(alerts, dict) and isinstance(alerts.get("consecutive_failures"), int):
-            return alerts["consecutive_failures"]
-        break
-    return history.consecutive_failures(entries)
+def _local_iso(when: Any, spec: Any) -> str | None:
+    """An instant as ISO 8601 with the offset of the job's zone (the host's by default)."""
+    if when is None:
+        return None
+    from run_job.config.schedule import zone_of
+
+    return when.astimezone(zone_of(spec.timezone if spec is not None else None)).isoformat(
+        timespec="seconds")
 
 
 # ---------------------------------------------------------------------------
 # Effects: --status, --list-jobs, --history
 
 
-_next_runs: dict[str, str | None] = {}
+def load_states(config: Any, config_path: str | None, *, now: Any = None) -> list[JobState]:
+    """Every job's state, each file read once: the job files (through the
+    validation cache), histories (``reconcile.refresh``), pauses and the clock."""
+    from run_job.config.schedule import expand
+    from run_job.run import pauses
 
-
-def _next_run(job: Any) -> str | None:
-    """Next start in the host's time zone; computed once per distinct schedule."""
-    if job is None or not job.schedule or job.disabled:
-        return None
-    if job.schedule not in _next_runs:
-        try:
-            from run_job.config.schedule import next_run
-
-            when = next_run(job.schedule)
-        except Exception:  # noqa: BLE001 - a bad schedule is shown by --validate
-            when = None
-        _next_runs[job.schedule] = when.isoformat(timespec="seconds") if when is not None else None
-    return _next_runs[job.schedule]
-
-
-def collect_status(config: Any, config_path: str | None, only_running: bool = False) -> list[dict[str, Any]]:
-    rows = []
-    loaded = load_all(config, config_path)
-    services = _service_states(config, [job for _slug, _path, job, _problems in loaded
-                                        if job is not None and job.is_service])
-    for slug, path, job, problems in loaded:
+    now = now or clock.now()
+    states = []
+    for slug, path, job, problems in load_all(config, config_path):
         entries = reconcile.refresh(config, slug, history.read(config.state_directory, slug))
-        row = status_row(job_row(slug, path, job, problems), entries, _next_run(job))
+        states.append(job_state(
+            slug=slug, file=path, job=job, problems=problems, entries=entries,
+            pause=pauses.read(config.state_directory, slug, now=now), now=now,
+            appeared=_appeared(path),
+            schedule=expand(job.schedule, config.hash_seed, slug) if job and job.schedule else None))
+    return states
+
+
+def _appeared(path: str) -> Any:
+    """When a job file appeared here (its inode's change time; a copy made
+    with its old mtime kept still counts from its arrival)."""
+    from datetime import datetime, timezone
+
+    try:
+        return datetime.fromtimestamp(os.stat(path).st_ctime, timezone.utc)
+    except OSError:
+        return None
+
+
+def collect_status(config: Any, config_path: str | None, only_running: bool = False,
+                   states: list[JobState] | None = None) -> list[dict[str, Any]]:
+    rows = []
+    states = states if states is not None else load_states(config, config_path)
+    services = _service_states(config, [s.spec for s in states
+                                        if s.spec is not None and s.spec.is_service])
+    for state in states:
+        row = status_row(state)
         if only_running and not row["running"]:
             continue
         row["slurm"] = _slurm_state(row["current"])
-        if slug in services:
-            row["service_state"] = services[slug]
+        if state.job in services:
+            row["service_state"] = services[state.job]
         rows.append(row)
     return rows
 
@@ -167,8 +180,8 @@ def _slurm_state(current: dict[str, Any] | None) -> str | None:
 
 def list_jobs(config: Any, config_path: str | None, only_running: bool = False) -> list[dict[str, Any]]:
     if only_running:
-        return [{k: v for k, v in row.items() if k not in ("current", "last", "next_run", "slurm",
-                                                           "consecutive_failures", "running")}
+        keys = tuple(job_row("", "", None, []))
+        return [{k: row[k] for k in keys}
                 for row in collect_status(config, config_path, only_running=True)]
     return [job_row(*item) for item in load_all(config, config_path)]
 

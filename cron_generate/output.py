@@ -24,6 +24,8 @@ from run_job.atomic import write_atomic
 
 MODE = 0o644
 DEFAULT_LOCK_TIMEOUT = 60.0
+# Far above any crontab cron-generate writes (100,000 jobs take about 15 MB).
+READ_LIMIT = 64 * 1024 * 1024
 
 
 class Installed(NamedTuple):
@@ -49,17 +51,31 @@ def lock_path(path: Path) -> Path:
 
 
 def read_installed(path: Path) -> Installed:
+    """The installed file: read without blocking and up to ``READ_LIMIT``.
+
+    Anything but a regular file there (a FIFO, a device, a socket, a folder)
+    is refused: cron-generate replaces only a regular file it could read, so
+    that something an operator put there on purpose is never lost silently.
+    """
+    from run_job.security import NotRegularFile, open_regular, read_fd, reason
+
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        fd, st = open_regular(path)
     except FileNotFoundError:
         return Installed(None, None)
-    except IsADirectoryError as err:
-        raise CrontabError(f"output_crontab {str(path)!r} is a folder") from err
+    except NotRegularFile as err:
+        raise CrontabError(f"output_crontab {str(path)!r} is {err.kind}, not a regular file; cron-generate "
+                           "replaces only a regular file: remove it, or set output_crontab elsewhere") from err
     except OSError as err:
-        raise CrontabError(f"cannot read {str(path)!r}: {err.strerror}") from err
-    return Installed(data, mode)
+        raise CrontabError(f"cannot read {str(path)!r}: {reason(err)}") from err
+    try:
+        data = read_fd(fd, st, READ_LIMIT, path)
+    except OSError as err:
+        raise CrontabError(f"cannot read {str(path)!r}: {reason(err)}; is output_crontab the right "
+                           "file?") from err
+    finally:
+        os.close(fd)
+    return Installed(data, stat.S_IMODE(st.st_mode))
 
 
 def in_sync(installed: Installed, text: str) -> bool:

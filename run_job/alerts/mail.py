@@ -195,25 +195,33 @@ def compose(failmail: FailMail, job: Job, record: Mapping[str, Any], *, kind: st
 
 def read_tail(path: Path, *, max_bytes: int = TAIL_BYTES,
               max_lines: int = TAIL_LINES) -> tuple[str, bool]:
-    """The last lines of a (possibly huge, possibly binary) file; OSError passes."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        start = max(0, size - max_bytes)
-        fh.seek(start)
-        data = fh.read(max_bytes)
+    """The last lines of a (possibly huge, possibly binary) file; OSError passes.
+
+    The job may have replaced ``output.log`` with a FIFO or a device: it is
+    opened without blocking and refused unless it is a regular file.
+    """
+    from run_job.security import open_regular
+
+    fd, st = open_regular(path)
+    try:
+        start = max(0, st.st_size - max_bytes)
+        data = os.pread(fd, max_bytes, start)
+    finally:
+        os.close(fd)
     return tail_text(data, truncated_head=start > 0, max_lines=max_lines)
 
 
 def read_password(path: Path) -> str:
     """The first line of ``password_file``; refused if group/world-readable."""
+    from run_job.security import NotRegularFile, open_regular, reason
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd, st = open_regular(path, nofollow=True)
+    except NotRegularFile as err:
+        raise MailError(f"mail.password_file {path}: {reason(err)}") from err
     except OSError as err:
-        raise MailError(f"mail.password_file {path}: cannot open: {err.strerror}") from err
+        raise MailError(f"mail.password_file {path}: cannot open: {reason(err)}") from err
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise MailError(f"mail.password_file {path}: not a regular file")
         if st.st_mode & 0o077:
             raise MailError(
                 f"mail.password_file {path}: mode {stat.S_IMODE(st.st_mode):04o} lets"

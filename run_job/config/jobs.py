@@ -164,13 +164,9 @@ def check_job_file(config: Config, path: Path, raw: bytes | None = None) -> tupl
         return None, [Problem(name, f"'{path.name}' is not a valid job file name: the part before .yaml must "
                                     f"match {SLUG_PATTERN}")]
     if raw is None:
-        try:
-            if not path.is_file():
-                return None, [Problem(name, "not a regular file; a job is a YAML file")]
-            with open(path, "rb") as handle:
-                raw = handle.read(yamlfile.MAX_BYTES + 1)
-        except OSError as err:
-            return None, [Problem(name, f"cannot read the job file: {err.strerror}")]
+        raw, problem = yamlfile.read_input(path, "job file")
+        if problem is not None:
+            return None, [problem]
     loaded = yamlfile.load_bytes(raw, name, "job file")
     if loaded.problems:
         return None, loaded.problems

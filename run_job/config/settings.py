@@ -9,7 +9,9 @@ actually validated, so that a cached ``run-job --job`` starts fast.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from run_job.errors import ConfigError, Problem, SecurityError
@@ -30,9 +32,15 @@ def locate_config(path: str | None = None, environ: dict | None = None) -> Path 
     else:
         return Path(SYSTEM_CONFIG) if os.path.exists(SYSTEM_CONFIG) else None
     candidate = Path(named)
-    if not candidate.is_file():
-        what = "does not exist" if not candidate.exists() else "is not a regular file"
-        raise ConfigError(f"{named}: the config file named by {origin} {what}")
+    try:
+        mode = os.stat(candidate).st_mode
+    except OSError as err:
+        what = "does not exist" if err.errno == errno.ENOENT else f"cannot be examined: {err.strerror}"
+        raise ConfigError(f"{named}: the config file named by {origin} {what}") from None
+    if not stat.S_ISREG(mode):
+        from run_job.security import kind_of
+
+        raise ConfigError(f"{named}: the config file named by {origin} is not a regular file ({kind_of(mode)})")
     return candidate.absolute()
 
 
@@ -145,19 +153,20 @@ def load_config(path: str | None = None, environ: dict | None = None) -> Config:
     return raw_config  # type: ignore[return-value]
 
 
-def read_config(source: Path, environ: dict | None = None) -> tuple[Config | None, list[Problem]]:
-    """Validate the config file ``source``; the Config, or every problem."""
+def read_config(source: Path, environ: dict | None = None,
+                raw: bytes | None = None) -> tuple[Config | None, list[Problem]]:
+    """Validate the config file ``source`` (``raw``: its bytes, already read);
+    the Config, or every problem."""
     import hashlib
 
     from run_job.config import yamlfile
     from run_job.config.schema import problems_from_schema
 
     name = str(source)
-    try:
-        with open(source, "rb") as handle:
-            raw = handle.read(yamlfile.MAX_BYTES + 1)
-    except OSError as err:
-        return None, [Problem(name, f"cannot read the config file: {err.strerror}")]
+    if raw is None:
+        raw, problem = yamlfile.read_input(source, "config file")
+        if problem is not None:
+            return None, [problem]
     loaded = yamlfile.load_bytes(raw, name, "config file")
     problems = list(loaded.problems)
     data = loaded.data

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from run_job.config import yamlfile
 from run_job.config.settings import locate_config, read_config
 from run_job.errors import ConfigError, Problem
 from run_job.config.jobs import ScanResult, check_job_file, classify, is_slug, job_path, scan_job_directory
@@ -90,8 +91,14 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
             if not path.exists():
                 report.add(target, "job", None, [Problem(target, "no such file")])
                 continue
-            if _looks_like_config(path):
-                config_file, problems = read_config(path.absolute())
+            # read once, never blocking, never more than the limit: a FIFO,
+            # /dev/zero or a folder given here is one problem
+            raw, problem = yamlfile.read_input(path, "job or config file")
+            if problem is not None:
+                report.add(target, "job", None, [problem])
+                continue
+            if _looks_like_config(raw, path):
+                config_file, problems = read_config(path.absolute(), raw=raw)
                 report.add(target, "config", None, problems)
                 continue
             stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
@@ -99,7 +106,7 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
             if slug is None or not path.name.endswith(".yaml"):
                 report.notes.append(f"{target}: note: the name is not <slug>.yaml (slug matching "
                                     "^[A-Za-z0-9][A-Za-z0-9_-]*$); run-job would not load it from the job directory")
-            job, problems = check_job_file(config, path, raw=None) if slug else _check_unnamed(config, path)
+            job, problems = check_job_file(config, path, raw=raw) if slug else _check_unnamed(config, path, raw)
             report.add(target, "job", slug, problems)
         else:
             try:
@@ -121,26 +128,14 @@ _CONFIG_ONLY_KEYS = {"job_directory", "output_directory", "state_directory", "ru
                      "logging", "keep_runs", "history_length", "mail", "hooks_directory", "cron_environment"}
 
 
-def _looks_like_config(path: Path) -> bool:
+def _looks_like_config(raw: bytes, path: Path) -> bool:
     """A named file with global config keys and no ``command`` is validated as a config."""
-    from run_job.config import yamlfile
-
-    try:
-        raw = path.read_bytes()[: yamlfile.MAX_BYTES + 1]
-    except OSError:
-        return False
     data = yamlfile.load_bytes(raw, str(path)).data
     return isinstance(data, dict) and "command" not in data and bool(_CONFIG_ONLY_KEYS & set(data))
 
 
-def _check_unnamed(config, path: Path):
+def _check_unnamed(config, path: Path, raw: bytes):
     """Validate the content of a file whose name is not a slug (e.g. job.example.yaml)."""
-    from run_job.config import yamlfile
-
-    try:
-        raw = path.read_bytes()[: yamlfile.MAX_BYTES + 1]
-    except OSError as err:
-        return None, [Problem(str(path), f"cannot read the file: {err.strerror}")]
     renamed = path.with_name("unnamed-job.yaml")
     job, problems = check_job_file(config, renamed, raw=raw)
     fixed = [Problem(str(path), p.message, p.line, p.column, p.key_path) for p in problems]

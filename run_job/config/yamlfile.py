@@ -9,6 +9,7 @@ Everything it finds is a ``Problem``; it never lets a YAML exception escape.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -22,7 +23,7 @@ try:  # libyaml: the C parser; the pure-Python one is the fallback
 except ImportError:  # pragma: no cover - depends on the PyYAML build
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
-MAX_BYTES = 1024 * 1024
+MAX_BYTES = 1024 * 1024  # as security.CONFIG_LIMIT
 MAX_NODES = 20_000
 MAX_DEPTH = 64
 _BOOL_WORDS = {"yes", "no", "on", "off", "y", "n", "true", "false"}
@@ -216,6 +217,23 @@ class _Builder:
             marks[child] = (line, column)
             result[key] = self.build(value_node, child, depth + 1)
         return result
+
+
+def read_input(path: str | os.PathLike, what: str) -> tuple[bytes, Problem | None]:
+    """The bytes of a config or job file, read as ``security.read_bounded`` does
+    (no blocking open, regular files only, ``MAX_BYTES``), or the one
+    Problem that says why not."""
+    from run_job.security import FileTooLarge, NotRegularFile, read_bounded, reason
+
+    try:
+        return read_bounded(path, MAX_BYTES), None
+    except NotRegularFile as err:
+        return b"", Problem(str(path), f"{reason(err)}; a {what} is a YAML file")
+    except FileTooLarge as err:
+        return b"", Problem(str(path), f"the {what} is {err.size:,} bytes or more; more than {MAX_BYTES:,} "
+                                       "is refused (is this the right file?)")
+    except OSError as err:
+        return b"", Problem(str(path), f"cannot read the {what}: {reason(err)}")
 
 
 def read_file_text(raw: bytes, filename: str, what: str = "file") -> tuple[str | None, Problem | None]:

@@ -9,8 +9,10 @@ not write as a schedule.
 The rules, applied to every rendered field:
 
 - no CR, LF or NUL anywhere (the only characters that end a crontab line);
-- a schedule is five cron fields of ``[A-Za-z0-9*,/-]`` or an ``@`` macro
-  other than ``@reboot``;
+- a schedule passes the config pipeline's ``check_schedule`` (so that
+  ``--validate`` and cron-generate agree on every schedule), and is five cron
+  fields of ``[A-Za-z0-9*,/-]`` separated by spaces and tabs, or an ``@``
+  macro other than ``@reboot``;
 - a user name and a slug have their usual shapes (no blanks);
 - the command field is built here: the runner path is shell-quoted (cron runs
   the command with ``/bin/sh -c``) and every ``%`` is escaped as ``\\%``
@@ -32,6 +34,7 @@ import string
 from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
+from run_job.config.schedule import check_schedule
 from run_job.errors import EXIT_USAGE, ProcessControlError
 from run_job.model import Config, Job
 
@@ -87,13 +90,19 @@ def _schedule_shape(schedule: str) -> tuple[str | None, str | None]:
     for bad, name in _LINE_BREAKERS:
         if bad in schedule:
             return None, f"contains {name} ({schedule!r})"
-    text = schedule.strip()
+    # The config pipeline's rule first (one owner of the schedule syntax:
+    # what --validate accepts is what is written), then the shape check of
+    # this module, on its own.
+    problem = check_schedule(schedule)
+    if problem is not None:
+        return None, f"is refused: {problem}"
+    text = schedule.strip(" \t")
     if text.startswith("@"):
         if text not in MACROS:
             return None, (f"{text!r} is not a cron macro cron-generate writes "
                           f"(use one of {', '.join(sorted(MACROS))} or five fields)")
         return text, None
-    fields = text.split()
+    fields = re.split(r"[ \t]+", text)
     if len(fields) != 5 or not all(_SCHEDULE_FIELD.fullmatch(f) for f in fields):
         return None, f"{schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'"
     return text, None

@@ -104,7 +104,17 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    # An exception, not the default death: the atomic write then removes its
+    # temporary file before the process exits (128 + N, as a shell reports it).
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminated)
     args = build_parser().parse_args(argv)  # usage errors exit 2
     try:
         return run(args)

@@ -6,15 +6,16 @@ the lock. Folder and path names are adversarial (spaces, quotes, ``%``, ``;``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import stat
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-import filelock
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,7 +84,7 @@ def entries(text: str) -> list[str]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name not in ("process-control", ".process-control.lock"))
+    return sorted(p.name for p in folder.iterdir() if p.name != "process-control")
 
 
 def test_writes_the_crontab_atomically_with_mode_0644_whatever_the_umask(site):
@@ -226,13 +227,25 @@ def test_console_output(site):
 
 
 @pytest.mark.parametrize("name", ["process-control.cron", "pc~", "pc name", ".pc"])
-def test_output_name_must_pass_debian_cron_rule(site, name):
+def test_output_name_must_pass_debian_cron_rule_in_etc_cron_d(site, name):
+    # a link to the real /etc/cron.d: the rule follows the resolved folder;
+    # --check only reads, and the name is refused before anything is read
+    link = site.root / "cron.d link"
+    link.symlink_to("/etc/cron.d")
+    site.write_config(output_crontab=repr(str(link / name)))
+    for args in (("--check",), ("--stdout",)):  # neither writes
+        res = cron_generate(site.cfg, *args)
+        assert res.returncode == 2
+        assert "letters, digits" in res.stderr and "/etc/cron.d" in res.stderr
+        assert res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["crontab.out", "pc~", "pc name", ".pc"])
+def test_any_output_name_outside_etc_cron_d(site, name):
     site.write_config(output_crontab=repr(str(site.out_dir / name)))
     res = cron_generate(site.cfg)
-    assert res.returncode == 2
-    assert "letters, digits" in res.stderr
-    assert res.stderr.count("\n") == 1
-    assert list(site.out_dir.iterdir()) == []
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in site.out_dir.iterdir()) == [name]
 
 
 def test_missing_output_folder_is_an_error(site):
@@ -249,14 +262,24 @@ def test_missing_config_is_one_error_line(tmp_path):
 
 
 def test_debug_shows_the_traceback(site):
-    site.write_config(output_crontab=repr(str(site.out_dir / "bad.name")))
+    site.write_config(output_crontab=repr(str(site.out_dir / "missing" / "pc")))
     res = cron_generate(site.cfg, "--debug")
     assert res.returncode != 0 and "Traceback" in res.stderr
 
 
+@contextmanager
+def folder_locked(folder: Path):
+    """Hold the lock a cron-generate writing into ``folder`` takes: flock on the folder."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def test_lock_held_elsewhere_times_out_with_a_clear_message(site):
-    lock = filelock.FileLock(str(site.out_dir / ".process-control.lock"))
-    with lock:
+    with folder_locked(site.out_dir):
         res = cron_generate(site.cfg, "--lock-timeout", "0.5")
         assert res.returncode == 2
         assert "another cron-generate" in res.stderr and "Traceback" not in res.stderr
@@ -300,17 +323,14 @@ def test_service_keep_alive_entry(site):
 
 
 def test_a_second_writer_waits_for_the_lock_then_writes(site):
-    lock = filelock.FileLock(str(site.out_dir / ".process-control.lock"))
-    lock.acquire()
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "cron_generate", "--config", str(site.cfg), "--lock-timeout", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
+    with folder_locked(site.out_dir):
+        proc = subprocess.Popen([sys.executable, "-m", "cron_generate", "--config", str(site.cfg),
+                                 "--lock-timeout", "60"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         time.sleep(1.5)
         assert proc.poll() is None  # waiting, not writing
         assert not site.output.exists()
-    finally:
-        lock.release()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert site.output.exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pwd
+import shlex
 import stat
 import subprocess
 import sys
@@ -48,6 +49,8 @@ class Site:
         self.runner.write_text("#!/bin/sh\nexit 0\n")
         self.runner.chmod(0o755)
         self.cfg = self.root / "process-control.yaml"
+        # how the entries name it: shell-quoted, '%' escaped for cron
+        self.config_word = shlex.quote(str(self.cfg)).replace("%", "\\%")
         self.write_config(**extra)
 
     def write_config(self, **extra: str) -> None:
@@ -96,8 +99,8 @@ def test_writes_the_crontab_atomically_with_mode_0644_whatever_the_umask(site):
     assert stat.S_IMODE(site.output.stat().st_mode) == 0o644
     assert leftovers(site.out_dir) == []
     assert entries(data) == [
-        f"*/5 * * * * {USER} {site.runner} --job alpha",
-        f"0 3 * * * {USER} {site.runner} --job beta",
+        f"*/5 * * * * {USER} {site.runner} --config {site.config_word} --job alpha",
+        f"0 3 * * * {USER} {site.runner} --config {site.config_word} --job beta",
     ]
     assert "# Skipping disabled job off\n" in data
     assert f"# Generated from {site.jobs}/alpha.yaml\n" in data
@@ -317,7 +320,7 @@ def test_service_keep_alive_entry(site):
     site.job("quiet", "command: /usr/bin/sleep infinity\nrunner: slurm\nservice: {}\n")
     res = cron_generate(site.cfg, "--stdout")
     assert res.returncode == 0, res.stderr
-    assert f"*/2 * * * * {USER} /usr/bin/sbatch-service start web" in entries(res.stdout)
+    assert f"*/2 * * * * {USER} /usr/bin/sbatch-service --config {site.config_word} start web" in entries(res.stdout)
     assert "# Skipping service quiet: no keep_alive schedule" in res.stdout
     assert len(entries(res.stdout)) == 3
 

@@ -247,6 +247,11 @@ def _cross_checks(settings: dict, loaded, name: str, base: Path) -> list[Problem
 
         problems.extend(check_partial_job(defaults, loaded, name, ("default_job_config",)))
     mail = settings.get("mail") or {}
+    if "timeout" in mail:
+        try:
+            mail_timeout(mail["timeout"])
+        except ValueError as err:
+            problems.append(Problem(name, str(err), *at("mail", "timeout"), "mail.timeout"))
     if mail.get("ssl") and mail.get("starttls"):
         problems.append(Problem(name, "mail: choose ssl or starttls, not both", *at("mail"), "mail"))
     if settings.get("logging") is not None and settings["logging"].get("version") != 1:
@@ -289,7 +294,7 @@ def build_config(settings: dict, source: Path | None, sha256: str) -> Config:
             ssl=bool(mail.get("ssl", False)),
             username=mail.get("username"),
             password_file=Path(password_file) if password_file else None,
-            timeout=parse_duration(mail["timeout"]) if "timeout" in mail else 30.0,
+            timeout=mail_timeout(mail["timeout"]) if "timeout" in mail else 30.0,
         ),
         hooks_directory=Path(settings["hooks_directory"]) if settings.get("hooks_directory") else None,
         cron_environment=tuple((str(k), _env_text(v)) for k, v in (settings.get("cron_environment") or {}).items()),
@@ -301,6 +306,21 @@ def build_config(settings: dict, source: Path | None, sha256: str) -> Config:
         ),
         sha256=sha256,
     )
+
+
+def mail_timeout(value: object) -> float:
+    """``mail.timeout`` in seconds: a bare number is seconds (as smtplib, and
+    every mail client, have it), else a duration string; more than 0."""
+    from run_job.config.durations import parse_duration
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        seconds = parse_duration(value)  # type: ignore[arg-type]
+    if not seconds > 0:
+        raise ValueError("mail.timeout must be more than 0 seconds: write seconds as a number (10) or a "
+                         "duration such as '10s' or '1m'")
+    return seconds
 
 
 def _env_text(value: object) -> str:

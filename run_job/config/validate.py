@@ -65,7 +65,7 @@ def _load_config_for(report: _Report, config_path: str | None):
     if source is None:
         return build_config(default_settings(), None, "")
     config, problems = read_config(source)
-    report.add(str(source), "config", None, problems)
+    report.add(str(source), "config", None, problems + _mail_problems(config, str(source)))
     if config is None:  # go on with the defaults so that job files still get checked
         return build_config(default_settings(), None, "")
     return config
@@ -99,7 +99,7 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
                 continue
             if _looks_like_config(raw, path):
                 config_file, problems = read_config(path.absolute(), raw=raw)
-                report.add(target, "config", None, problems)
+                report.add(target, "config", None, problems + _mail_problems(config_file, target))
                 continue
             stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
             slug = stem if is_slug(stem) else None
@@ -121,6 +121,21 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
             job, problems = check_job_file(config, file)
             report.add(str(file), "job", target, problems)
     return report
+
+
+def _mail_problems(config, name: str) -> list[Problem]:
+    """What would keep failure mail from logging in (checked now, not when a run fails)."""
+    if config is None or (config.mail.password_file is None and not config.mail.username):
+        return []  # no SMTP login: nothing to check (and smtplib stays unimported)
+    from run_job.alerts.mail import password_file_problem
+
+    problem = password_file_problem(config.mail, config.user)
+    if problem is None:
+        return []
+    for key in ("mail.password_file", "mail"):  # the key goes in the key path, not twice
+        if problem.startswith((key + " ", key + ": ")):
+            return [Problem(name, problem[len(key):].lstrip(": "), key_path=key)]
+    return [Problem(name, problem)]
 
 
 _CONFIG_ONLY_KEYS = {"job_directory", "output_directory", "state_directory", "run_directory", "output_crontab",

@@ -62,3 +62,52 @@ def test_mail_timeout_in_seconds(site: Site) -> None:
     res = site.run_job("--validate")
     assert res.returncode == 0, res.stdout
     assert site.run_job("--job", "ok").returncode == 0
+
+
+# ---------------------------------------------------------------- mail.password_file
+
+
+@pytest.mark.parametrize("case", ["world-readable", "missing", "fifo", "symlink", "empty", "no-file-named"])
+def test_password_file_problems_are_reported_by_validate(site: Site, tmp_path: Path, case: str) -> None:
+    secret = tmp_path / "smtp password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    named = secret
+    expected = {"world-readable": "mode 0644 lets others read or change it; run: chmod 600",
+                "missing": "does not exist", "fifo": "not a regular file (a FIFO)",
+                "symlink": "is a symbolic link", "empty": "empty",
+                "no-file-named": "mail: username is set but password_file is not"}[case]
+    if case == "world-readable":
+        secret.chmod(0o644)
+    elif case == "missing":
+        named = tmp_path / "nothing"
+    elif case == "fifo":
+        named = tmp_path / "fifo"
+        os.mkfifo(named, 0o600)
+    elif case == "symlink":
+        named = tmp_path / "link"
+        named.symlink_to(secret)
+    elif case == "empty":
+        secret.write_text("")
+    mail = "mail:\n  username: pc\n" + ("" if case == "no-file-named" else f"  password_file: '{named}'\n")
+    site.config.write_text(site.config.read_text() + mail)
+    site.job("ok", "command: /bin/true\n")
+    res = site.run_job("--validate", timeout=TIMEOUT)
+    assert res.returncode == 1, res.stdout
+    line = next(l for l in res.stdout.splitlines() if expected in l)
+    assert line.startswith(f"{site.config}: mail")
+    assert "s3cret" not in res.stdout
+    doc = json.loads(site.run_job("--validate", "--json", timeout=TIMEOUT).stdout)
+    config_entry = next(f for f in doc["files"] if f["kind"] == "config")
+    assert config_entry["valid"] is False
+    # the same config still runs jobs: the problem is the mail's, found early
+    assert site.run_job("--job", "ok").returncode == 0
+
+
+def test_a_good_password_file_passes(site: Site, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    site.config.write_text(site.config.read_text() + f"mail:\n  username: pc\n  password_file: '{secret}'\n")
+    res = site.run_job("--validate")
+    assert res.returncode == 0, res.stdout

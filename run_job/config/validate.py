@@ -18,6 +18,7 @@ from pathlib import Path
 from run_job.config import yamlfile
 from run_job.config.settings import locate_config, read_config
 from run_job.errors import ConfigError, Problem
+from run_job.printable import printable
 from run_job.config.jobs import ScanResult, check_job_file, classify, is_slug, job_path, scan_job_directory
 
 
@@ -177,9 +178,9 @@ def main(config_path: str | None, targets: list[str], as_json: bool = False) -> 
         for problem in entry["_problems"]:
             out.write(problem.render() + "\n")
     for note in report.notes:
-        out.write(note + "\n")
+        out.write(printable(note) + "\n")
     for name in report.ignored:
-        out.write(f"{name}: ignored: not a job file (job files are <slug>.yaml; dot files, .yml and "
+        out.write(f"{printable(name)}: ignored: not a job file (job files are <slug>.yaml; dot files, .yml and "
                   "backups are skipped)\n")
     if report.valid:
         out.write(f"OK: {checked} file{'s' if checked != 1 else ''} valid\n")

@@ -111,3 +111,91 @@ def test_a_good_password_file_passes(site: Site, tmp_path: Path) -> None:
     site.config.write_text(site.config.read_text() + f"mail:\n  username: pc\n  password_file: '{secret}'\n")
     res = site.run_job("--validate")
     assert res.returncode == 0, res.stdout
+
+
+# ---------------------------------------------------------------- closed pipes
+
+
+def closed_pipe_run(name: str, *args: str, which: str, env: dict | None = None) -> int:
+    """Exit status of the command with its stdout or stderr a pipe nobody reads."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, which: write_end}
+        proc = subprocess.run(command(name) + list(args), env=command_env(env), timeout=TIMEOUT,
+                              stdin=subprocess.DEVNULL, **streams)
+    finally:
+        os.close(write_end)
+    return proc.returncode
+
+
+@pytest.mark.parametrize("name, args, status", [
+    ("run-job", ["--bogus"], 2),
+    ("run-job", [], 2),
+    ("run-job", ["--job", "../x", "--config", "{config}"], 125),
+    ("run-job", ["--config", "/nonexistent/pc.yaml", "--status"], 125),
+    ("cron-generate", ["--bogus"], 2),
+    ("cron-generate", ["--config", "/nonexistent/pc.yaml"], 2),
+    ("sbatch-service", ["--bogus"], 2),
+    ("sbatch-service", [], 2),
+    ("sbatch-service", ["--config", "/nonexistent/pc.yaml", "status"], 2),
+])
+def test_an_error_keeps_its_status_when_stderr_is_a_closed_pipe(site: Site, name: str, args: list,
+                                                                status: int) -> None:
+    args = [a.replace("{config}", str(site.config)) for a in args]
+    assert closed_pipe_run(name, *args, which="stderr") == status
+
+
+@pytest.mark.parametrize("name, args", [
+    ("run-job", ["--status"]), ("run-job", ["--list-jobs", "--json"]), ("run-job", ["--help"]),
+    ("run-job", ["--version"]), ("cron-generate", ["--stdout"]), ("cron-generate", ["--help"]),
+    ("sbatch-service", ["--help"]), ("sbatch-service", ["--version"]),
+])
+def test_a_closed_stdout_exits_141_as_sigpipe_would(site: Site, name: str, args: list) -> None:
+    for i in range(50):
+        site.job(f"job-{i:02d}", "command: /bin/true\nschedule: '*/5 * * * *'\n")
+    config = [] if "--help" in args or "--version" in args else ["--config", str(site.config)]
+    assert closed_pipe_run(name, *config, *args, which="stdout") == 141
+
+
+def test_a_closed_pipe_prints_no_traceback(site: Site) -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(command("run-job") + ["--config", str(site.config), "--status"],
+                              env=command_env(), stdout=write_end, stderr=subprocess.PIPE, timeout=TIMEOUT)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr == b""
+
+
+# ---------------------------------------------------------------- one line, escaped
+
+
+def test_environment_name_with_a_newline_is_one_line(site: Site) -> None:
+    site.job("env", 'command: /bin/true\nenvironment:\n  "A\\nB": 1\n')
+    res = site.run_job("--validate")
+    assert res.returncode == 1
+    line = f"{site.jobs / 'env.yaml'}:3: environment.A\\nB: an environment name cannot hold control characters"
+    assert any(l.startswith(line) for l in res.stdout.splitlines()), res.stdout
+    assert res.stdout.count("\n") == 2  # the problem and the summary
+    res = site.run_job("--job", "env")
+    assert res.returncode == 125 and len(res.stderr.splitlines()) == 1
+
+
+def test_status_list_and_history_show_control_characters_escaped(site: Site) -> None:
+    site.job("esc", 'name: "\\e[31mRED\\e[0m"\ndescription: "x\\e]0;pwned\\ay"\ntag: ["\\e[2J"]\n'
+                    "command: /bin/false\n")
+    site.job("fine", "command: /bin/true\n")
+    (site.jobs / "bad\x1b[2Jname.yaml").write_text("command: /bin/true\n")
+    assert site.run_job("--job", "esc").returncode == 1
+    for args in (["--status"], ["--list-jobs"], ["--history", "esc"], ["--validate"]):
+        res = site.run_job(*args)
+        assert "\x1b" not in res.stdout and "\x07" not in res.stdout, args
+    status = site.run_job("--status").stdout
+    assert "esc: \\x1b[31mRED\\x1b[0m  [\\x1b[2J]" in status
+    assert "  x\\x1b]0;pwned\\x07y" in status
+    assert "bad\\x1b[2Jname" in status
+    doc = json.loads(site.run_job("--status", "--json").stdout)  # JSON stays exact
+    row = next(r for r in doc["jobs"] if r["job"] == "esc")
+    assert row["name"] == "\x1b[31mRED\x1b[0m" and row["tags"] == ["\x1b[2J"]

@@ -199,3 +199,35 @@ def test_status_list_and_history_show_control_characters_escaped(site: Site) -> 
     doc = json.loads(site.run_job("--status", "--json").stdout)  # JSON stays exact
     row = next(r for r in doc["jobs"] if r["job"] == "esc")
     assert row["name"] == "\x1b[31mRED\x1b[0m" and row["tags"] == ["\x1b[2J"]
+
+
+# ---------------------------------------------------------------- --version, sbatch-service usage
+
+
+@pytest.mark.parametrize("name", ["run-job", "cron-generate", "sbatch-service"])
+def test_version_in_every_command_its_help_man_page_and_completion(name: str) -> None:
+    from run_job import __version__
+
+    res = run(name, "--version")
+    assert res.returncode == 0 and res.stdout == f"{name} {__version__}\n", res.stderr
+    assert "--version" in run(name, "--help").stdout
+    repo = Path(__file__).resolve().parents[2]
+    assert "\\-\\-version" in (repo / "docs" / "man" / f"{name}.1").read_text()
+    function = "_" + name.replace("-", "_")
+    script = (f". {repo / 'contrib' / 'bash-completion' / name}\n"
+              f"COMP_WORDS=({name} --ver); COMP_CWORD=1; {function} {name} --ver {name}\n"
+              'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True, text=True,
+                          timeout=TIMEOUT)
+    assert done.stdout.split() == ["--version"], done.stderr
+
+
+def test_sbatch_service_without_a_verb_agrees_with_its_help() -> None:
+    res = run("sbatch-service")
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        "sbatch-service: give a verb: sbatch-service {init|deploy|start|stop|restart|reload|status|purge} "
+        "[SERVICE ...]; without SERVICE, every verb but init applies to all services (see sbatch-service --help)"]
+    assert "default: every service" in run("sbatch-service", "--help").stdout
+    res = run("sbatch-service", "bogus")
+    assert res.returncode == 2 and "unknown verb 'bogus'" in res.stderr

@@ -46,7 +46,7 @@ from run_job.model import Config, Job
 # All these patterns are used with fullmatch: Python's '$' also matches before
 # a final newline, which is exactly the character that must never pass.
 CRON_D_NAME = re.compile(r"[A-Za-z0-9_-]+")
-SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")  # at most jobs.SLUG_MAX characters
 # Debian's useradd accepts a little more than NAME_REGEX; what matters here is
 # that the name is one blank-free word.
 USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")

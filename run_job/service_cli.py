@@ -85,7 +85,7 @@ def _error(message: str | ProcessControlError) -> None:
 
 def resolve_services(config, verb: str, names: Sequence[str]):
     """The Job of each named service, or every service of the job directory."""
-    from run_job.config.jobs import is_slug, load_job, scan_job_directory
+    from run_job.config.jobs import SLUG_MAX, is_slug, load_job, scan_job_directory
 
     if not names:
         if verb == "init":
@@ -103,8 +103,9 @@ def resolve_services(config, verb: str, names: Sequence[str]):
             continue
         seen.add(name)
         if not is_slug(name):
-            raise UsageError(f"{name!r} is not a service name: a slug is letters, digits, '_' and '-', "
-                             "starting with a letter or digit")
+            raise UsageError(f"{name[:60]!r}{'…' if len(name) > 60 else ''} is not a service name: a slug is "
+                             f"letters, digits, '_' and '-', starting with a letter or digit, at most "
+                             f"{SLUG_MAX} characters")
         job = load_job(config, name)
         if not job.is_service:
             raise ConfigError(f"{job.path}: {name} is a job, not a service: a service has "

@@ -446,5 +446,5 @@ def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -
 
 def _plain_slug(slug: str) -> bool:
     """SPEC §3 slug shape, without ``re`` (pure)."""
-    return (bool(slug) and slug.isascii() and slug[0].isalnum()
+    return (0 < len(slug) <= 200 and slug.isascii() and slug[0].isalnum()  # 200: jobs.SLUG_MAX
             and all(c.isalnum() or c in "_-" for c in slug))

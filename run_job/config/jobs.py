@@ -19,7 +19,11 @@ from run_job.errors import ConfigError, Problem, SecurityError
 from run_job.model import Config, FailMail, Job, JobSlurm, Record, Service
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
-_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # SLUG_PATTERN, used with fullmatch
+# A job's files (<slug>.yaml, <slug>.history.json, .<slug>.history.lock, the
+# temporary files of their atomic writes, <slug>.service.lock) must fit the
+# 255-byte limit of a file name: 200 leaves room for every suffix.
+SLUG_MAX = 200
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (SLUG_MAX - 1))  # SLUG_PATTERN, fullmatch
 _SERVICE_FORBIDDEN = ("timeout", "schedule")
 
 
@@ -44,6 +48,19 @@ def is_slug(text: str) -> bool:
     return bool(_SLUG.fullmatch(text))
 
 
+def slug_rule(text: str) -> str:
+    """Why ``text`` is not a job name, in words (pure; call it when ``is_slug`` is False)."""
+    if _SLUG.fullmatch(text[:SLUG_MAX]) and len(text) > SLUG_MAX:
+        return (f"it has {len(text)} characters, more than the {SLUG_MAX} a job name may have (its history "
+                "and lock files must fit the file system's 255-byte limit of a name)")
+    return f"it must match {SLUG_PATTERN} (no '/', '..' or '.yaml')"
+
+
+def _short_name(text: str) -> str:
+    """A name for a message: quoted, cut when long (a 300-character name in full helps no one)."""
+    return repr(text) if len(text) <= 60 else repr(text[:40]) + f"… ({len(text)} characters)"
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -55,8 +72,9 @@ def _inside(path: Path, folder: Path) -> bool:
 def job_path(config: Config, slug: str) -> Path:
     """The file of job ``slug``; refuses anything that is not a plain slug."""
     if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
-        raise ConfigError(f"{slug!r} is not a job name: a job is named by its file's slug, which matches "
-                          f"{SLUG_PATTERN} (no '/', '..' or '.yaml')")
+        rule = slug_rule(slug) if isinstance(slug, str) else f"it must match {SLUG_PATTERN}"
+        raise ConfigError(f"{_short_name(str(slug))} is not a job name: a job is named by its file's slug; "
+                          f"{rule}")
     return config.job_directory / f"{slug}.yaml"
 
 
@@ -127,9 +145,7 @@ def scan_job_directory(config: Config, directory: Path | None = None) -> ScanRes
         result.checked.append(path)
         if kind == "bad-name":
             result.invalid.append(path)
-            result.problems.append(Problem(
-                _display(path), f"'{name}' is not a valid job file name: the part before .yaml must match "
-                                f"{SLUG_PATTERN}; rename it, or prefix it with a dot to keep it out"))
+            result.problems.append(Problem(_display(path), bad_name_message(name)))
             continue
         problems: list[Problem]
         if os.path.islink(path) and not _inside(path, directory):
@@ -154,6 +170,12 @@ def _display(path: Path) -> str:
     return str(path)
 
 
+def bad_name_message(name: str) -> str:
+    """Why the job directory's ``<name>`` (ending in .yaml) is not a job file."""
+    return (f"{_short_name(name)} is not a valid job file name: {slug_rule(name[:-5])}; rename it, or "
+            "prefix it with a dot to keep it out")
+
+
 def check_job_file(config: Config, path: Path, raw: bytes | None = None) -> tuple[Job | None, list[Problem]]:
     """Read and validate one job file: the Job, or every problem with it."""
     from run_job.config import yamlfile
@@ -161,8 +183,7 @@ def check_job_file(config: Config, path: Path, raw: bytes | None = None) -> tupl
     name = _display(path)
     stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
     if not _SLUG.fullmatch(stem):
-        return None, [Problem(name, f"'{path.name}' is not a valid job file name: the part before .yaml must "
-                                    f"match {SLUG_PATTERN}")]
+        return None, [Problem(name, f"{_short_name(path.name)} is not a valid job file name: {slug_rule(stem)}")]
     if raw is None:
         raw, problem = yamlfile.read_input(path, "job file")
         if problem is not None:

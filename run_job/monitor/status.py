@@ -31,7 +31,7 @@ STATUS_SCHEMA = "status.schema.json"
 def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, list[str]]]:
     """[(slug, path, Job or None, problems)] for every job file, sorted by slug."""
     from run_job.config import cache
-    from run_job.config.jobs import classify
+    from run_job.config.jobs import bad_name_message, classify
 
     directory = os.fspath(config.job_directory)
     try:
@@ -49,7 +49,7 @@ def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, 
         path = os.path.join(directory, name)
         slug = name[:-5]
         if kind == "bad-name":
-            out.append((slug, path, None, [f"{name!r} is not a valid job file name"]))
+            out.append((slug, path, None, [bad_name_message(name)]))
             continue
         found = jobs[slug]
         if isinstance(found, ProcessControlError):

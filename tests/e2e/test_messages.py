@@ -231,3 +231,78 @@ def test_sbatch_service_without_a_verb_agrees_with_its_help() -> None:
     assert "default: every service" in run("sbatch-service", "--help").stdout
     res = run("sbatch-service", "bogus")
     assert res.returncode == 2 and "unknown verb 'bogus'" in res.stderr
+
+
+# ---------------------------------------------------------------- --validate: config apart, typos
+
+
+def test_validate_counts_the_config_apart_from_the_job_files(site: Site) -> None:
+    for i in range(3):
+        site.job(f"ok-{i}", "command: /bin/true\n")
+    res = site.run_job("--validate")
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "OK: config and 3 job files valid"
+    site.job("bad", "command: /bin/true\ntimeout: soon\n")
+    site.config.write_text(site.config.read_text() + "colour: blue\n")
+    res = site.run_job("--validate")
+    assert res.stdout.splitlines()[-1] == "FAILED: 1 of 4 job files invalid, config invalid, 2 errors"
+    summary = json.loads(site.run_job("--validate", "--json").stdout)["summary"]
+    assert summary == {"checked": 5, "invalid": 2, "errors": 2, "job_files": 4, "invalid_job_files": 1,
+                       "configs": 1, "invalid_configs": 1, "job_files_skipped": False}
+    # the config named again among the targets (as a config repo's CI does) is checked once
+    res = site.run_job("--validate", str(site.config), str(site.jobs))
+    assert res.stdout.splitlines()[-1] == "FAILED: 1 of 4 job files invalid, config invalid, 2 errors"
+
+
+def test_a_config_typo_does_not_make_validate_look_elsewhere(site: Site) -> None:
+    site.job("ok", "command: /bin/true\n")
+    site.config.write_text(site.config.read_text() + "job_directry: /elsewhere\n")
+    res = site.run_job("--validate")
+    assert res.returncode == 1
+    assert "unknown key 'job_directry'; did you mean 'job_directory'?" in res.stdout
+    assert "/var/lib/process-control" not in res.stdout and "does not exist" not in res.stdout
+    assert res.stdout.splitlines()[-1] == "FAILED: 0 of 1 job file invalid, config invalid, 1 error"
+    # a config that cannot even be read as YAML: job files not checked, and said so
+    site.config.write_text("job_directory: [unclosed\n")
+    res = site.run_job("--validate")
+    assert res.returncode == 1 and "/var/lib/process-control" not in res.stdout
+    assert "job files not checked: the config is invalid" in res.stdout
+    assert res.stdout.splitlines()[-1] == "FAILED: job files not checked, config invalid, 1 error"
+    doc = json.loads(site.run_job("--validate", "--json").stdout)
+    assert doc["valid"] is False and doc["summary"]["job_files_skipped"] is True
+
+
+# ---------------------------------------------------------------- job name length
+
+
+def test_a_too_long_job_name_is_one_clear_line(site: Site, tmp_path: Path) -> None:
+    site.job("ok", "command: /bin/true\n")
+    for length in (201, 300):
+        name = "a" * length
+        for args in (["--job", name], [name], ["--history", name], ["--kill-job", name], ["--validate", name]):
+            res = site.run_job(*args)
+            out = res.stdout + res.stderr
+            assert res.returncode in (1, 125), (args, out)
+            assert "internal error" not in out and "Traceback" not in out
+            assert f"{length} characters, more than the 200 a job name may have" in out, (args, out)
+            assert len(res.stderr.splitlines()) <= 1
+    res = run("sbatch-service", "--config", str(site.config), "status", "s" * 300)
+    assert res.returncode == 2 and "at most 200 characters" in res.stderr and "internal" not in res.stderr
+    # a file in the job folder whose slug is too long (250 + ".yaml" fits a 255-byte file name)
+    (site.jobs / ("b" * 250 + ".yaml")).write_text("command: /bin/true\n")
+    res = site.run_job("--validate")
+    assert res.returncode == 1 and "250 characters, more than the 200 a job name may have" in res.stdout
+    res = site.run_job("--status")
+    assert res.returncode == 0 and "INVALID" in res.stdout
+    assert site.run_job("--job", "b" * 250).returncode == 125
+    # a path longer than a file name may be
+    res = site.run_job("--validate", str(tmp_path / ("c" * 300 + ".yaml")))
+    assert res.returncode == 1 and "File name too long" in res.stdout and "internal" not in res.stderr
+
+
+def test_a_200_character_name_works(site: Site) -> None:
+    name = "n" * 200
+    site.job(name, "command: /bin/true\n")
+    assert site.run_job("--validate").returncode == 0
+    res = site.run_job("--job", name)
+    assert res.returncode == 0, res.stderr
+    assert site.run_job("--history", name).returncode == 0

@@ -99,8 +99,14 @@ def _yaml_error_problem(filename: str, err: yaml.YAMLError, text: str) -> Proble
     context = getattr(err, "context", None)
     message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
     hint = ""
-    if "alias" in str(context or "") or "alias" in str(problem):
-        source_line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+    lines = text.splitlines()
+    source_line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    # libyaml's messages never name the tab; the line it stopped at does
+    tab_there = "\t" in source_line[: len(source_line) - len(source_line.lstrip(" \t"))] or (
+        mark is not None and source_line[mark.column:mark.column + 1] == "\t")
+    if tab_there:
+        hint = "; a tab indents this line: YAML does not allow tabs for indentation, indent with spaces"
+    elif "alias" in str(context or "") or "alias" in str(problem):
         if "*" in source_line:
             hint = ('; a value starting with * is read as a YAML alias: quote the schedule, '
                     'e.g. schedule: "*/5 * * * *"')

@@ -82,6 +82,8 @@ def load_job(config: Config, slug: str) -> Job:
     """Load and validate job ``slug`` from the job directory (for running it)."""
     path = job_path(config, slug)
     if not path.exists() and not path.is_symlink():
+        if not os.path.isdir(config.job_directory):
+            raise ConfigError(missing_job_directory(config))
         raise ConfigError(f"{path}: no such job '{slug}' in {config.job_directory} "
                           "(run-job --list-jobs shows the jobs)")
     check_job_location(config, path)
@@ -89,6 +91,17 @@ def load_job(config: Config, slug: str) -> Job:
     if problems or job is None:
         raise ConfigError(f"{path}: invalid job file", tuple(problems))
     return job
+
+
+def missing_job_directory(config: Config, what: str | None = None) -> str:
+    """What to do when the job directory does not exist (a fresh machine, a
+    typo). ``what``: how the message starts (default: ``no job directory DIR``)."""
+    what = what or f"no job directory {config.job_directory}"
+    if config.source is None:
+        return (f"{what}: create it and put job files there, or name a config with --config or "
+                "$PROCESS_CONTROL_CONFIG")
+    return (f"{what} (job_directory of {config.source}): create it and put job files there, or set "
+            f"job_directory in {config.source}")
 
 
 def check_job_location(config: Config, path: Path) -> None:
@@ -126,8 +139,9 @@ def scan_job_directory(config: Config, directory: Path | None = None) -> ScanRes
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
-        result.problems.append(Problem(str(directory), "the job directory does not exist; create it or set "
-                                                       "job_directory in the config"))
+        message = (missing_job_directory(config, "no such folder") if directory == config.job_directory
+                   else "no such folder")
+        result.problems.append(Problem(str(directory), message))
         return result
     except OSError as err:
         result.problems.append(Problem(str(directory), f"cannot read the job directory: {err.strerror}"))

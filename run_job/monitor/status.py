@@ -36,6 +36,10 @@ def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, 
     directory = os.fspath(config.job_directory)
     try:
         names = sorted(os.listdir(directory))
+    except FileNotFoundError as err:
+        from run_job.config.jobs import missing_job_directory
+
+        raise ProcessControlError(missing_job_directory(config)) from err
     except OSError as err:
         raise ProcessControlError(
             f"cannot read job_directory {directory}: {err.strerror}") from err

@@ -306,3 +306,37 @@ def test_a_200_character_name_works(site: Site) -> None:
     res = site.run_job("--job", name)
     assert res.returncode == 0, res.stderr
     assert site.run_job("--history", name).returncode == 0
+
+
+# ---------------------------------------------------------------- a machine without a job directory
+
+
+def test_a_config_whose_job_directory_is_missing_says_what_to_do(tmp_path: Path) -> None:
+    config = tmp_path / "pc.yaml"
+    missing = tmp_path / "no jobs here"
+    config.write_text(json.dumps({"job_directory": str(missing), "output_directory": str(tmp_path / "log"),
+                                  "state_directory": str(tmp_path / "state"),
+                                  "run_directory": str(tmp_path / "run"), "output_crontab": "console"}))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    expected = (f"no job directory {missing} (job_directory of {config}): create it and put job files there, "
+                f"or set job_directory in {config}")
+    for args in (["hello"], ["--list-jobs"], ["--status"]):
+        res = run("run-job", "--config", str(config), *args, env=env)
+        assert res.returncode == 125, (args, res.stderr)
+        assert res.stderr.splitlines() == [f"run-job: {expected}"], args
+    assert not missing.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the embedded defaults name /var/lib/process-control only for root")
+@pytest.mark.skipif(os.path.exists("/etc/process-control.yaml") or os.path.exists("/var/lib/process-control"),
+                    reason="this machine has a config or a job directory")
+def test_a_machine_without_a_config_says_what_to_do(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path / "state")}
+    expected = ("run-job: no job directory /var/lib/process-control: create it and put job files there, or "
+                "name a config with --config or $PROCESS_CONTROL_CONFIG")
+    for args in (["hello"], ["--job", "hello"], ["--list-jobs"], ["--status"]):
+        res = run("run-job", *args, env=env)  # PROCESS_CONTROL_CONFIG is unset by command_env
+        assert res.returncode == 125, (args, res.stderr)
+        assert res.stderr.splitlines() == [expected], args
+    assert not os.path.exists("/var/lib/process-control")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pctest import REPO, Site, USER, command, command_env
+from pctest import REPO, Site, command, command_env
 
 TIMEOUT = 30  # a hang fails here (each command takes well under a second)
 

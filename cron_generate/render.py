@@ -9,12 +9,16 @@ not write as a schedule.
 The rules, applied to every rendered field:
 
 - no CR, LF or NUL anywhere (the only characters that end a crontab line);
-- a schedule is five cron fields of ``[A-Za-z0-9*,/-]`` or an ``@`` macro
-  other than ``@reboot``;
+- a schedule passes the config pipeline's ``check_schedule`` (so that
+  ``--validate`` and cron-generate agree on every schedule), and is five cron
+  fields of ``[A-Za-z0-9*,/-]`` separated by spaces and tabs, or an ``@``
+  macro other than ``@reboot``;
 - a user name and a slug have their usual shapes (no blanks);
 - the command field is built here: the runner path is shell-quoted (cron runs
   the command with ``/bin/sh -c``) and every ``%`` is escaped as ``\\%``
-  (cron turns a bare ``%`` into a newline and feeds the rest to stdin);
+  (cron turns a bare ``%`` into a newline and feeds the rest to stdin); with
+  a config other than /etc/process-control.yaml, ``--config PATH`` is passed
+  the same way (cron's bare environment would not carry it);
 - ``cron_template`` may use only ``{source}``, ``{schedule}``, ``{user}`` and
   ``{command}``; it has comment lines, blank lines and exactly one entry line
   shaped ``{schedule} {user} ... {command} ...``; the rendered block must have
@@ -32,6 +36,8 @@ import string
 from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
+from run_job.config.schedule import check_schedule
+from run_job.config.settings import SYSTEM_CONFIG
 from run_job.errors import EXIT_USAGE, ProcessControlError
 from run_job.model import Config, Job
 
@@ -40,7 +46,7 @@ from run_job.model import Config, Job
 # All these patterns are used with fullmatch: Python's '$' also matches before
 # a final newline, which is exactly the character that must never pass.
 CRON_D_NAME = re.compile(r"[A-Za-z0-9_-]+")
-SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")  # at most jobs.SLUG_MAX characters
 # Debian's useradd accepts a little more than NAME_REGEX; what matters here is
 # that the name is one blank-free word.
 USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
@@ -87,13 +93,19 @@ def _schedule_shape(schedule: str) -> tuple[str | None, str | None]:
     for bad, name in _LINE_BREAKERS:
         if bad in schedule:
             return None, f"contains {name} ({schedule!r})"
-    text = schedule.strip()
+    # The config pipeline's rule first (one owner of the schedule syntax:
+    # what --validate accepts is what is written), then the shape check of
+    # this module, on its own.
+    problem = check_schedule(schedule)
+    if problem is not None:
+        return None, f"is refused: {problem}"
+    text = schedule.strip(" \t")
     if text.startswith("@"):
         if text not in MACROS:
             return None, (f"{text!r} is not a cron macro cron-generate writes "
                           f"(use one of {', '.join(sorted(MACROS))} or five fields)")
         return text, None
-    fields = text.split()
+    fields = re.split(r"[ \t]+", text)
     if len(fields) != 5 or not all(_SCHEDULE_FIELD.fullmatch(f) for f in fields):
         return None, f"{schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'"
     return text, None
@@ -243,8 +255,32 @@ def header(config: Config) -> str:
             "# Do not edit: the next cron-generate replaces this file.\n")
 
 
-def job_block(job: Job, config: Config, template: Template, user: str) -> str:
+def config_arguments(config: Config) -> tuple[str, ...]:
+    """``("--config", PATH)`` for every generated command, unless the config is
+    the one run-job and sbatch-service find by themselves under cron (pure).
+
+    cron gives an entry a bare environment: a config named by ``--config`` or
+    ``$PROCESS_CONTROL_CONFIG`` would not reach the run-job it starts. For
+    ``/etc/process-control.yaml`` or the built-in defaults nothing is added,
+    so that their crontab stays what it always was.
+    """
+    if config.source is None:
+        return ()
+    path = str(config.source)
+    if path == SYSTEM_CONFIG or not path.startswith("/"):
+        return ()
+    if _BREAKER.search(path):
+        name = next(n for bad, n in _LINE_BREAKERS if bad in path)
+        raise CrontabError(f"the config file's path {path!r} contains {name}; every generated entry names it "
+                           "(--config): move the config to a path without one")
+    return ("--config", path)
+
+
+def job_block(job: Job, config: Config, template: Template, user: str,
+              config_args: tuple[str, ...] | None = None) -> str:
     """The lines for one job: an entry, a watchdog entry or a skip comment."""
+    if config_args is None:
+        config_args = config_arguments(config)
     slug = check_slug(job.slug)
     if job.is_service:
         keep_alive = job.service.keep_alive if job.service is not None else None
@@ -253,12 +289,13 @@ def job_block(job: Job, config: Config, template: Template, user: str) -> str:
         if not keep_alive:
             return f"# Skipping service {slug}: no keep_alive schedule\n"
         schedule = check_schedule_shape(keep_alive, f"service.keep_alive of {slug}")
-        command = cron_command(config.service_runner_path, "start", slug, what="config key service_runner_path")
+        command = cron_command(config.service_runner_path, *config_args, "start", slug,
+                               what="config key service_runner_path")
     else:
         if job.disabled or not job.schedule:
             return f"# Skipping disabled job {slug}\n"
         schedule = check_schedule_shape(job.schedule, f"the schedule of {slug}")
-        command = cron_command(config.runner_path, "--job", slug)
+        command = cron_command(config.runner_path, *config_args, "--job", slug)
     return render_block(template, source=str(job.path), schedule=schedule, user=user, command=command)
 
 
@@ -268,8 +305,9 @@ def render_crontab(jobs: Sequence[Job], config: Config) -> str:
     user = check_user(config.user)
     parts = [header(config)]
     parts.extend(environment_lines(config.cron_environment))
+    config_args = config_arguments(config)
     for job in sorted(jobs, key=lambda j: j.slug):
-        parts.append(job_block(job, config, template, user))
+        parts.append(job_block(job, config, template, user, config_args))
     text = "".join(parts)
     if "\0" in text or "\r" in text:  # unreachable by construction; cheap to be sure
         raise CrontabError("refusing to write a crontab with a NUL or carriage return")

@@ -75,9 +75,10 @@ def fast_parse(argv: list[str]) -> Options | None:
 
 
 def build_parser():
-    import argparse
+    from run_job import __version__
+    from run_job.console import argument_parser_class
 
-    p = argparse.ArgumentParser(
+    p = argument_parser_class()(
         prog="run-job",
         description="Run, list, inspect, kill and validate process-control jobs.")
     p.add_argument("name", nargs="?", help="job to run (same as --job NAME)")
@@ -97,6 +98,8 @@ def build_parser():
     p.add_argument("--json", action="store_true",
                    help="one JSON document (with --status, --list-jobs, --history, --validate)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and logging problems")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                   help="show the version and exit")
     return p
 
 
@@ -135,11 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         opts = fast_parse(argv) or parse(argv)
-        return dispatch(opts)
+        status = dispatch(opts)
+        sys.stdout.flush()  # here, not at exit: a closed stdout is handled below
+        return status
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
+    except BrokenPipeError:  # the reader of stdout went away (console.py: the policy)
+        from run_job.console import stdout_closed
+
+        return stdout_closed()
     except Exception as err:  # noqa: BLE001 - the one place errors become exit statuses
         from run_job.errors import EXIT_CANNOT_RUN, ProcessControlError
 
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         if isinstance(err, ProcessControlError):
-            _error(str(err) or type(err).__name__)
+            _error_lines(err.lines())
             return err.exit_status
         _error(f"internal error: {type(err).__name__}: {err}"
                + ("" if debug else " (run with --debug for the traceback)"))
@@ -156,9 +163,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(text: str) -> None:
-    lines = text.splitlines() or [""]
-    sys.stderr.write("".join(f"run-job: {line}\n" for line in lines))
-    sys.stderr.flush()
+    _error_lines([text])
+
+
+def _error_lines(lines: list[str]) -> None:
+    from run_job.console import say_error
+
+    say_error("run-job", lines)
 
 
 def _print_json(doc: Any) -> None:

@@ -28,11 +28,14 @@ class Problem(Record):
     key_path: str = ""
 
     def render(self) -> str:
-        """``file:line: key.path: message`` (line and key path when known)."""
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        """``file:line: key.path: message`` (line and key path when known), on one
+        line: control characters in any part are shown escaped."""
+        from run_job.printable import printable
+
+        where = printable(self.file) if self.line is None else f"{printable(self.file)}:{self.line}"
         if self.key_path:
-            return f"{where}: {self.key_path}: {self.message}"
-        return f"{where}: {self.message}"
+            return f"{where}: {printable(self.key_path)}: {printable(self.message)}"
+        return f"{where}: {printable(self.message)}"
 
     def as_json(self) -> dict:
         return {
@@ -48,6 +51,13 @@ class ProcessControlError(Exception):
     """Base of every error meant for a user. ``str()`` is the whole message."""
 
     exit_status = EXIT_CANNOT_RUN
+
+    def lines(self) -> list[str]:
+        """The message as the command line prints it: one line per problem,
+        control characters escaped (a file name cannot split or forge a line)."""
+        from run_job.printable import printable
+
+        return [printable(str(self) or type(self).__name__)]
 
 
 class UsageError(ProcessControlError):
@@ -67,6 +77,11 @@ class ConfigError(ProcessControlError):
         if not self.problems:
             return super().__str__()
         return "\n".join(p.render() for p in self.problems)
+
+    def lines(self) -> list[str]:
+        if not self.problems:
+            return super().lines()
+        return [p.render() for p in self.problems]
 
 
 class SecurityError(ProcessControlError):

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from run_job.security import CACHE_LIMIT, CONFIG_LIMIT, read_bounded
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
@@ -106,13 +108,25 @@ def _read_config(path: str | None) -> bytes:
 
 
 def _read(path: str | None) -> bytes:
+    """The bytes of a config or job file for a key; anything that is not a
+    regular file of at most ``CONFIG_LIMIT`` bytes keys as unreadable (and
+    the config pipeline then says why)."""
     if path is None:
         return b"<embedded>"
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return read_bounded(path, CONFIG_LIMIT)
     except OSError:
         return b"<unreadable>"
+
+
+def _read_own(path: str) -> bytes | None:
+    """A cache entry or bundle: a regular file (no link) of the current user
+    that no one else may write, at most ``CACHE_LIMIT`` bytes; else None (a
+    miss: a FIFO or device planted there is never waited on)."""
+    try:
+        return read_bounded(path, CACHE_LIMIT, nofollow=True, owner=os.geteuid())
+    except OSError:
+        return None
 
 
 def make_key(config_path: str | None, config_bytes: bytes, job_path: str, job_bytes: bytes,
@@ -243,20 +257,9 @@ def lookup(config_path: str | None, slug: str, need_config: bool = True) -> tupl
     entry_path = _entry_path(config_path, slug)
     if entry_path is None:
         return None
-    try:
-        fd = os.open(entry_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
+    data = _read_own(entry_path)
+    if data is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     try:
         key, job_path, config, job = decode_raw(data)
     except Exception:  # noqa: BLE001 - a damaged or foreign entry is a miss
@@ -337,20 +340,9 @@ def _bundle_path(config_path: str | None) -> str | None:
 
 
 def _load_bundle(path: str) -> dict:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
+    data = _read_own(path)
+    if data is None:
         return {}
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return {}
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read()
-    except OSError:
-        return {}
-    finally:
-        os.close(fd)
     try:
         import marshal
 
@@ -463,5 +455,5 @@ def _shaped(entry: Any, length: int) -> bool:
 
 def _plain_slug(slug: str) -> bool:
     """SPEC §3 slug shape, without ``re`` (pure)."""
-    return (bool(slug) and slug.isascii() and slug[0].isalnum()
+    return (0 < len(slug) <= 200 and slug.isascii() and slug[0].isalnum()  # 200: jobs.SLUG_MAX
             and all(c.isalnum() or c in "_-" for c in slug))

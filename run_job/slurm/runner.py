@@ -42,6 +42,7 @@ from run_job.atomic import write_atomic
 from run_job.errors import SlurmError, SlurmUnreachable
 from run_job.model import Config, Job
 from run_job.run.runtypes import ExecResult, RunContext
+from run_job.security import STATE_LIMIT, read_bounded
 from run_job.slurm.batch import (SCRIPT_FILE, STATUS_FILE, STATUS_POLL, JobStatus, SlurmJob,
                            build_batch_script, build_sbatch_argv, decide_outcome, job_name,
                            parse_job_status, script_exports, slurm_poll_interval,
@@ -77,9 +78,15 @@ def precheck(config: Config, job: Job, *, client: SlurmClient | None = None) -> 
             f"{first.state}{more}")
 
 
+# job.status is a few lines; the job itself could replace it with anything.
+JOB_STATUS_LIMIT = 64 * 1024
+
+
 def _read_status(path: Path) -> JobStatus | None:
+    """The batch script's job.status; None while it is missing, or when it is
+    not a regular file of at most ``JOB_STATUS_LIMIT`` bytes (never blocks)."""
     try:
-        text = path.read_text(errors="replace")
+        text = read_bounded(path, JOB_STATUS_LIMIT).decode(errors="replace")
     except OSError:
         return None
     return parse_job_status(text)
@@ -307,8 +314,7 @@ def job_id_of(record: dict) -> str | None:
     import json
 
     try:
-        with open(Path(run_dir) / "status.json", encoding="utf-8") as f:
-            found = json.load(f).get("slurm_job_id")
+        found = json.loads(read_bounded(Path(run_dir) / "status.json", STATE_LIMIT)).get("slurm_job_id")
     except (OSError, ValueError, AttributeError):
         return None
     return str(found) if found else None

@@ -41,6 +41,7 @@ from run_job.atomic import write_atomic
 from run_job.clock import iso, now
 from run_job.errors import ProcessControlError, SecurityError, SlurmError, SlurmUnreachable
 from run_job.model import Config, Job
+from run_job.security import STATE_LIMIT, open_regular, read_bounded
 
 SERVICE_SUFFIX = "-service"
 LOCK_TIMEOUT = 60.0  # seconds one command waits for another on the same service
@@ -363,14 +364,18 @@ def render_status_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def tail_lines(path: Path, count: int = 5) -> str:
+    """The last non-blank lines of a service's log, joined ("" when unreadable;
+    a FIFO or device in its place is never opened for reading)."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 4096))
-            data = handle.read().decode(errors="replace")
+        fd, st = open_regular(path)
     except OSError:
         return ""
+    try:
+        data = os.pread(fd, 4096, max(0, st.st_size - 4096)).decode(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
     lines = [line for line in data.splitlines() if line.strip()][-count:]
     return " | ".join(lines)
 
@@ -484,7 +489,7 @@ class ServiceManager:
 
     def read_state(self, slug: str) -> dict:
         try:
-            data = json.loads(state_path(self.config, slug).read_text())
+            data = json.loads(read_bounded(state_path(self.config, slug), STATE_LIMIT))
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}

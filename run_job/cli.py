@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+
+# Loaded at start: errors are worded after the switch to the service user,
+# who may not be able to read the code.
+from run_job import console
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
@@ -144,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader of stdout went away (console.py: the policy)
-        from run_job.console import stdout_closed
-
-        return stdout_closed()
+        return console.stdout_closed()
     except Exception as err:  # noqa: BLE001 - the one place errors become exit statuses
         from run_job.errors import EXIT_CANNOT_RUN, ProcessControlError
 
@@ -167,9 +169,7 @@ def _error(text: str) -> None:
 
 
 def _error_lines(lines: list[str]) -> None:
-    from run_job.console import say_error
-
-    say_error("run-job", lines)
+    console.say_error("run-job", lines)
 
 
 def _print_json(doc: Any) -> None:

@@ -23,14 +23,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Iterable
 
+from run_job.printable import printable
+
 EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process killed by it
 
 
 def say_error(prog: str | None, lines: Iterable[str]) -> None:
     """``PROG: line`` on stderr for each line (no prefix when ``prog`` is None,
     as for cron-generate's list of problems); a closed stderr is ignored."""
-    from run_job.printable import printable
-
     prefix = f"{prog}: " if prog else ""
     text = "".join(f"{prefix}{printable(line)}\n" for line in lines)
     try:

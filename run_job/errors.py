@@ -7,6 +7,8 @@ one line to stderr and turn them into an exit status.
 from __future__ import annotations
 
 from run_job.model import Record
+# at import: an error may be worded after the switch to a user who cannot read the code
+from run_job.printable import printable
 
 
 # Exit statuses shared by the commands (SPEC §4, §6, §7).
@@ -30,7 +32,6 @@ class Problem(Record):
     def render(self) -> str:
         """``file:line: key.path: message`` (line and key path when known), on one
         line: control characters in any part are shown escaped."""
-        from run_job.printable import printable
 
         where = printable(self.file) if self.line is None else f"{printable(self.file)}:{self.line}"
         if self.key_path:
@@ -55,8 +56,6 @@ class ProcessControlError(Exception):
     def lines(self) -> list[str]:
         """The message as the command line prints it: one line per problem,
         control characters escaped (a file name cannot split or forge a line)."""
-        from run_job.printable import printable
-
         return [printable(str(self) or type(self).__name__)]
 
 

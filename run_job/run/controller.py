@@ -213,13 +213,11 @@ class _Run:
     def _warn_setup(self) -> None:
         """Problems that will bite later, said at every start (cron mails them)."""
         job, mail = self.job, self.config.mail
-        if job.failmail is None or mail.password_file is None:
-            return
-        try:
-            from run_job.alerts.mail import password_file_problem
-        except ImportError:
-            return
-        problem = password_file_problem(mail)
+        if job.failmail is None or (mail.password_file is None and not mail.username):
+            return  # the common case: smtplib and ssl stay unimported
+        from run_job.alerts.mail import password_file_problem
+
+        problem = password_file_problem(mail, self.config.user)
         if problem:
             logsetup.warning("%s: failure mail will not be sent: %s", job.slug, problem)
 

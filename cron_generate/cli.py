@@ -15,12 +15,9 @@ from typing import Sequence
 
 from cron_generate import output
 from cron_generate.render import CrontabError, render_crontab
-from run_job.console import say_error, stdout_closed
-from run_job.errors import ProcessControlError
+from run_job.console import say_error
+from run_job.errors import EXIT_DIFFERS, EXIT_ERROR, EXIT_OK
 
-EXIT_OK = 0
-EXIT_DIFFERS = 1
-EXIT_ERROR = 2
 PROG = "cron-generate"
 
 
@@ -112,27 +109,20 @@ def _terminated(signum: int, _frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
 
+    from run_job.console import run_main
+
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _terminated)
-    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)  # usage errors exit 2
-        return run(args)
-    except ProcessControlError as err:
-        if debug:
-            raise
-        if getattr(err, "problems", ()):  # a ConfigError carries every problem: one line each
-            _problems(err.problems)
-        else:
-            say_error(PROG, err.lines())
-        return EXIT_ERROR
-    except BrokenPipeError:
-        # the reader went away (``cron-generate --stdout | head``): 141, no traceback (console.py)
-        return stdout_closed()
-    except KeyboardInterrupt:
-        return 130
-    except Exception as err:  # noqa: BLE001 - the one place that turns bugs into one line
-        if debug:
-            raise
-        _error(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")
-        return EXIT_ERROR
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run_main(PROG, lambda: run(build_parser().parse_args(args)), debug="--debug" in args,
+                    status_of=lambda _err: EXIT_ERROR, internal=EXIT_ERROR, report=_report)
+
+
+def _report(err: BaseException) -> list[str]:
+    """A ConfigError carries every problem of every file: one line each, as
+    ``file:line: key.path: message`` without the command's prefix."""
+    problems = getattr(err, "problems", ())
+    if problems:
+        _problems(problems)
+        return []
+    return err.lines()  # type: ignore[attr-defined]

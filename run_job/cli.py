@@ -138,30 +138,12 @@ def parse(argv: list[str]) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from run_job.errors import EXIT_CANNOT_RUN
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    try:
-        opts = fast_parse(argv) or parse(argv)
-        status = dispatch(opts)
-        sys.stdout.flush()  # here, not at exit: a closed stdout is handled below
-        return status
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # the reader of stdout went away (console.py: the policy)
-        return console.stdout_closed()
-    except Exception as err:  # noqa: BLE001 - the one place errors become exit statuses
-        from run_job.errors import EXIT_CANNOT_RUN, ProcessControlError
-
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        if isinstance(err, ProcessControlError):
-            _error_lines(err.lines())
-            return err.exit_status
-        _error(f"internal error: {type(err).__name__}: {err}"
-               + ("" if debug else " (run with --debug for the traceback)"))
-        return EXIT_CANNOT_RUN
+    return console.run_main("run-job", lambda: dispatch(fast_parse(argv) or parse(argv)),
+                            debug="--debug" in argv, status_of=lambda err: err.exit_status,
+                            internal=EXIT_CANNOT_RUN)
 
 
 def _error(text: str) -> None:

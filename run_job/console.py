@@ -21,11 +21,11 @@ import os
 import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
-    from typing import Iterable
+    from typing import Callable, Iterable
 
 from run_job.printable import printable
 
-EXIT_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process killed by it
+from run_job.errors import EXIT_INTERRUPTED, EXIT_PIPE
 
 
 def say_error(prog: str | None, lines: Iterable[str]) -> None:
@@ -59,6 +59,56 @@ def _silence(fd: int) -> None:
         pass
     finally:
         os.close(devnull)
+
+
+def run_main(prog: str, body: Callable[[], int], *, debug: bool,
+             status_of: Callable[[BaseException], int], internal: int,
+             report: Callable[[BaseException], list[str]] | None = None) -> int:
+    """The one way a command's ``main`` turns what happened into an exit status.
+
+    ``body()`` returns the status. A ``ProcessControlError`` prints one line
+    per problem (``report`` words them, default ``err.lines()``) and exits
+    with ``status_of(err)``; an ``OSError`` that escaped prints the file and
+    why and exits ``internal``; a closed stdout exits 141 and Ctrl-C 130,
+    quietly; anything else is a bug: one line naming it and ``internal``. A
+    traceback only with ``--debug``.
+    """
+    from run_job.errors import ProcessControlError
+
+    try:
+        status = body()
+        sys.stdout.flush()  # here, not at exit: a closed stdout is handled below
+        return status
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return stdout_closed()
+    except ProcessControlError as err:
+        if debug:
+            _traceback()
+        say_error(prog, report(err) if report is not None else err.lines())
+        return status_of(err)
+    except OSError as err:
+        if debug:
+            _traceback()
+        where = f"{err.filename}: " if err.filename else ""
+        say_error(prog, [f"{where}{err.strerror or err}"])
+        return internal
+    except Exception as err:  # noqa: BLE001 - the one place bugs become one line
+        if debug:
+            _traceback()
+        say_error(prog, [f"internal error: {type(err).__name__}: {err}"
+                         + ("" if debug else " (run with --debug for the traceback)")])
+        return internal
+
+
+def _traceback() -> None:
+    import traceback
+
+    try:
+        traceback.print_exc()
+    except (OSError, ValueError):
+        _silence(2)
 
 
 def argument_parser_class():

@@ -11,13 +11,32 @@ from run_job.model import Record
 from run_job.printable import printable
 
 
-# Exit statuses shared by the commands (SPEC §4, §6, §7).
-EXIT_USAGE = 2
-EXIT_SKIPPED = 75
+# The exit statuses of every command, in one table (SPEC §4, §6, §7, §11).
+EXIT_OK = 0
+EXIT_USAGE = 2  # bad arguments, bad config (every command)
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT
+EXIT_PIPE = 141  # the reader of stdout went away: 128 + SIGPIPE, as a shell reports it
+# run-job (SPEC §4)
+EXIT_NOTHING_RUNNING = 1  # --kill-job: no run was running
+EXIT_INVALID = 1  # --validate: some file is invalid
+EXIT_SKIPPED = 75  # the previous run is still running
 EXIT_TIMEOUT = 124
 EXIT_CANNOT_RUN = 125
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
+EXIT_SIGNAL_BASE = 128  # + N: killed by signal N
+# cron-generate (SPEC §6)
+EXIT_DIFFERS = 1  # --check/--diff: the installed crontab differs
+EXIT_ERROR = 2  # invalid jobs or any other error
+# sbatch-service (SPEC §7)
+EXIT_FAILED = 1
+EXIT_NOT_RUNNING = 3  # status: a service is not running
+EXIT_UNREACHABLE = 4  # Slurm could not be asked: state unknown
+# check-jobs-icinga (SPEC §11, the Monitoring Plugins guidelines)
+CHECK_OK = 0
+CHECK_WARNING = 1
+CHECK_CRITICAL = 2
+CHECK_UNKNOWN = 3
 
 
 class Problem(Record):

@@ -12,7 +12,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from run_job.errors import ConfigError, ProcessControlError, SlurmUnreachable, UsageError
+from run_job.errors import (EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError,
+                            ProcessControlError, SlurmUnreachable, UsageError)
 
 VERBS = ("init", "deploy", "start", "stop", "restart", "reload", "status", "purge")
 
@@ -44,8 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _exit_of(err: BaseException) -> int:
-    from run_job.slurm.service import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
-
     if isinstance(err, SlurmUnreachable):
         return EXIT_UNREACHABLE
     if isinstance(err, (UsageError, ConfigError)):
@@ -204,34 +203,11 @@ def _say(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = None
-    try:
-        args = build_parser().parse_args(argv)
-        status = run(args)
-        sys.stdout.flush()  # here, not at exit: a closed stdout is handled below
-        return status
-    except ProcessControlError as err:
-        if args is not None and args.debug:
-            raise
-        _error(err)
-        return _exit_of(err)
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    except BrokenPipeError:  # the reader of stdout went away
-        from run_job.console import stdout_closed
+    from run_job.console import run_main
 
-        return stdout_closed()
-    except OSError as err:
-        if args is not None and args.debug:
-            raise
-        _error(f"{err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}")
-        return 1
-    except Exception as err:  # a bug: still one line, the traceback with --debug
-        if args is not None and args.debug:
-            raise
-        _error(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")
-        return 1
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run_main("sbatch-service", lambda: run(build_parser().parse_args(args)),
+                    debug="--debug" in args, status_of=_exit_of, internal=EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -442,8 +442,6 @@ class _JobBuilder:
         return name
 
     def events(self, names) -> tuple[str, ...]:
-        import difflib
-
         from run_job.alerts.events import BUILTIN_EVENTS
 
         for index, name in enumerate(names):

@@ -176,7 +176,7 @@ def _slurm_state(current: dict[str, Any] | None) -> str | None:
     if not current or current.get("runner") != "slurm":
         return None
     try:
-        from run_job.slurm import runner as slurm_runner
+        from run_job.slurm import batch as slurm_runner
 
         return slurm_runner.describe(current)
     except Exception as err:  # noqa: BLE001 - status never crashes on Slurm trouble

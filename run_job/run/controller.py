@@ -67,7 +67,7 @@ def prepare(config: Config, job: Job) -> dict[str, str]:
         _ensure_run_directory(config)
     if job.runner == "slurm":
         # loaded while the code is certainly readable
-        from run_job.slurm import runner  # noqa: F401
+        from run_job.slurm import batch  # noqa: F401
     supervise.become_subreaper()  # before the switch: prctl needs ctypes
     identity_env = privileges.become(config.user)
     privileges.check_code_readable(config.user)
@@ -160,7 +160,7 @@ class _Run:
         config, job = self.config, self.job
         slurm = None
         if job.runner == "slurm":
-            from run_job.slurm import runner as slurm  # type: ignore[no-redef]
+            from run_job.slurm import batch as slurm  # type: ignore[no-redef]
 
             reason = slurm.precheck(config, job)  # SlurmUnreachable propagates: exit 125
             if reason:
@@ -224,7 +224,7 @@ class _Run:
     # -- the job
 
     def execute(self, slurm: Any, lock_fd: int) -> int:
-        from run_job.run.runtypes import ExecResult, RunContext
+        from run_job.model import ExecResult, RunContext
 
         config, job = self.config, self.job
         state = {"record": self.record}

@@ -212,10 +212,10 @@ def test_slurm_runner_and_service_state_reads_never_block(tmp_path: Path) -> Non
         from pathlib import Path
         from run_job.model import Config
         from run_job.config.settings import build_config, default_settings
-        from run_job.slurm import runner, service
-        print("status:", runner._read_status(Path({str(run_dir / 'job.status')!r})))
-        print("zero:", runner._read_status(Path("/dev/zero")))
-        print("job id:", runner.job_id_of({{"run_dir": {str(run_dir)!r}}}))
+        from run_job.slurm import batch, service
+        print("status:", batch._read_status(Path({str(run_dir / 'job.status')!r})))
+        print("zero:", batch._read_status(Path("/dev/zero")))
+        print("job id:", batch.job_id_of({{"run_dir": {str(run_dir)!r}}}))
         config = build_config(dict(default_settings(), state_directory={str(state)!r}), None, "")
         path = service.state_path(config, "web")
         path.parent.mkdir(parents=True)

@@ -34,9 +34,6 @@ except ImportError:  # pragma: no cover
 
 FORMAT = b"run-job-cache-4"
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_VALIDATING_MODULES = ("config/settings.py", "config/jobs.py", "config/schema.py",
-                       "config/yamlfile.py", "config/durations.py", "config/schedule.py",
-                       "model.py", "slurm/options.py", "config/cache.py")
 _ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME",
              "PATH", "PROCESS_CONTROL_CONFIG")
 
@@ -85,19 +82,38 @@ def program_stamp() -> bytes:
 
 
 def _program_stamp() -> bytes:
+    """Version, Python, and path, mtime and size of every module and schema of
+    the package as it is on disk: derived from the files themselves, so that
+    a module added, changed, moved or removed is a miss (0.1 ms for ~50 files)."""
     from run_job import __version__
 
     parts = [FORMAT, __version__.encode(), sys.version.encode()]
-    for name in _VALIDATING_MODULES:
-        parts.append(_stat_stamp(os.path.join(_PKG, name)))
-    for folder in (os.path.join(_PKG, "schemas"), os.path.join(os.path.dirname(_PKG), "schemas")):
+    for top in (_PKG, os.path.join(os.path.dirname(_PKG), "schemas")):
+        parts.extend(sorted(_tree_stamps(top)))
+    return b"\0".join(parts)
+
+
+def _tree_stamps(top: str) -> list[bytes]:
+    """``path:mtime:size`` of every .py and .json file below ``top``."""
+    found: list[bytes] = []
+    folders = [top]
+    while folders:
         try:
-            names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+            entries = os.scandir(folders.pop())
         except OSError:
             continue
-        for name in names:
-            parts.append(name.encode() + _stat_stamp(os.path.join(folder, name)))
-    return b"\0".join(parts)
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        folders.append(entry.path)
+                elif entry.name.endswith((".py", ".json")):
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    found.append(f"{entry.path}:{st.st_mtime_ns}:{st.st_size}".encode())
+    return found
 
 
 def _read_config(path: str | None) -> bytes:

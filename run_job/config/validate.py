@@ -226,15 +226,17 @@ def _mail_problems(config, name: str) -> list[Problem]:
     return [Problem(name, problem)]
 
 
-_CONFIG_ONLY_KEYS = {"job_directory", "output_directory", "state_directory", "run_directory", "output_crontab",
-                     "runner_path", "service_runner_path", "cron_template", "default_job_config", "user",
-                     "logging", "keep_runs", "history_length", "mail", "hooks_directory", "cron_environment"}
+def config_only_keys() -> frozenset[str]:
+    """Keys only a global config has: the config schema's, less the job schema's."""
+    from run_job.config.schema import load_schema
+
+    return frozenset(load_schema("config")["properties"]) - frozenset(load_schema("job")["properties"])
 
 
 def _looks_like_config(raw: bytes, path: Path) -> bool:
     """A named file with global config keys and no ``command`` is validated as a config."""
     data = yamlfile.load_bytes(raw, str(path)).data
-    return isinstance(data, dict) and "command" not in data and bool(_CONFIG_ONLY_KEYS & set(data))
+    return isinstance(data, dict) and "command" not in data and bool(config_only_keys() & set(data))
 
 
 def _check_unnamed(config, path: Path, raw: bytes):

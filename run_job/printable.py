@@ -27,3 +27,13 @@ def printable(text: object) -> str:
     if text.isprintable():  # fast path: nothing to escape (also true of most non-ASCII text)
         return text
     return text.translate(_TABLE)
+
+
+_LINES_TABLE = {code: text for code, text in _TABLE.items() if code not in (0x0A, 0x09)}
+
+
+def printable_lines(text: str) -> str:
+    """``text`` with its lines and tabs kept and every other control character
+    escaped as ``printable`` escapes it (pure): job output on the web page,
+    where an escape sequence must be shown, never interpreted."""
+    return text if text.isprintable() else text.translate(_LINES_TABLE)

@@ -50,6 +50,7 @@ class JobState(Record):
     late: bool = False
     failing: bool = False
     health: str = "ok"
+    history: tuple = ()  # the entries it was computed from, oldest first (the web's job page)
 
     @property
     def enabled(self) -> bool:
@@ -69,7 +70,7 @@ def job_state(*, slug: str, file: str, job: Job | None, problems: tuple | list =
 
     if job is None:
         return JobState(job=slug, file=file, valid=False, problems=tuple(problems),
-                        health="invalid", paused=pause)
+                        health="invalid", paused=pause, history=tuple(entries))
     running = current_run(entries)
     last = last_finished(entries)
     last_success = next((e for e in reversed(entries) if e.get("outcome") == "success"), None)
@@ -100,7 +101,7 @@ def job_state(*, slug: str, file: str, job: Job | None, problems: tuple | list =
     return JobState(job=slug, file=file, valid=True, spec=job, paused=pause, running=running,
                     last=last, last_success=last_success, consecutive_failures=streak,
                     next_run=next_run, expected=expected, late=late, failing=failing,
-                    health=health)
+                    health=health, history=tuple(entries))
 
 
 _TIMES: dict[tuple, tuple] = {}

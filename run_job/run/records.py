@@ -44,6 +44,16 @@ def run_id_time(run_id: str) -> datetime | None:
         return None
 
 
+def is_run_id(text: object) -> bool:
+    """Is ``text`` exactly a run id as ``make_run_id`` writes it (pure)? The
+    whole name is checked (``run_id_time`` reads only its first 23
+    characters): a run id names a folder, so nothing else may pass."""
+    if not isinstance(text, str) or len(text) > 64 or run_id_time(text) is None:
+        return False
+    pid = text[23:]
+    return pid[:1] == "-" and pid[1:].isdigit() and pid[1:].isascii()
+
+
 def new_record(*, job: str, run_id: str, runner: str, host: str, user: str, pid: int,
                command: Iterable[str], started_at: datetime, job_file_sha256: str,
                run_dir: str | None, supervisor_start_time: int | None,

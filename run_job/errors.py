@@ -37,6 +37,9 @@ CHECK_OK = 0
 CHECK_WARNING = 1
 CHECK_CRITICAL = 2
 CHECK_UNKNOWN = 3
+# process-control-web (SPEC §12): 0 stopped by a signal, EXIT_USAGE for a bad
+# command line or config
+EXIT_WEB_FAILED = 1  # cannot serve: address refused or in use, wrong user, unusable secret
 
 
 class Problem(Record):

@@ -40,7 +40,8 @@ from run_job.web import security, views
 SNAPSHOT_AGE = 1.0  # seconds a loaded state may be reused by other requests
 MAX_FORM = 16 * 1024  # bytes of a POSTed form
 HERE = os.path.dirname(os.path.abspath(__file__))
-STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "tail.js": "text/javascript; charset=utf-8"}
+STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "tail.js": "text/javascript; charset=utf-8",
+                "favicon.svg": "image/svg+xml"}
 READ = ("GET", "HEAD")
 
 # (name, methods, pattern of PATH_INFO)
@@ -457,9 +458,11 @@ class WebApp:
                           kind="text/plain; version=0.0.4; charset=utf-8")
 
     def page_healthz(self, request: Request):
+        # what the pages need: the job files, and the state once there is any
         problems = [f"{key} {path} cannot be read" for key, path in (
             ("job_directory", self.config.job_directory), ("state_directory", self.config.state_directory))
-            if not os.access(path, os.R_OK | os.X_OK)]
+            if not os.access(path, os.R_OK | os.X_OK)
+            and (key == "job_directory" or os.path.lexists(path))]
         if request.json(None):
             return self._json({"status": "fail" if problems else "ok", "problems": problems},
                               "503 Service Unavailable" if problems else "200 OK")

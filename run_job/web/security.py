@@ -99,16 +99,16 @@ def cross_site(environ: dict) -> bool:
     if fetch_site and fetch_site not in ("same-origin", "none"):
         return True
     origin = environ.get("HTTP_ORIGIN")
+    # "null": what browsers send for a form of a page with Referrer-Policy:
+    # no-referrer (ours), so it says nothing either way
     if origin and origin != "null":
-        scheme, _, rest = origin.partition("://")
-        if not rest or host_port(rest) != host_port(environ.get("HTTP_HOST") or ""):
+        _, _, rest = origin.partition("://")
+        if not rest or _plain(rest) != _plain(environ.get("HTTP_HOST") or ""):
             return True
-    elif origin == "null":
-        return True
     return False
 
 
-def host_port(text: str) -> str:
+def _plain(text: str) -> str:
     return text.strip().lower().rstrip("/")
 
 
@@ -120,20 +120,36 @@ def load_secret(state_directory: str | os.PathLike) -> bytes:
     read protects nothing.
     """
     path = os.path.join(os.fspath(state_directory), SECRET_FILE)
+    if not os.path.lexists(path):
+        _make_secret(os.fspath(state_directory), path)
+    return _read_secret(path)
+
+
+def _make_secret(folder: str, path: str) -> None:
+    """Write a new secret beside ``path`` and link it into place: never
+    replaces one, and a reader (another worker of the WSGI server starting
+    at the same time) sees the whole file or none."""
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.fspath(state_directory), mode=0o750, exist_ok=True)  # as pauses and runs do
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        return _read_secret(path)
+        os.makedirs(folder, mode=0o750, exist_ok=True)  # as pauses and runs do
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, os.urandom(SECRET_BYTES).hex().encode() + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: theirs counts
     except OSError as err:
         raise SecurityError(f"cannot create the web page's secret {path}: {err.strerror}; "
                             "state_directory must be writable by the service user") from err
-    try:
-        os.write(fd, os.urandom(SECRET_BYTES).hex().encode() + b"\n")
-        os.fsync(fd)
     finally:
-        os.close(fd)
-    return _read_secret(path)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _read_secret(path: str) -> bytes:

@@ -211,7 +211,11 @@ def serve(site: Site, port: int, *extra: str) -> subprocess.Popen:
                                              f"127.0.0.1:{port}", *extra],
                             env=pctest.command_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+    except BaseException:
+        stop(proc)
+        raise
     return proc
 
 

@@ -17,9 +17,13 @@ looked up with it.
 One request reads the state once: ``status.load_states`` and
 ``status.collect_status`` (the rows of ``run-job --status --json``) give one
 snapshot that the page, its JSON, ``/metrics`` and the job pages all use.
-Concurrent requests share one load: a snapshot is reused for at most
-``SNAPSHOT_AGE`` (1 s) and dropped after every operator action, so 50 open
-pages polling a 1,000-job site cost one load a second, not fifty.
+Concurrent requests share it: a snapshot is served for at most
+``SNAPSHOT_AGE`` (1 s, from the start of its load; a fresh one is loaded in
+the background from half that age on) and dropped after every operator
+action, so 50 open pages polling a 1,000-job site cost at most two loads a
+second, not fifty; the footer of every page says when its state was read.
+What is made from a snapshot alone (the jobs table, the JSON document, the
+metrics) is made once per snapshot.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from urllib.parse import parse_qs, quote
 
 from run_job import __version__, clock
 from run_job.errors import ProcessControlError
+from run_job.printable import printable_lines
 from run_job.web import security, views
 
 SNAPSHOT_AGE = 1.0  # seconds a loaded state may be reused by other requests
@@ -77,30 +82,61 @@ class HTTPError(Exception):
 
 
 class Snapshot:
-    """The state of every job, loaded once and shared for ``max_age`` seconds.
+    """The state of every job, shared by the requests of one process.
 
-    One load at a time: requests that arrive while it runs wait for it and
-    use its result. ``invalidate`` drops it (after an operator action).
+    A snapshot is never served older than ``max_age`` (its age counts from
+    the start of its load). Once it is older than half that, the first
+    request to see it starts a fresh load in a thread and is answered from
+    it meanwhile, so that polling pages do not wait for loads; a request
+    that finds it older than ``max_age`` waits for a load. One load at a
+    time: concurrent requests share it. ``invalidate`` drops the snapshot
+    (after an operator action), and a load begun before that is not kept.
     """
 
     def __init__(self, load: Callable[[], Any], max_age: float) -> None:
         self._load = load
         self._max_age = max_age
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the fields below
+        self._loading = threading.Lock()  # held while a load runs
         self._value: Any = None
         self._at = float("-inf")
+        self._dropped = float("-inf")
 
     def get(self) -> Any:
         with self._lock:
-            started = time.monotonic()
-            if self._value is None or started - self._at > self._max_age:
-                self._value = self._load()
-                self._at = started  # its age counts from the start of the load
-            return self._value
+            value, age = self._value, time.monotonic() - self._at
+        if value is not None and age <= self._max_age:
+            if age > self._max_age / 2 and self._loading.acquire(blocking=False):
+                threading.Thread(target=self._background, name="process-control-web state",
+                                 daemon=True).start()
+            return value
+        with self._loading:
+            with self._lock:
+                if self._value is not None and time.monotonic() - self._at <= self._max_age:
+                    return self._value  # loaded by another request meanwhile
+            return self._refresh()
+
+    def _refresh(self) -> Any:
+        started = time.monotonic()
+        value = self._load()
+        with self._lock:
+            if started >= self._dropped and started > self._at:
+                self._value, self._at = value, started
+        return value
+
+    def _background(self) -> None:
+        try:
+            self._refresh()
+        except Exception as err:  # noqa: BLE001 - the next request loads again and reports it
+            print(f"process-control-web: loading the state failed: {type(err).__name__}: {err}",
+                  file=sys.stderr)
+        finally:
+            self._loading.release()
 
     def invalidate(self) -> None:
         with self._lock:
             self._value = None
+            self._dropped = time.monotonic()
 
 
 class State:
@@ -178,17 +214,31 @@ class WebApp:
         for name in STATIC_TYPES:
             with open(os.path.join(HERE, "static", name), "rb") as f:
                 self.static[name] = f.read()
+        self._base = ""  # SCRIPT_NAME of the latest jobs page request
         self.snapshot = Snapshot(self._load, snapshot_age)
 
     # ------------------------------------------------------------ the state
 
     def _load(self) -> State:
+        """A new snapshot, with the unfiltered jobs table already made: the
+        page every open browser polls is ready when the snapshot is served."""
         from run_job.monitor.status import collect_status, load_states
 
         now = clock.now()
         states = load_states(self.config, self.config_path, now=now)
         rows = collect_status(self.config, self.config_path, states=states)
-        return State(now, states, rows)
+        state = State(now, states, rows)
+        base = self._base
+        state.made(("table", base, "", ""), lambda: self._jobs_table(state, base, "", ""))
+        return state
+
+    def _jobs_table(self, state: State, base: str, health: str, tag: str) -> Any:
+        from markupsafe import Markup
+
+        rows = views.select_rows(state.rows, health=health, tag=tag)
+        return Markup(self.templates.get_template("jobs_table.html").render(
+            base=base, jobs=[views.job_line(row, state.now, self.zone) for row in rows],
+            summary=views.summary(state.rows), health=health, tag=tag))
 
     # ------------------------------------------------------------ WSGI
 
@@ -310,8 +360,7 @@ class WebApp:
     def page_jobs(self, request: Request, json: str | None = None):
         from run_job.monitor.status import document
 
-        from markupsafe import Markup
-
+        self._base = request.base  # the prefix the next snapshot's table is made for
         state = self.snapshot.get()
         health, tag = request.arg("health") or "", request.arg("tag") or ""
         if request.json(json):
@@ -320,16 +369,11 @@ class WebApp:
             return "200 OK", [("Content-Type", "application/json; charset=utf-8"),
                               ("Content-Length", str(len(body)))], [body]
 
-        def table() -> Markup:
-            rows = views.select_rows(state.rows, health=health, tag=tag)
-            return Markup(self.templates.get_template("jobs_table.html").render(
-                base=request.base, jobs=[views.job_line(row, state.now, self.zone) for row in rows],
-                summary=views.summary(state.rows), health=health, tag=tag))
-
         query = "&".join(f"{k}={quote(v, safe='')}" for k, v in (("health", health), ("tag", tag)) if v)
         return self._html("jobs.html", {
             **self._common(request, state), "total": len(state.rows),
-            "table": state.made(("table", request.base, health, tag), table),
+            "table": state.made(("table", request.base, health, tag),
+                                lambda: self._jobs_table(state, request.base, health, tag)),
             "json_url": f"{request.base}/jobs.json" + (f"?{query}" if query else "")})
 
     def page_job(self, request: Request, slug: str, json: str | None = None):
@@ -548,11 +592,7 @@ def _shown(value: Any) -> Any:
     escaped as ``printable`` writes them (lines kept), so that text from job
     files, records and output can neither drive a terminal it is copied to
     nor hide in the page. Markup made by our own templates passes as it is."""
-    from markupsafe import Markup
-
-    from run_job.printable import printable_lines
-
-    if isinstance(value, str) and not isinstance(value, Markup):
+    if type(value) is str:  # Markup is a subclass: made by our templates, passed as it is
         return printable_lines(value)
     return value
 

@@ -164,6 +164,7 @@ def run_brief(record: dict[str, Any] | None, now: datetime, zone: tzinfo) -> dic
     return {
         "run_id": str(record.get("run_id") or ""),
         "outcome": outcome,
+        "outcome_label": outcome.replace("_", " "),
         "problem": outcome in OUTCOME_PROBLEM,
         "started": when(record.get("started_at"), now, zone),
         "ended": when(record.get("ended_at"), now, zone),
@@ -207,6 +208,7 @@ def job_line(row: dict[str, Any], now: datetime, zone: tzinfo) -> dict[str, Any]
         "valid": bool(row.get("valid")),
         "problems": [str(p) for p in row.get("problems") or ()],
         "health": health,
+        "health_label": health.replace("_", " "),
         "health_text": HEALTH_TEXT.get(health, health),
         "schedule": schedule_text,
         "disabled": bool(row.get("disabled")),

@@ -435,7 +435,7 @@ def test_the_state_is_read_once_per_request(site, monkeypatch):
         assert len(loads) == 1, path
         assert sorted(reads) == sorted(set(reads)) and len(reads) == 6, (path, reads)  # each job once
     # shared: requests within SNAPSHOT_AGE use one load
-    shared = app_for(site)
+    shared = app_for(site, snapshot_age=60)
     loads.clear()
     for path in ("/", "/jobs/hello", "/metrics", "/jobs.json"):
         call(shared, "GET", path)

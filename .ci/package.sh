@@ -45,7 +45,7 @@ apt-get update -qq || echo "apt-get update failed; trying with the package lists
 apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends \
     build-essential debhelper dh-python python3-all python3-setuptools \
     pybuild-plugin-pyproject python3-yaml python3-jsonschema \
-    python3-croniter python3-filelock python3-pytest python3-aiosmtpd \
+    python3-croniter python3-filelock python3-jinja2 python3-pytest python3-aiosmtpd \
     lintian adduser cron man-db logrotate bash-completion >"$work/apt-deps.log" 2>&1 \
     || { tail -n 30 "$work/apt-deps.log"; die "could not install build dependencies"; }
 

@@ -337,8 +337,16 @@ class WebApp:
         return slug
 
     def _run_id(self, slug: str, run_id: str) -> str:
+        """A checked run id; ``latest``: the run its link names (the link's
+        text, checked alike; never followed)."""
         from run_job.run.records import is_run_id
+        from run_job.web import runs
 
+        if run_id == "latest":
+            target = runs.latest(self.config.output_directory, slug)
+            if target is None:
+                raise HTTPError("404 Not Found", "This job has no latest run.")
+            return target
         if not is_run_id(run_id):
             raise HTTPError("404 Not Found", "Not a run id.")
         return run_id
@@ -401,15 +409,11 @@ class WebApp:
 
     def page_run(self, request: Request, slug: str, run: str, json: str | None = None):
         from run_job.monitor.status import document
-        from run_job.web import runs
 
         slug = self._slug(slug)
-        if run == "latest":
-            target = runs.latest(self.config.output_directory, slug)
-            if target is None:
-                raise HTTPError("404 Not Found", "This job has no latest run.")
-            return self._redirect(f"{request.base}/jobs/{slug}/runs/{target}{json or ''}")
         run_id = self._run_id(slug, run)
+        if run == "latest":  # a stable address for the page (and its tail)
+            return self._redirect(f"{request.base}/jobs/{slug}/runs/{run_id}{json or ''}")
         state = self.snapshot.get()
         with self._run_folder(slug, run_id) as folder:
             record = folder.status()

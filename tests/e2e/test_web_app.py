@@ -84,6 +84,8 @@ def test_job_page_history_and_run_page(site):
     raw = call(app, "GET", f"/jobs/hello/runs/{run_id}/output")
     assert raw.body == b"hello\n" and raw.headers["content-type"].startswith("text/plain")
     assert call(app, "GET", f"/jobs/hello/runs/{run_id}/output?offset=2").body == b"llo\n"
+    assert call(app, "GET", "/jobs/hello/runs/latest/output").body == b"hello\n"
+    assert call(app, "GET", "/jobs/hello/runs/latest/output.json").json()["text"] == "hello\n"
     assert call(app, "GET", "/jobs/nope").code == 404
     assert call(app, "GET", "/jobs/hello/runs/20200101T000000.000000Z-1").code == 404
 

@@ -7,8 +7,8 @@ holds one thread, not the server; a connection silent for 30 s is dropped;
 at most 64 at a time, the others wait in the listen queue).
 
 An address that is not loopback is refused unless ``web.allow_remote:
-true`` (behind a front web server, bind to loopback and let that server
-authenticate). Started as root, it binds the address and then switches to
+true``. It authenticates nobody, so its pages are read-only: operators act
+through a WSGI server behind a front server that sets ``REMOTE_USER``. Started as root, it binds the address and then switches to
 the service user (config key ``user``) before it reads any state, as run-job
 does; started as anyone else, it must be that user.
 
@@ -129,6 +129,21 @@ def make_server(host: str, port: int, family: Any, app: Any = None) -> Any:
     return server
 
 
+def unauthenticated(app: Any) -> Any:
+    """``app`` without ``REMOTE_USER`` and ``AUTH_TYPE`` in any request: the
+    embedded server authenticates nobody, and the standard library's server
+    copies its own process environment into every request's environ (a
+    ``REMOTE_USER`` exported where it was started would make every visitor
+    that user)."""
+
+    def application(environ: dict, start_response: Any) -> Any:
+        environ.pop("REMOTE_USER", None)
+        environ.pop("AUTH_TYPE", None)
+        return app(environ, start_response)
+
+    return application
+
+
 def build_parser() -> Any:
     from run_job import __version__
 
@@ -160,9 +175,9 @@ def serve(opts: Any) -> int:
         from run_job.web.app import make_app
 
         app = make_app(opts.config)
-        server.set_app(app)
-        mode = (f"operators: {', '.join(sorted(app.operators))} (REMOTE_USER from the front server)"
-                if app.operators else "read-only (no web.operators)")
+        server.set_app(unauthenticated(app))
+        mode = "read-only" + (" (web.operators act through a WSGI server behind an authenticating "
+                              "front server: this one authenticates nobody)" if app.operators else "")
         shown = f"[{host}]" if ":" in host else host
         console.say_error(PROG, [f"serving http://{shown}:{server.server_address[1]}/ for the jobs in "
                                  f"{config.job_directory}; {mode}"])

@@ -93,6 +93,28 @@ def test_slow_clients_do_not_stop_the_others(server):
             sock.close()
 
 
+def test_the_embedded_server_makes_nobody_an_operator(tmp_path):
+    """wsgiref copies the server's own environment into every request: a
+    REMOTE_USER exported where it was started must not make visitors operators."""
+    site = web_site(tmp_path / "s", operators=["alice"])
+    site.job("hello", "command: echo hi\n")
+    port = free_port()
+    proc = subprocess.Popen(pctest.command("process-control-web") + [
+        "--config", str(site.config), "--listen", f"127.0.0.1:{port}"],
+        env=pctest.command_env({"REMOTE_USER": "alice", "AUTH_TYPE": "Basic"}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        webtest.wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+        page = get(f"http://127.0.0.1:{port}/jobs/hello")[2].decode()
+        assert 'id="run-now"' not in page and "read-only" in page
+        status, _, _ = get(f"http://127.0.0.1:{port}/jobs/hello/run", method="POST", data=b"csrf=x",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 403 and webtest.run_folders(site, "hello") == []
+    finally:
+        stop(proc)
+    assert "read-only" in proc.stderr.read()
+
+
 def test_sigterm_stops_it_with_status_0(site):
     port = free_port()
     proc = serve(site, port)

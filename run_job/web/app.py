@@ -22,8 +22,9 @@ Concurrent requests share it: a snapshot is served for at most
 the background from half that age on) and dropped after every operator
 action, so 50 open pages polling a 1,000-job site cost at most two loads a
 second, not fifty; the footer of every page says when its state was read.
-What is made from a snapshot alone (the jobs table, the JSON document, the
-metrics) is made once per snapshot.
+What is made from a snapshot alone (the jobs table and page, the JSON
+document, the metrics, and their gzip for clients that accept it) is made
+once per snapshot.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ class State:
     the same second render a 1,000-job table once, not fifty times.
     """
 
-    MADE_LIMIT = 32  # kinds of things kept per snapshot (filters come from the URL)
+    MADE_LIMIT = 64  # things kept per snapshot (filters and users come from requests)
 
     def __init__(self, now: Any, states: list[Any], rows: list[dict[str, Any]]) -> None:
         self.now = now
@@ -156,7 +157,7 @@ class State:
         self.by_slug = {s.job: s for s in states}
         self.row_by_slug = {r["job"]: r for r in rows}
         self._made: dict[Any, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a page is made of a table made here too
 
     def made(self, key: Any, make: Callable[[], Any]) -> Any:
         with self._lock:
@@ -372,17 +373,35 @@ class WebApp:
         state = self.snapshot.get()
         health, tag = request.arg("health") or "", request.arg("tag") or ""
         if request.json(json):
-            body = state.made(("json", health, tag), lambda: self._json(document(
-                "status", jobs=views.select_rows(state.rows, health=health, tag=tag)))[2][0])
-            return "200 OK", [("Content-Type", "application/json; charset=utf-8"),
-                              ("Content-Length", str(len(body)))], [body]
-
+            return self._shared(request, state, ("json", health, tag), "application/json; charset=utf-8",
+                                lambda: self._json(document("status", jobs=views.select_rows(
+                                    state.rows, health=health, tag=tag)))[2][0])
         query = "&".join(f"{k}={quote(v, safe='')}" for k, v in (("health", health), ("tag", tag)) if v)
-        return self._html("jobs.html", {
-            **self._common(request, state), "total": len(state.rows),
-            "table": state.made(("table", request.base, health, tag),
-                                lambda: self._jobs_table(state, request.base, health, tag)),
-            "json_url": f"{request.base}/jobs.json" + (f"?{query}" if query else "")})
+
+        def page() -> bytes:
+            return self._html("jobs.html", {
+                **self._common(request, state), "total": len(state.rows),
+                "table": state.made(("table", request.base, health, tag),
+                                    lambda: self._jobs_table(state, request.base, health, tag)),
+                "json_url": f"{request.base}/jobs.json" + (f"?{query}" if query else "")})[2][0]
+
+        key = ("page", request.base, request.user, request.operator, health, tag)
+        return self._shared(request, state, key, "text/html; charset=utf-8", page)
+
+    @staticmethod
+    def _shared(request: Request, state: State, key: tuple, kind: str, make: Callable[[], bytes]
+                ) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        """A large answer made once per snapshot (and key), gzipped once for
+        clients that accept it. Only pages that hold no secret (no CSRF
+        token) are compressed, so that a compressed size tells nothing."""
+        body = state.made(key, make)
+        headers = [("Content-Type", kind), ("Vary", "Accept-Encoding")]
+        if "gzip" in (request.environ.get("HTTP_ACCEPT_ENCODING") or "").lower():
+            import gzip
+
+            body = state.made(("gzip", *key), lambda: gzip.compress(body, 6, mtime=0))
+            headers.append(("Content-Encoding", "gzip"))
+        return "200 OK", headers + [("Content-Length", str(len(body)))], [body]
 
     def page_job(self, request: Request, slug: str, json: str | None = None):
         from run_job.monitor.status import document
@@ -502,8 +521,8 @@ class WebApp:
         from run_job.monitor.metrics import render
 
         state = self.snapshot.get()
-        return self._text(state.made("metrics", lambda: render(state.states)),
-                          kind="text/plain; version=0.0.4; charset=utf-8")
+        return self._shared(request, state, ("metrics",), "text/plain; version=0.0.4; charset=utf-8",
+                            lambda: render(state.states).encode("utf-8"))
 
     def page_healthz(self, request: Request):
         # what the pages need: the job files, and the state once there is any

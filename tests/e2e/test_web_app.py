@@ -108,6 +108,20 @@ def test_metrics_and_healthz(site):
     assert health.code == 200 and health.text == "ok\n"
 
 
+def test_big_answers_are_gzipped_once_for_clients_that_accept_it_but_never_a_secret(site):
+    import gzip
+
+    assert site.run_job("hello").returncode == 0
+    app = app_for(site)
+    for path in ("/", "/jobs.json", "/metrics"):
+        plain = call(app, "GET", path)
+        packed = call(app, "GET", path, headers={"Accept-Encoding": "gzip, deflate, br"})
+        assert packed.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+        assert gzip.decompress(packed.body) == plain.body and "Accept-Encoding" in packed.headers["vary"]
+    job = call(app, "GET", "/jobs/hello", user="alice", headers={"Accept-Encoding": "gzip"})
+    assert 'name="csrf"' in job.text and "content-encoding" not in job.headers  # no BREACH
+
+
 def test_every_response_has_the_security_headers(site):
     app = app_for(site)
     for path in ("/", "/jobs/hello", "/nope", "/metrics", "/healthz", "/static/style.css", "/jobs/x/run"):

@@ -240,10 +240,9 @@ def _load_config(path: str | None) -> Any:
 
 def _become_if_root(config: Any) -> None:
     """Root reads and writes state as the service user (so files stay theirs)."""
-    if os.geteuid() == 0 and config.user != "root":
-        from run_job.privileges import become
+    from run_job.privileges import become_if_root
 
-        become(config.user)
+    become_if_root(config.user)
 
 
 def _configure_logging(config: Any, debug: bool) -> None:

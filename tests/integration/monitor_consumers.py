@@ -132,6 +132,7 @@ class Icinga:
                 return self
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
                     pytest.fail(f"icinga2 did not start:\n{self.log.read_text()[-3000:]}")
                 time.sleep(0.2)
 
@@ -202,6 +203,7 @@ class NodeExporter:
                 return
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
                     pytest.fail(f"node_exporter did not start:\n{log.read_text()[-3000:]}")
                 time.sleep(0.1)
 

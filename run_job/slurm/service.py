@@ -142,7 +142,8 @@ STARTED_ACTIONS = frozenset({"start", "reload"})
 
 def started(state: dict) -> bool:
     """Did sbatch-service last leave this service started (pure)?"""
-    return state.get("last_action") in STARTED_ACTIONS
+    action = state.get("last_action")
+    return isinstance(action, str) and action in STARTED_ACTIONS  # a damaged file: not started
 
 
 def tail_lines(path: Path, count: int = 5) -> str:

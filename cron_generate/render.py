@@ -32,6 +32,7 @@ import string
 from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
+from run_job.config.schedule import expand, has_hash
 from run_job.errors import EXIT_USAGE, ProcessControlError
 from run_job.model import Config, Job
 
@@ -96,6 +97,8 @@ def _schedule_shape(schedule: str) -> tuple[str | None, str | None]:
     fields = text.split()
     if len(fields) != 5 or not all(_SCHEDULE_FIELD.fullmatch(f) for f in fields):
         return None, f"{schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'"
+    if has_hash(text):
+        return None, f"{schedule!r} has a hashed field (H) that was not expanded; cron does not know H"
     return text, None
 
 
@@ -243,8 +246,9 @@ def header(config: Config) -> str:
             "# Do not edit: the next cron-generate replaces this file.\n")
 
 
-def job_block(job: Job, config: Config, template: Template, user: str) -> str:
-    """The lines for one job: an entry, a watchdog entry or a skip comment."""
+def job_block(job: Job, config: Config, template: Template, user: str, seed: str) -> str:
+    """The lines for one job: an entry, a watchdog entry or a skip comment.
+    Hashed fields are written concrete (``seed`` and the slug choose them)."""
     slug = check_slug(job.slug)
     if job.is_service:
         keep_alive = job.service.keep_alive if job.service is not None else None
@@ -252,24 +256,35 @@ def job_block(job: Job, config: Config, template: Template, user: str) -> str:
             return f"# Skipping disabled job {slug}\n"
         if not keep_alive:
             return f"# Skipping service {slug}: no keep_alive schedule\n"
-        schedule = check_schedule_shape(keep_alive, f"service.keep_alive of {slug}")
+        schedule = check_schedule_shape(_expanded(keep_alive, seed, slug), f"service.keep_alive of {slug}")
         command = cron_command(config.service_runner_path, "start", slug, what="config key service_runner_path")
     else:
         if job.disabled or not job.schedule:
             return f"# Skipping disabled job {slug}\n"
-        schedule = check_schedule_shape(job.schedule, f"the schedule of {slug}")
+        schedule = check_schedule_shape(_expanded(job.schedule, seed, slug), f"the schedule of {slug}")
         command = cron_command(config.runner_path, "--job", slug)
     return render_block(template, source=str(job.path), schedule=schedule, user=user, command=command)
 
 
-def render_crontab(jobs: Sequence[Job], config: Config) -> str:
-    """The whole crontab text (ends with a newline), deterministic for its input."""
+def _expanded(schedule: str, seed: str, slug: str) -> str:
+    if not isinstance(schedule, str):
+        return schedule  # check_schedule_shape says what is wrong
+    return expand(schedule, seed, slug)
+
+
+def render_crontab(jobs: Sequence[Job], config: Config, *, seed: str | None = None) -> str:
+    """The whole crontab text (ends with a newline), deterministic for its
+    input; ``seed`` of hashed fields: default ``config.hash_seed``, else the
+    host name."""
+    from run_job.config.schedule import default_seed
+
     template = check_template(config.cron_template)
     user = check_user(config.user)
+    seed = seed if seed is not None else (config.hash_seed or default_seed())
     parts = [header(config)]
     parts.extend(environment_lines(config.cron_environment))
     for job in sorted(jobs, key=lambda j: j.slug):
-        parts.append(job_block(job, config, template, user))
+        parts.append(job_block(job, config, template, user, seed))
     text = "".join(parts)
     if "\0" in text or "\r" in text:  # unreachable by construction; cheap to be sure
         raise CrontabError("refusing to write a crontab with a NUL or carriage return")

@@ -25,6 +25,8 @@ class _Report:
         self.files: list[dict] = []
         self.ignored: list[str] = []
         self.notes: list[str] = []
+        self.warnings: list[str] = []
+        self.jobs: list[tuple[str, object]] = []  # (file, Job) of every valid job
 
     def add(self, file: str, kind: str, job: str | None, problems: list[Problem]) -> None:
         self.files.append({"file": file, "kind": kind, "job": job, "valid": not problems,
@@ -43,6 +45,7 @@ def _add_scan(report: _Report, scan: ScanResult) -> None:
         name = str(path)
         slug = path.name[:-5] if classify(path.name) == "job" else None
         report.add(name, "job", slug, by_file.pop(name, []))
+    report.jobs.extend((str(job.path), job) for job in scan.jobs)
     for name, problems in by_file.items():  # folder-level problems (missing, permissions)
         report.add(name, "job", None, problems)
     for path in scan.ignored:
@@ -81,6 +84,7 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
         config = build_config(default_settings(), None, "")
     if not targets:
         _add_scan(report, scan_job_directory(config))
+        _hash_notes(report, config)
         return report
     for target in targets:
         path = Path(target)
@@ -101,6 +105,8 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
                                     "^[A-Za-z0-9][A-Za-z0-9_-]*$); run-job would not load it from the job directory")
             job, problems = check_job_file(config, path, raw=None) if slug else _check_unnamed(config, path)
             report.add(target, "job", slug, problems)
+            if job is not None:
+                report.jobs.append((target, job))
         else:
             try:
                 file = job_path(config, target)
@@ -113,7 +119,62 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
                 continue
             job, problems = check_job_file(config, file)
             report.add(str(file), "job", target, problems)
+            if job is not None:
+                report.jobs.append((str(file), job))
+    _hash_notes(report, config)
     return report
+
+
+def _hash_notes(report: _Report, config) -> None:
+    """Every hashed schedule as this host expands it, and a warning when more
+    than a tenth of the hashed jobs start in the same minute of the day."""
+    from run_job.config.schedule import default_seed
+
+    seed = config.hash_seed or default_seed()
+    where = f"with hash_seed {seed!r}" if config.hash_seed else "on this host"
+    notes, crowding = hash_report([(file, job) for file, job in report.jobs], seed)
+    report.notes.extend(f"{file}: note: {key} \"{written}\" runs at \"{concrete}\" {where}"
+                        for file, key, written, concrete in notes)
+    report.warnings.extend(crowding)
+
+
+def hash_report(jobs: list, seed: str, share: float = 0.1) -> tuple[list, list[str]]:
+    """([(file, key, schedule, expanded)], [warning]) for the hashed schedules
+    of ``jobs`` [(file, Job)] (pure): a warning for every minute of the day
+    in which more than ``share`` of the hashed jobs (and at least two) start."""
+    from run_job.config.schedule import expand, has_hash, start_minutes
+
+    notes = []
+    starts: dict[int, list[str]] = {}
+    hashed = 0
+    for file, job in jobs:
+        pairs = [("schedule", job.schedule)]
+        if job.service is not None:
+            pairs = [("service.keep_alive", job.service.keep_alive)]
+        for key, schedule in pairs:
+            if not has_hash(schedule):
+                continue
+            concrete = expand(schedule, seed, job.slug)
+            notes.append((file, key, schedule, concrete))
+            if job.disabled:
+                continue
+            hashed += 1
+            try:
+                minutes = start_minutes(concrete)
+            except ValueError:
+                continue
+            for minute in minutes:
+                starts.setdefault(minute, []).append(job.slug)
+    warnings = []
+    crowded = sorted(((len(slugs), minute) for minute, slugs in starts.items()
+                      if len(slugs) >= 2 and len(slugs) > share * hashed), reverse=True)
+    for count, minute in crowded[:3]:
+        slugs = sorted(starts[minute])
+        names = ", ".join(slugs[:5]) + (f" and {len(slugs) - 5} more" if len(slugs) > 5 else "")
+        warnings.append(f"warning: {count} of {hashed} jobs with hashed schedules start at"
+                        f" {minute // 60:02d}:{minute % 60:02d} ({names}); more than a tenth of"
+                        " them in one minute: give them wider H ranges, or other schedules")
+    return notes, warnings
 
 
 _CONFIG_ONLY_KEYS = {"job_directory", "output_directory", "state_directory", "run_directory", "output_crontab",
@@ -157,6 +218,8 @@ def main(config_path: str | None, targets: list[str], as_json: bool = False) -> 
             "valid": report.valid,
             "files": [{k: v for k, v in f.items() if not k.startswith("_")} for f in report.files],
             "ignored": report.ignored,
+            "notes": report.notes,
+            "warnings": report.warnings,
             "summary": {"checked": checked, "invalid": invalid, "errors": errors},
         }
         json.dump(document, sys.stdout, indent=2)
@@ -168,6 +231,8 @@ def main(config_path: str | None, targets: list[str], as_json: bool = False) -> 
             out.write(problem.render() + "\n")
     for note in report.notes:
         out.write(note + "\n")
+    for warning in report.warnings:
+        out.write(warning + "\n")
     for name in report.ignored:
         out.write(f"{name}: ignored: not a job file (job files are <slug>.yaml; dot files, .yml and "
                   "backups are skipped)\n")

@@ -18,8 +18,11 @@ Order of a run:
    ``running`` is settled (under the lock they are dead), and this run's
    entry added; lost runs get their alerts; start hooks. Until here nothing
    has started: a failure is exit 125 and the run folder says why;
-5. the executor (``supervise.execute`` or ``slurm.runner.execute``); from
-   here on every error path still ends in a recorded outcome;
+5. the executor (``supervise.execute`` or ``slurm.runner.execute``), once
+   per attempt when the job retries (``retry.py``: the lock stays held, the
+   delays are slept on the signal wakeup, every attempt goes into
+   ``status.json``'s ``attempts``); from here on every error path still ends
+   in a recorded outcome;
 6. final ``status.json`` and history (each written even when the other
    cannot be), end alerts, retention.
 """
@@ -226,7 +229,11 @@ class _Run:
     # -- the job
 
     def execute(self, slurm: Any, lock_fd: int) -> int:
-        from run_job.run.runtypes import ExecResult, RunContext
+        """Run the job: the executor once per attempt (SPEC §10, ``retry.py``),
+        the lock held throughout; then ``finish``."""
+        from run_job.model import replace
+        from run_job.run import retry as retries
+        from run_job.run.runtypes import RunContext
 
         config, job = self.config, self.job
         state = {"record": self.record}
@@ -250,19 +257,49 @@ class _Run:
             commands=self.commands, command_text=self.command_text, environment=env,
             working_directory=_path(workdir), update_status=update_status,
             stop_requested=supervise.stop_requested)
+        retrying = retries.enabled(job.retry)
+        attempts: list[dict[str, Any]] = []
+        plan = retries.Plan(None)
+        number = 1
         os.set_inheritable(lock_fd, True)  # the job's own tree holds the lock too
         try:
-            result = (slurm.execute(ctx) if slurm is not None else supervise.execute(ctx))
-        except ProcessControlError as err:
-            result = ExecResult("failed", err.exit_status, reason=str(err))
-        except OSError as err:
-            result = ExecResult("failed", EXIT_CANNOT_RUN, reason=f"run-job could not run the job: {err}")
-        except Exception as err:  # noqa: BLE001 - the executor swept the job; record it
-            result = ExecResult("failed", EXIT_CANNOT_RUN, reason=(
-                f"run-job failed while running the job: {type(err).__name__}: {err}"))
+            while True:
+                if retrying:
+                    begun = clock.now()
+                    offset = self._mark_attempt(ctx, number, attempts, begun)
+                    attempts.append(retries.attempt_record(number, begun, offset))
+                    update_status(attempts=list(attempts))
+                result = self._attempt(slurm, replace(ctx, attempt=number))
+                if not retrying:
+                    break
+                ended = clock.now()
+                plan = retries.plan(job.retry, attempt=number, outcome=result.outcome,
+                                    stopping=supervise.stop_requested() is not None, now=ended,
+                                    next_start=self._next_start() if result.outcome in
+                                    retries.RETRIED_OUTCOMES else None)
+                retry_at = None
+                if plan.delay is not None:
+                    from datetime import timedelta
+
+                    retry_at = ended + timedelta(seconds=plan.delay)
+                attempts[-1] = retries.ended_attempt(attempts[-1], result, ended, retry_at)
+                update_status(attempts=list(attempts))
+                if plan.delay is None:
+                    break
+                logsetup.info("%s: attempt %d %s; attempt %d in %gs", job.slug, number,
+                              result.outcome, number + 1, plan.delay)
+                signum = supervise.sleep(plan.delay)
+                if signum is not None:
+                    result = _killed_in_delay(result, signum, number, self.run_dir)
+                    attempts[-1] = {**attempts[-1], "retry_at": None}
+                    update_status(attempts=list(attempts))
+                    plan = retries.Plan(None)
+                    break
+                number += 1
         finally:
             os.set_inheritable(lock_fd, False)
-        reason = "; ".join(r for r in (*self.notes, result.reason) if r)
+        told = retries.summary(attempts, job.retry, result.outcome, plan.why) if retrying else ""
+        reason = "; ".join(r for r in (*self.notes, result.reason, told) if r)
         final = transitions.finished(
             state["record"], ended_at=clock.now(), outcome=result.outcome,
             exit_code=result.exit_code, signal=result.signal, reason=reason,
@@ -270,6 +307,66 @@ class _Run:
             else state["record"].get("slurm_job_id"))
         self.finish(final, result.exit_status)
         return result.exit_status
+
+    def _attempt(self, slurm: Any, ctx: Any) -> Any:
+        """One call of the executor; every error becomes a recorded result."""
+        from run_job.run.runtypes import ExecResult
+
+        try:
+            return slurm.execute(ctx) if slurm is not None else supervise.execute(ctx)
+        except ProcessControlError as err:
+            return ExecResult("failed", err.exit_status, reason=str(err))
+        except OSError as err:
+            return ExecResult("failed", EXIT_CANNOT_RUN, reason=f"run-job could not run the job: {err}")
+        except Exception as err:  # noqa: BLE001 - the executor swept the job; record it
+            return ExecResult("failed", EXIT_CANNOT_RUN, reason=(
+                f"run-job failed while running the job: {type(err).__name__}: {err}"))
+
+    def _mark_attempt(self, ctx: Any, number: int, attempts: list[dict[str, Any]],
+                      begun: Any) -> int | None:
+        """Before a retry: a marker line in output.log (after a newline of its
+        own if the output did not end with one); the offset where the
+        attempt's output begins. The first attempt gets no marker."""
+        from run_job.run import retry as retries
+
+        path = os.fspath(ctx.output_path)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o640)
+        except OSError as err:
+            logsetup.error("%s: cannot open %s: %s", self.job.slug, path, err.strerror)
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if number > 1 and attempts:
+                line = retries.marker_line(number, self.job.retry.maximum_retries + 1, begun,
+                                           attempts[-1])
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line
+                os.write(fd, line)
+                size += len(line)
+            return size
+        except OSError as err:
+            logsetup.error("%s: cannot write the attempt marker to %s: %s", self.job.slug, path,
+                           err.strerror)
+            return None
+        finally:
+            os.close(fd)
+
+    def _next_start(self) -> Any:
+        """The job's next scheduled start after this run began (its zone, its
+        hashed fields expanded), or None when it is not scheduled."""
+        job = self.job
+        if not job.schedule or job.disabled:
+            return None
+        from run_job.config.schedule import expand, next_start, zone_of
+
+        try:
+            return next_start(expand(job.schedule, self.config.hash_seed, job.slug),
+                              self.started, zone_of(job.timezone))
+        except Exception as err:  # noqa: BLE001 - no bound is better than no run
+            logsetup.error("%s: next scheduled start unknown: %s", job.slug, err)
+            return None
 
     # -- after the job
 
@@ -351,6 +448,17 @@ class _Run:
                     records.write_status(folder, done, fsync=False)
                 except RunRecordError as err:
                     logsetup.error("%s: %s", job.slug, err)
+
+
+def _killed_in_delay(previous: Any, signum: int, number: int, run_dir: str) -> Any:
+    """The run's end when a stop signal (``--kill-job``) arrives while it
+    waits to retry: ``killed``, 128+N, saying what the last attempt did."""
+    from run_job.run.runtypes import ExecResult
+
+    return ExecResult("killed", 128 + signum, signal=signum, slurm_job_id=previous.slurm_job_id,
+                      reason=(f"{supervise.stopped_by(run_dir, signum)} while waiting to retry:"
+                              f" attempt {number + 1} never started (attempt {number}"
+                              f" {previous.outcome}{': ' + previous.reason if previous.reason else ''})"))
 
 
 def _home(identity_env: dict[str, str]) -> str:

@@ -1,8 +1,10 @@
 """What the controller of one run hands to an executor, and what it gets back.
 
 Two executors exist: local supervision (``supervise.py``) and Slurm batch
-(``slurm_runner.py``). The controller (``controller.py``) owns the lock, the
-run folder, ``status.json``, history and alerts; executors only run commands.
+(``slurm/runner.py``). The controller (``controller.py``) owns the lock, the
+run folder, ``status.json``, history, alerts and retries (it calls the
+executor once per attempt); executors only run commands, appending to
+``output.log``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class RunContext(Record):
     update_status: Callable[..., None]
     # The signal number run-job received (TERM, INT, HUP), or None.
     stop_requested: Callable[[], int | None]
+    # Which attempt of the run this is (1 unless the job retries, SPEC §10):
+    # the executor is called once per attempt, in the same run folder.
+    attempt: int = 1
 
 
 class ExecResult(Record):

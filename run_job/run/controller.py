@@ -115,6 +115,9 @@ def run(config: Config, job: Job, *, identity_env: dict[str, str],
     my_start = supervise.proctree.proc_start_time(os.getpid())
     run = _Run(config, job, commands, command_text, run_id, started, my_start, identity_env,
                user_name())
+    paused = _pause_of(config, job)
+    if paused is not None:
+        return run.skip_paused(paused)
     lock_fd = lock.open_lock(lock.lock_path(config.run_directory, job.slug))
     try:
         if not lock.try_lock(lock_fd):
@@ -132,6 +135,17 @@ def run(config: Config, job: Job, *, identity_env: dict[str, str],
                 pass
     finally:
         os.close(lock_fd)
+
+
+def _pause_of(config: Config, job: Job) -> dict[str, Any] | None:
+    """The job's pause (SPEC §9), ended first if past its ``until``."""
+    from run_job.run import pauses
+
+    try:
+        return pauses.read(config.state_directory, job.slug)
+    except RunRecordError as err:  # an expired pause that could not be removed
+        logsetup.error("%s: %s", job.slug, err)
+        return None
 
 
 class _Run:
@@ -383,7 +397,10 @@ class _Run:
         _log_end(job, final, status)
         previous = [e for e in history.read(config.state_directory, job.slug)
                     if e.get("run_id") != self.run_id]
-        alerts = _alerts_end(config, job, final, previous)
+        paused = self._auto_pause(final, previous)
+        if paused is not None:
+            final = {**final, "reason": _paused_reason(final["reason"], job)}
+        alerts = _alerts_end(config, job, final, previous, paused)
         if alerts:
             final = {**final, "alerts": alerts}
         try:
@@ -418,7 +435,10 @@ class _Run:
             previous = []
         logsetup.log(logsetup.INFO if job.allow_overtime else logsetup.WARNING,
                      "%s: skipped: %s", job.slug, reason)
-        alerts = _alerts_end(config, job, record, previous)
+        paused = self._auto_pause(record, previous)
+        if paused is not None:
+            record = {**record, "reason": _paused_reason(record["reason"], job)}
+        alerts = _alerts_end(config, job, record, previous, paused)
         if alerts:
             record = {**record, "alerts": alerts}
             try:
@@ -427,6 +447,69 @@ class _Run:
             except RunRecordError:
                 pass
         return status
+
+    def _auto_pause(self, record: dict[str, Any], previous: list[dict[str, Any]]
+                    ) -> dict[str, Any] | None:
+        """``pause_after_failures``: the pause (source ``auto``) this run's end
+        puts on the job, or None. A job already paused keeps its pause."""
+        job = self.job
+        if not job.pause_after_failures:
+            return None
+        from run_job.alerts import notify
+        from run_job.run import pauses
+
+        outcome = record.get("outcome")
+        streak = notify.consecutive_failures(outcome, job.allow_overtime, previous)
+        reason = pauses.auto_pause_reason(job.pause_after_failures, streak,
+                                          notify.is_failure(outcome, job.allow_overtime),
+                                          str(outcome), str(record.get("run_id")))
+        if reason is None:
+            return None
+        state = self.config.state_directory
+        try:
+            if pauses.read(state, job.slug) is not None:
+                return None
+            paused = pauses.pause(state, job.slug, reason=reason, source="auto", by="run-job")
+        except RunRecordError as err:
+            logsetup.error("%s: %s failures in a row, but the job could not be paused: %s",
+                           job.slug, streak, err)
+            return None
+        logsetup.warning("%s: paused: %s; run-job --resume %s ends the pause", job.slug,
+                         reason, job.slug)
+        return paused
+
+    def skip_paused(self, pause: dict[str, Any]) -> int:
+        """A scheduled run of a paused job (SPEC §9): a ``skipped`` history
+        entry naming who paused it, since when, until when and why; exit 0;
+        no mail, no hooks, and it neither adds to a failure streak nor breaks
+        it; said on stderr only when that is a terminal (cron mails output)."""
+        from run_job.alerts import notify
+        from run_job.run import pauses
+
+        config, job = self.config, self.job
+        now = clock.now()
+        reason = f"{pauses.describe(pause)}; run-job --resume {job.slug} ends the pause"
+        record = self.new_record(run_id=records.make_run_id(now, os.getpid()), started_at=now,
+                                 run_dir=None, supervisor_start_time=None, outcome="skipped",
+                                 reason=reason)
+        record = transitions.finished(record, ended_at=now, outcome="skipped", reason=reason)
+
+        def add(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            streak = notify.previous_failures(entries, job.allow_overtime)
+            done = {**record, "alerts": {"counts_as": notify.NEUTRAL, "consecutive_failures": streak,
+                                         "events": [], "mail": None, "hooks": []}}
+            return transitions.upsert(entries, done, config.history_length)
+
+        try:
+            self.history(add)
+        except RunRecordError as err:
+            logsetup.error("%s: %s", job.slug, err)
+        logsetup.info("%s: skipped: %s", job.slug, reason)
+        if logsetup.stderr_is_terminal():
+            import sys
+
+            sys.stderr.write(f"run-job: {job.slug} not run: {reason}\n")
+        return 0
 
     def _alert_lost_runs(self, entries: list[dict[str, Any]]) -> None:
         """Runs marked ``lost`` (by this run, an earlier one or ``--status``)
@@ -461,6 +544,11 @@ def _killed_in_delay(previous: Any, signum: int, number: int, run_dir: str) -> A
                               f" {previous.outcome}{': ' + previous.reason if previous.reason else ''})"))
 
 
+def _paused_reason(reason: str, job: Job) -> str:
+    note = f"the job is now paused; run-job --resume {job.slug} ends the pause"
+    return f"{reason}; {note}" if reason else note
+
+
 def _home(identity_env: dict[str, str]) -> str:
     from run_job.privileges import default_working_directory
 
@@ -489,11 +577,11 @@ def _alerts_start(config: Config, job: Job, record: dict[str, Any]) -> None:
 
 
 def _alerts_end(config: Config, job: Job, record: dict[str, Any],
-                previous: list[dict[str, Any]]) -> dict:
+                previous: list[dict[str, Any]], paused: dict[str, Any] | None = None) -> dict:
     try:
         from run_job.alerts import notify
 
-        result = notify.on_end(config, job, dict(record), previous)
+        result = notify.on_end(config, job, dict(record), previous, paused)
         return result if isinstance(result, dict) else {}
     except Exception as err:  # noqa: BLE001 - alerts never hide the job's result
         logsetup.error("%s: end alerts failed: %s", job.slug, err)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import shlex
 import string
+from datetime import tzinfo
 from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
@@ -246,9 +247,13 @@ def header(config: Config) -> str:
             "# Do not edit: the next cron-generate replaces this file.\n")
 
 
-def job_block(job: Job, config: Config, template: Template, user: str, seed: str) -> str:
+def job_block(job: Job, config: Config, template: Template, user: str, seed: str,
+              host_zone: tzinfo | None = None, year: int = 2026) -> str:
     """The lines for one job: an entry, a watchdog entry or a skip comment.
-    Hashed fields are written concrete (``seed`` and the slug choose them)."""
+    Hashed fields are written concrete (``seed`` and the slug choose them).
+    A job with its own ``timezone`` gets entries at every host time its
+    starts can fall on (``zones.host_schedules``, the year ``year`` and the
+    next on ``host_zone``'s clock), each calling ``run-job --if-due``."""
     slug = check_slug(job.slug)
     if job.is_service:
         keep_alive = job.service.keep_alive if job.service is not None else None
@@ -262,8 +267,41 @@ def job_block(job: Job, config: Config, template: Template, user: str, seed: str
         if job.disabled or not job.schedule:
             return f"# Skipping disabled job {slug}\n"
         schedule = check_schedule_shape(_expanded(job.schedule, seed, slug), f"the schedule of {slug}")
+        if job.timezone:
+            zoned = _zoned_blocks(job, config, template, user, schedule, host_zone, year)
+            if zoned is not None:
+                return zoned
         command = cron_command(config.runner_path, "--job", slug)
     return render_block(template, source=str(job.path), schedule=schedule, user=user, command=command)
+
+
+def _zoned_blocks(job: Job, config: Config, template: Template, user: str, schedule: str,
+                  host_zone: tzinfo | None, year: int) -> str | None:
+    """The entries of a job with its own time zone, or None when that zone
+    keeps the host's clock all year (the plain entry does)."""
+    from zoneinfo import ZoneInfo
+
+    from run_job.config.schedule import host_zone as the_host_zone
+    from run_job.config.zones import host_schedules
+
+    name = check_line_safe(job.timezone, f"the timezone of {job.slug}")
+    try:
+        zone = ZoneInfo(name)
+    except (ValueError, OSError, KeyError) as err:
+        raise CrontabError(f"the timezone of {job.slug} ({name!r}) is not a time zone: {err}") from err
+    entries = host_schedules(schedule, zone, host_zone or the_host_zone(), year)
+    if entries is None:
+        return None
+    command = cron_command(config.runner_path, "--job", job.slug, "--if-due")
+    parts = [f"# {job.slug}: {schedule!s} in {name}, on this host's clock in {len(entries)}"
+             f" entr{'y' if len(entries) == 1 else 'ies'}; run-job --if-due runs it when due\n"]
+    for entry in entries:
+        parts.append(render_block(template, source=str(job.path),
+                                  schedule=check_schedule_shape(entry, f"an entry of {job.slug}"),
+                                  user=user, command=command))
+    block = "".join(parts)
+    check_line_safe(parts[0][:-1], f"the comment of {job.slug}")
+    return block
 
 
 def _expanded(schedule: str, seed: str, slug: str) -> str:
@@ -272,19 +310,27 @@ def _expanded(schedule: str, seed: str, slug: str) -> str:
     return expand(schedule, seed, slug)
 
 
-def render_crontab(jobs: Sequence[Job], config: Config, *, seed: str | None = None) -> str:
+def render_crontab(jobs: Sequence[Job], config: Config, *, seed: str | None = None,
+                   host_zone: tzinfo | None = None, year: int | None = None) -> str:
     """The whole crontab text (ends with a newline), deterministic for its
     input; ``seed`` of hashed fields: default ``config.hash_seed``, else the
-    host name."""
+    host name; ``host_zone`` (default the host's) and ``year`` (default the
+    current one there) place the entries of jobs with their own time zone."""
     from run_job.config.schedule import default_seed
+    from run_job.config.schedule import host_zone as the_host_zone
 
     template = check_template(config.cron_template)
     user = check_user(config.user)
     seed = seed if seed is not None else (config.hash_seed or default_seed())
+    if any(job.timezone for job in jobs):
+        from run_job import clock
+
+        host_zone = host_zone or the_host_zone()
+        year = year or clock.now().astimezone(host_zone).year
     parts = [header(config)]
     parts.extend(environment_lines(config.cron_environment))
     for job in sorted(jobs, key=lambda j: j.slug):
-        parts.append(job_block(job, config, template, user, seed))
+        parts.append(job_block(job, config, template, user, seed, host_zone, year or 2026))
     text = "".join(parts)
     if "\0" in text or "\r" in text:  # unreachable by construction; cheap to be sure
         raise CrontabError("refusing to write a crontab with a NUL or carriage return")

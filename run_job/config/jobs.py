@@ -20,7 +20,7 @@ from run_job.model import Config, FailMail, Job, JobSlurm, Limits, Record, Retry
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # SLUG_PATTERN, used with fullmatch
-_SERVICE_FORBIDDEN = ("timeout", "schedule")
+_SERVICE_FORBIDDEN = ("timeout", "schedule", "timezone")
 
 
 class ScanResult(Record):
@@ -461,8 +461,9 @@ class _JobBuilder:
             self.fail(("service",), "a service runs on Slurm: add runner: slurm")
         for key in _SERVICE_FORBIDDEN:
             if key in self.own:
-                hint = ("set its limit with slurm.time" if key == "timeout"
-                        else "use service.keep_alive for the watchdog schedule")
+                hint = {"timeout": "set its limit with slurm.time",
+                        "schedule": "use service.keep_alive for the watchdog schedule",
+                        "timezone": "service.keep_alive runs on the host's clock"}[key]
                 self.fail((key,), f"'{key}' is not allowed in a service: {hint}")
         keep_alive = raw.get("keep_alive")
         if keep_alive is not None:

@@ -341,7 +341,7 @@ def is_fixed_time(schedule: str) -> bool:
     return len(fields) == 5 and not fields[0].startswith("*") and not fields[1].startswith("*")
 
 
-def _instants(wall: datetime, zone: tzinfo, fixed: bool) -> list[datetime]:
+def wall_instants(wall: datetime, zone: tzinfo, fixed: bool) -> list[datetime]:
     """The UTC instants at which cron starts a job due at local ``wall``
     (naive): once normally; a wall time skipped by a clock change runs right
     after the change (fixed-time jobs) or not at all (others); a repeated
@@ -371,8 +371,8 @@ def _change_between(before: datetime, after: datetime, zone: tzinfo) -> datetime
     return high.replace(microsecond=0) if high.microsecond == 0 else high
 
 
-def _steady(zone: tzinfo, around: datetime) -> bool:
-    """No clock change within cron's rule's reach of ``around``."""
+def steady(zone: tzinfo, around: datetime) -> bool:
+    """No clock change within cron's rule's reach (3 h) of ``around``."""
     return (around - _MAX_SHIFT).astimezone(zone).utcoffset() == \
         (around + _MAX_SHIFT).astimezone(zone).utcoffset()
 
@@ -397,25 +397,25 @@ def _nearest(schedule: str, bound: datetime, zone: tzinfo | None, *, forward: bo
     zone = zone or host_zone()
     fixed = is_fixed_time(schedule)
     bound = bound.astimezone(timezone.utc)
-    steady = _steady(zone, bound)
+    calm = steady(zone, bound)
     # Walk wall times away from the bound; near a clock change start on the
     # far side of it, since wall order and instant order differ there.
     start = bound.astimezone(zone).replace(tzinfo=None)
-    shift = timedelta(0) if steady else _MAX_SHIFT
+    shift = timedelta(0) if calm else _MAX_SHIFT
     start = start - shift if forward else start + shift + timedelta(seconds=1)
-    if not forward and steady:
+    if not forward and calm:
         start += timedelta(seconds=1)
     try:
         walls = croniter(to_five_fields(schedule), start)
         best: datetime | None = None
-        for _ in range(100_000 if not steady else 1000):
+        for _ in range(100_000 if not calm else 1000):
             wall = walls.get_next(datetime) if forward else walls.get_prev(datetime)
-            for instant in _instants(wall, zone, fixed):
+            for instant in wall_instants(wall, zone, fixed):
                 if forward and instant > bound and (best is None or instant < best):
                     best = instant
                 if not forward and instant <= bound and (best is None or instant > best):
                     best = instant
-            if best is not None and (steady or abs(wall - start) > 2 * _MAX_SHIFT):
+            if best is not None and (calm or abs(wall - start) > 2 * _MAX_SHIFT):
                 return best
     except (ValueError, KeyError, OverflowError):  # impossible dates such as 31 February
         return None

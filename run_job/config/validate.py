@@ -136,6 +136,28 @@ def _hash_notes(report: _Report, config) -> None:
     report.notes.extend(f"{file}: note: {key} \"{written}\" runs at \"{concrete}\" {where}"
                         for file, key, written, concrete in notes)
     report.warnings.extend(crowding)
+    for file, job in report.jobs:
+        if job.timezone and job.schedule and not job.is_service:
+            report.notes.append(_zone_note(file, job, seed))
+
+
+def _zone_note(file: str, job, seed: str) -> str:
+    """How a job with its own time zone is scheduled on this host's clock."""
+    from zoneinfo import ZoneInfo
+
+    from run_job import clock
+    from run_job.config.schedule import expand, host_zone
+    from run_job.config.zones import host_schedules
+
+    zone = host_zone()
+    concrete = expand(job.schedule, seed, job.slug)
+    entries = host_schedules(concrete, ZoneInfo(job.timezone), zone, clock.now().astimezone(zone).year)
+    if entries is None:
+        return (f"{file}: note: schedule \"{job.schedule}\" in {job.timezone}: that zone keeps this"
+                " host's clock all year; one plain entry")
+    shown = "; ".join(f"\"{e}\"" for e in entries)
+    return (f"{file}: note: schedule \"{job.schedule}\" in {job.timezone} runs on this host's clock at"
+            f" {shown} through run-job --if-due")
 
 
 def hash_report(jobs: list, seed: str, share: float = 0.1) -> tuple[list, list[str]]:

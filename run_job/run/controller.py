@@ -101,9 +101,11 @@ def _ensure_run_directory(config: Config) -> None:
 
 
 def run(config: Config, job: Job, *, identity_env: dict[str, str],
-        slow_start: bool = False) -> int:
+        slow_start: bool = False, due: Any = None) -> int:
     """One run of ``job`` (after ``prepare``); returns run-job's exit status.
-    Raises ProcessControlError for what stops a run before it starts (125)."""
+    Raises ProcessControlError for what stops a run before it starts (125).
+    ``due``: with ``--if-due``, the start (UTC) this run is for; when a run
+    of the job started since (or starts meanwhile), exit 0 with no record."""
     from run_job.privileges import user_name
 
     supervise.install_signal_handlers()
@@ -115,16 +117,26 @@ def run(config: Config, job: Job, *, identity_env: dict[str, str],
     my_start = supervise.proctree.proc_start_time(os.getpid())
     run = _Run(config, job, commands, command_text, run_id, started, my_start, identity_env,
                user_name())
+    if due is not None and _ran_since(config, job, due):
+        return 0
     paused = _pause_of(config, job)
     if paused is not None:
         return run.skip_paused(paused)
     lock_fd = lock.open_lock(lock.lock_path(config.run_directory, job.slug))
     try:
-        if not lock.try_lock(lock_fd):
+        held = not lock.try_lock(lock_fd)
+        if held and due is not None:
+            holder = _due_holder(lock_fd, due)
+            if holder == "same start":
+                return 0  # another cron entry of this minute runs it
+            held = holder != "free"
+        if held:
             acquired, why = _take_over_lost_run(config, job, lock_fd)
             if not acquired:
                 return run.skip(why)
             run.notes.append(why)
+        if due is not None and _ran_since(config, job, due):
+            return 0  # it ran while we waited for the lock
         lock.write_holder(lock_fd, lock.format_holder(os.getpid(), my_start, run_id))
         try:
             return run.locked(lock_fd)
@@ -135,6 +147,31 @@ def run(config: Config, job: Job, *, identity_env: dict[str, str],
                 pass
     finally:
         os.close(lock_fd)
+
+
+def _ran_since(config: Config, job: Job, due: Any) -> bool:
+    from run_job.run.due import ran_since
+
+    return ran_since(history.read(config.state_directory, job.slug), due)
+
+
+def _due_holder(lock_fd: int, due: Any) -> str:
+    """The lock is held: ``same start`` when by a run for the start ``due``
+    (another cron entry of this minute), ``free`` when it came free (ours
+    now), else ``other``. A holder that has just taken the lock may not have
+    written its id yet: wait for it a moment."""
+    import time
+
+    from run_job.run.due import run_started_since
+
+    deadline = time.monotonic() + 1.0
+    while True:
+        _, _, run_id = lock.read_holder(lock_fd)
+        if run_id or time.monotonic() >= deadline:
+            return "same start" if run_started_since(run_id, due) else "other"
+        if lock.try_lock(lock_fd):
+            return "free"
+        time.sleep(0.01)
 
 
 def _pause_of(config: Config, job: Job) -> dict[str, Any] | None:

@@ -358,3 +358,30 @@ def test_hashed_fields_are_written_concrete():
     # the same with the seed given, and another seed moves it
     assert render_crontab(jobs, make_config(), seed="seed") == text
     assert any(render_crontab(jobs, make_config(), seed=f"other-{i}") != text for i in range(5))
+
+
+def test_a_job_with_its_own_zone_gets_host_entries_calling_if_due():
+    from zoneinfo import ZoneInfo
+
+    jobs = [make_job("berlin", "0 9 * * *", timezone="Europe/Berlin"),
+            make_job("paris", "0 9 * * *", timezone="Europe/Paris"),
+            make_job("plain", "0 9 * * *")]
+    text = render_crontab(jobs, make_config(), host_zone=ZoneInfo("America/New_York"), year=2026)
+    assert entry_lines(text) == [
+        "0 3,4 * * * process-control /usr/bin/run-job --job berlin --if-due",
+        "0 3,4 * * * process-control /usr/bin/run-job --job paris --if-due",
+        "0 9 * * * process-control /usr/bin/run-job --job plain",
+    ]
+    assert "# berlin: 0 9 * * * in Europe/Berlin, on this host's clock in 1 entry;" in text
+    # on a host that keeps Paris' clock, the Paris job's entry is written as it is
+    text = render_crontab(jobs, make_config(), host_zone=ZoneInfo("Europe/Berlin"), year=2026)
+    assert "0 9 * * * process-control /usr/bin/run-job --job paris\n" in text
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin\n* * * * * root /bin/evil", "Nowhere/Land", "../../etc/passwd"])
+def test_hostile_timezone_is_refused(zone):
+    from zoneinfo import ZoneInfo
+
+    with pytest.raises(CrontabError):
+        render_crontab([make_job("j", "0 9 * * *", timezone=zone)], make_config(),
+                       host_zone=ZoneInfo("UTC"), year=2026)

@@ -120,3 +120,19 @@ def test_a_zone_prefix_in_the_schedule_is_refused_with_a_hint(tmp_path):
     assert "'timezone: Europe/Berlin'" in res.stdout
     gen = run("cron-generate", "--config", str(site.config), "--stdout")
     assert gen.returncode == 2 and gen.stdout == ""
+
+
+def test_status_shows_the_next_run_in_the_jobs_zone_with_hashed_fields_expanded(tmp_path):
+    from run_job.config.schedule import expand
+
+    site = new_site(tmp_path, hash_seed="status seed")
+    site.job("spread", job_yaml(command="/bin/true", schedule="H H * * *", timezone="Europe/Berlin"))
+    res = site.run_job("--status", "--json")
+    assert res.returncode == 0, res.stderr
+    row = json.loads(res.stdout)["jobs"][0]
+    minute, hour = (int(f) for f in expand("H H * * *", "status seed", "spread").split()[:2])
+    when = datetime.fromisoformat(row["next_run"])
+    assert when.utcoffset() == when.astimezone(ZoneInfo("Europe/Berlin")).utcoffset()
+    assert (when.hour, when.minute) == (hour, minute)
+    text = site.run_job("--status").stdout
+    assert f"next run {when.strftime('%Y-%m-%d %H:%M:%S')} CE" in text and "(Europe/Berlin)" in text

@@ -156,24 +156,11 @@ def _host_schedules(schedule: str, job_zone: tzinfo, host_zone: tzinfo, year: in
     times = [h * 60 + m for h in hours for m in minutes]  # job-local minutes of the day
     days = _Days(dom_f, month_f, dow_f)
     fixed = is_fixed_time(schedule)
-    start, end = _window(year)
-    changes = sorted(transitions(job_zone, start, end) + transitions(host_zone, start, end))
-
-    steady_deltas: set[int] = set()  # host minus job offset, in minutes
+    steady_deltas, near_changes = _day_plan(dom_f, month_f, dow_f, job_zone, host_zone, year)
     exact: dict[tuple[int, int], set[int]] = {}  # (host minute of day, day shift) -> host months
     wild: dict[int, set[date]] = {}  # host minute of day -> host dates (second pass of a repeat)
-    day = date(year, 1, 1) - _DAY
-    last = date(year + 2, 1, 1)
-    while day <= last:
-        if days.runs_on(day):
-            noon = datetime(day.year, day.month, day.day, 12).replace(tzinfo=job_zone).astimezone(UTC)
-            near = bisect_left(changes, noon - _MARGIN)
-            if near < len(changes) and changes[near] <= noon + _MARGIN:
-                _exact_day(day, hours, minutes, job_zone, host_zone, fixed, exact, wild)
-            else:
-                delta = noon.astimezone(host_zone).utcoffset() - noon.astimezone(job_zone).utcoffset()
-                steady_deltas.add(int(delta.total_seconds() // 60))
-        day += _DAY
+    for day in near_changes:
+        _exact_day(day, hours, minutes, job_zone, host_zone, fixed, exact, wild)
 
     steady: set[tuple[int, int]] = set()
     for delta in steady_deltas:
@@ -202,6 +189,33 @@ def _host_schedules(schedule: str, job_zone: tzinfo, host_zone: tzinfo, year: in
         months = format_values(sorted({d.month for d in dates}))
         lines.append(f"{minute_of_day % 60} * {format_values(list(range(low, high + 1)))} {months} *")
     return tuple(lines)
+
+
+@lru_cache(maxsize=64)
+def _day_plan(dom_f: str, month_f: str, dow_f: str, job_zone: tzinfo, host_zone: tzinfo,
+              year: int) -> tuple[frozenset[int], tuple[date, ...]]:
+    """For the days a schedule runs on in the window: the offset differences
+    (host minus job, minutes) of the days far from any clock change, and the
+    days near one (computed start by start). Depends on the day fields only:
+    shared by every schedule with the same ones."""
+    days = _Days(dom_f, month_f, dow_f)
+    start, end = _window(year)
+    changes = sorted(transitions(job_zone, start, end) + transitions(host_zone, start, end))
+    deltas: set[int] = set()
+    near: list[date] = []
+    day = date(year, 1, 1) - _DAY
+    last = date(year + 2, 1, 1)
+    while day <= last:
+        if days.runs_on(day):
+            noon = datetime(day.year, day.month, day.day, 12).replace(tzinfo=job_zone).astimezone(UTC)
+            index = bisect_left(changes, noon - _MARGIN)
+            if index < len(changes) and changes[index] <= noon + _MARGIN:
+                near.append(day)
+            else:
+                delta = noon.astimezone(host_zone).utcoffset() - noon.astimezone(job_zone).utcoffset()
+                deltas.add(int(delta.total_seconds() // 60))
+        day += _DAY
+    return frozenset(deltas), tuple(near)
 
 
 def _exact_day(day: date, hours: list[int], minutes: list[int], job_zone: tzinfo, host_zone: tzinfo,

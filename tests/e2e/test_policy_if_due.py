@@ -5,14 +5,12 @@ in tests/unit/test_policy_zones.py)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-import pytest
 
 from pctest import command, command_env, run
 from runjob_helpers import history, job_yaml, new_site, q, run_dirs

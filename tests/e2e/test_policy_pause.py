@@ -7,7 +7,6 @@ import json
 import sys
 import time
 
-import pytest
 
 from runjob_helpers import history, job_yaml, new_site, q, run_dirs, wait_for
 from test_policy_retry import smtp  # noqa: F401 - the fixture
@@ -38,7 +37,8 @@ def test_a_job_paused_itself_after_n_failures_and_said_so(tmp_path, smtp):
     pause = pauses.read(site.state, "fragile")
     assert pause is not None and pause["source"] == "auto" and pause["until"] is None
     last = history(site, "fragile")[-1]
-    assert pause["reason"] == f"3 consecutive failures (pause_after_failures: 3); the last run {last['run_id']} ended failed"
+    assert pause["reason"] == ("3 consecutive failures (pause_after_failures: 3);"
+                               f" the last run {last['run_id']} ended failed")
     assert last["reason"].endswith("the job is now paused; run-job --resume fragile ends the pause")
     assert last["alerts"]["paused"] is True and "pause" in last["alerts"]["events"]
     audit = [json.loads(line) for line in (site.state / "audit.log").read_text().splitlines()]

@@ -3,7 +3,6 @@ one run folder, one Slurm job per attempt, each attempt's job.status kept."""
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from pathlib import Path

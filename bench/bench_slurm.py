@@ -101,9 +101,9 @@ def calls_per_minute(env: dict[str, str], seconds: float) -> None:
     os.environ["SLURM_CONF"] = env["SLURM_CONF"]
     from run_job.clock import parse_iso, now
     from run_job.model import Config, Job
-    from run_job.run.runtypes import RunContext
-    from run_job.slurm import runner as slurm_runner
-    from run_job.slurm.batch import parse_job_status, slurm_poll_interval
+    from run_job.model import RunContext
+    from run_job.slurm import batch as slurm_runner
+    from run_job.slurm.vocabulary import parse_job_status, slurm_poll_interval
     from run_job.slurm.client import SlurmClient
 
     root = Path(tempfile.mkdtemp(prefix="pc-bench-slurm-"))

@@ -10,22 +10,22 @@ Exit status as ``diff`` does it (SPEC §6): 0 written or already in sync,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Sequence
 
 from cron_generate import output
 from cron_generate.render import CrontabError, render_crontab
-from run_job.errors import ProcessControlError
+from run_job.console import say_error
+from run_job.errors import EXIT_DIFFERS, EXIT_ERROR, EXIT_OK
 
-EXIT_OK = 0
-EXIT_DIFFERS = 1
-EXIT_ERROR = 2
 PROG = "cron-generate"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from run_job import __version__
+    from run_job.console import argument_parser_class
+
+    parser = argument_parser_class()(
         prog=PROG,
         description="Validate every job file and write the cron.d file for all scheduled jobs and services.",
         epilog="Exit status: 0 written or in sync; 1 (--check, --diff) the installed file differs or is "
@@ -43,21 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long to wait for another cron-generate writing the same file "
                         f"(default {output.DEFAULT_LOCK_TIMEOUT:g})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="show the version and exit")
     return parser
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in range(32) if c != 9}
-_CONTROL.update({10: "\\n", 13: "\\r", 127: "\\x7f"})
-
-
-def one_line(text: str) -> str:
-    """``text`` with control characters escaped: one problem, one line, even
-    when a file name holds a newline."""
-    return text.translate(_CONTROL)
-
-
 def _error(message: str) -> None:
-    print(f"{PROG}: {one_line(message)}", file=sys.stderr)
+    say_error(PROG, [message])
+
+
+def _problems(problems) -> None:
+    """Every problem on its own line, ``file:line: key.path: message``."""
+    say_error(None, [problem.render() for problem in problems])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     scan = scan_job_directory(config)
     if scan.problems:
-        for problem in scan.problems:
-            print(one_line(problem.render()), file=sys.stderr)
+        _problems(scan.problems)
         where = "nothing printed" if path is None else f"{path} left unchanged"
         count = len(scan.problems)
         _error(f"{count} problem{'s' if count != 1 else ''} in the job files; {where}")
@@ -104,29 +100,29 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    # An exception, not the default death: the atomic write then removes its
+    # temporary file before the process exits (128 + N, as a shell reports it).
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # usage errors exit 2
-    try:
-        return run(args)
-    except ProcessControlError as err:
-        if args.debug:
-            raise
-        problems = getattr(err, "problems", ())
-        if problems:  # a ConfigError carries every problem: one line each
-            for problem in problems:
-                print(one_line(problem.render()), file=sys.stderr)
-        else:
-            _error(str(err) or type(err).__name__)
-        return EXIT_ERROR
-    except BrokenPipeError:
-        # the reader went away (``cron-generate --stdout | head``): no traceback at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
-    except Exception as err:  # noqa: BLE001 - the one place that turns bugs into one line
-        if args.debug:
-            raise
-        _error(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")
-        return EXIT_ERROR
+    import signal
+
+    from run_job.console import run_main
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminated)
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run_main(PROG, lambda: run(build_parser().parse_args(args)), debug="--debug" in args,
+                    status_of=lambda _err: EXIT_ERROR, internal=EXIT_ERROR, report=_report)
+
+
+def _report(err: BaseException) -> list[str]:
+    """A ConfigError carries every problem of every file: one line each, as
+    ``file:line: key.path: message`` without the command's prefix."""
+    problems = getattr(err, "problems", ())
+    if problems:
+        _problems(problems)
+        return []
+    return err.lines()  # type: ignore[attr-defined]

@@ -9,12 +9,16 @@ not write as a schedule.
 The rules, applied to every rendered field:
 
 - no CR, LF or NUL anywhere (the only characters that end a crontab line);
-- a schedule is five cron fields of ``[A-Za-z0-9*,/-]`` or an ``@`` macro
-  other than ``@reboot``;
+- a schedule passes the config pipeline's ``check_schedule`` (so that
+  ``--validate`` and cron-generate agree on every schedule), and is five cron
+  fields of ``[A-Za-z0-9*,/-]`` separated by spaces and tabs, or an ``@``
+  macro other than ``@reboot``;
 - a user name and a slug have their usual shapes (no blanks);
 - the command field is built here: the runner path is shell-quoted (cron runs
   the command with ``/bin/sh -c``) and every ``%`` is escaped as ``\\%``
-  (cron turns a bare ``%`` into a newline and feeds the rest to stdin);
+  (cron turns a bare ``%`` into a newline and feeds the rest to stdin); with
+  a config other than /etc/process-control.yaml, ``--config PATH`` is passed
+  the same way (cron's bare environment would not carry it);
 - ``cron_template`` may use only ``{source}``, ``{schedule}``, ``{user}`` and
   ``{command}``; it has comment lines, blank lines and exactly one entry line
   shaped ``{schedule} {user} ... {command} ...``; the rendered block must have
@@ -33,7 +37,8 @@ from datetime import tzinfo
 from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
-from run_job.config.schedule import expand, has_hash
+from run_job.config.schedule import check_schedule, expand, has_hash
+from run_job.config.settings import SYSTEM_CONFIG
 from run_job.errors import EXIT_USAGE, ProcessControlError
 from run_job.model import Config, Job
 
@@ -42,7 +47,7 @@ from run_job.model import Config, Job
 # All these patterns are used with fullmatch: Python's '$' also matches before
 # a final newline, which is exactly the character that must never pass.
 CRON_D_NAME = re.compile(r"[A-Za-z0-9_-]+")
-SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")  # at most jobs.SLUG_MAX characters
 # Debian's useradd accepts a little more than NAME_REGEX; what matters here is
 # that the name is one blank-free word.
 USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")
@@ -89,13 +94,19 @@ def _schedule_shape(schedule: str) -> tuple[str | None, str | None]:
     for bad, name in _LINE_BREAKERS:
         if bad in schedule:
             return None, f"contains {name} ({schedule!r})"
-    text = schedule.strip()
+    # The config pipeline's rule first (one owner of the schedule syntax:
+    # what --validate accepts is what is written), then the shape check of
+    # this module, on its own.
+    problem = check_schedule(schedule)
+    if problem is not None:
+        return None, f"is refused: {problem}"
+    text = schedule.strip(" \t")
     if text.startswith("@"):
         if text not in MACROS:
             return None, (f"{text!r} is not a cron macro cron-generate writes "
                           f"(use one of {', '.join(sorted(MACROS))} or five fields)")
         return text, None
-    fields = text.split()
+    fields = re.split(r"[ \t]+", text)
     if len(fields) != 5 or not all(_SCHEDULE_FIELD.fullmatch(f) for f in fields):
         return None, f"{schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'"
     if has_hash(text):
@@ -247,13 +258,41 @@ def header(config: Config) -> str:
             "# Do not edit: the next cron-generate replaces this file.\n")
 
 
-def job_block(job: Job, config: Config, template: Template, user: str, seed: str,
-              host_zone: tzinfo | None = None, year: int = 2026) -> str:
+def config_arguments(config: Config) -> tuple[str, ...]:
+    """``("--config", PATH)`` for every generated command, unless the config is
+    the one run-job and sbatch-service find by themselves under cron (pure).
+
+    cron gives an entry a bare environment: a config named by ``--config`` or
+    ``$PROCESS_CONTROL_CONFIG`` would not reach the run-job it starts. For
+    ``/etc/process-control.yaml`` or the built-in defaults nothing is added,
+    so that their crontab stays what it always was.
+    """
+    if config.source is None:
+        return ()
+    path = str(config.source)
+    if path == SYSTEM_CONFIG or not path.startswith("/"):
+        return ()
+    if _BREAKER.search(path):
+        name = next(n for bad, n in _LINE_BREAKERS if bad in path)
+        raise CrontabError(f"the config file's path {path!r} contains {name}; every generated entry names it "
+                           "(--config): move the config to a path without one")
+    return ("--config", path)
+
+
+def job_block(job: Job, config: Config, template: Template, user: str,
+              config_args: tuple[str, ...] | None = None, seed: str | None = None,
+              host_zone: tzinfo | None = None, year: int | None = None) -> str:
     """The lines for one job: an entry, a watchdog entry or a skip comment.
     Hashed fields are written concrete (``seed`` and the slug choose them).
     A job with its own ``timezone`` gets entries at every host time its
     starts can fall on (``zones.host_schedules``, the year ``year`` and the
     next on ``host_zone``'s clock), each calling ``run-job --if-due``."""
+    if config_args is None:
+        config_args = config_arguments(config)
+    if seed is None:
+        from run_job.config.schedule import default_seed
+
+        seed = config.hash_seed or default_seed()
     slug = check_slug(job.slug)
     if job.is_service:
         keep_alive = job.service.keep_alive if job.service is not None else None
@@ -261,22 +300,26 @@ def job_block(job: Job, config: Config, template: Template, user: str, seed: str
             return f"# Skipping disabled job {slug}\n"
         if not keep_alive:
             return f"# Skipping service {slug}: no keep_alive schedule\n"
-        schedule = check_schedule_shape(_expanded(keep_alive, seed, slug), f"service.keep_alive of {slug}")
-        command = cron_command(config.service_runner_path, "start", slug, what="config key service_runner_path")
+        what = f"service.keep_alive of {slug}"
+        schedule = check_schedule_shape(_expanded(keep_alive, seed, slug, what), what)
+        command = cron_command(config.service_runner_path, *config_args, "start", slug,
+                               what="config key service_runner_path")
     else:
         if job.disabled or not job.schedule:
             return f"# Skipping disabled job {slug}\n"
-        schedule = check_schedule_shape(_expanded(job.schedule, seed, slug), f"the schedule of {slug}")
+        what = f"the schedule of {slug}"
+        schedule = check_schedule_shape(_expanded(job.schedule, seed, slug, what), what)
         if job.timezone:
-            zoned = _zoned_blocks(job, config, template, user, schedule, host_zone, year)
+            zoned = _zoned_blocks(job, config, template, user, schedule, config_args, host_zone, year)
             if zoned is not None:
                 return zoned
-        command = cron_command(config.runner_path, "--job", slug)
+        command = cron_command(config.runner_path, *config_args, "--job", slug)
     return render_block(template, source=str(job.path), schedule=schedule, user=user, command=command)
 
 
 def _zoned_blocks(job: Job, config: Config, template: Template, user: str, schedule: str,
-                  host_zone: tzinfo | None, year: int) -> str | None:
+                  config_args: tuple[str, ...], host_zone: tzinfo | None, year: int | None
+                  ) -> str | None:
     """The entries of a job with its own time zone, or None when that zone
     keeps the host's clock all year (the plain entry does)."""
     from zoneinfo import ZoneInfo
@@ -289,10 +332,15 @@ def _zoned_blocks(job: Job, config: Config, template: Template, user: str, sched
         zone = ZoneInfo(name)
     except (ValueError, OSError, KeyError) as err:
         raise CrontabError(f"the timezone of {job.slug} ({name!r}) is not a time zone: {err}") from err
-    entries = host_schedules(schedule, zone, host_zone or the_host_zone(), year)
+    host_zone = host_zone or the_host_zone()
+    if year is None:
+        from run_job import clock
+
+        year = clock.now().astimezone(host_zone).year
+    entries = host_schedules(schedule, zone, host_zone, year)
     if entries is None:
         return None
-    command = cron_command(config.runner_path, "--job", job.slug, "--if-due")
+    command = cron_command(config.runner_path, *config_args, "--job", job.slug, "--if-due")
     parts = [f"# {job.slug}: {schedule!s} in {name}, on this host's clock in {len(entries)}"
              f" entr{'y' if len(entries) == 1 else 'ies'}; run-job --if-due runs it when due\n"]
     for entry in entries:
@@ -304,9 +352,15 @@ def _zoned_blocks(job: Job, config: Config, template: Template, user: str, sched
     return block
 
 
-def _expanded(schedule: str, seed: str, slug: str) -> str:
-    if not isinstance(schedule, str):
-        return schedule  # check_schedule_shape says what is wrong
+def _expanded(schedule: str, seed: str, slug: str, what: str) -> str:
+    """A schedule with hashed fields made concrete, after the config
+    pipeline's own check of what was written (expansion never launders a
+    refused schedule); others as they are (``check_schedule_shape`` judges)."""
+    if not isinstance(schedule, str) or not has_hash(schedule):
+        return schedule
+    problem = check_schedule(schedule)
+    if problem is not None:
+        raise CrontabError(f"{what} is refused: {problem}")
     return expand(schedule, seed, slug)
 
 
@@ -329,8 +383,9 @@ def render_crontab(jobs: Sequence[Job], config: Config, *, seed: str | None = No
         year = year or clock.now().astimezone(host_zone).year
     parts = [header(config)]
     parts.extend(environment_lines(config.cron_environment))
+    config_args = config_arguments(config)
     for job in sorted(jobs, key=lambda j: j.slug):
-        parts.append(job_block(job, config, template, user, seed, host_zone, year or 2026))
+        parts.append(job_block(job, config, template, user, config_args, seed, host_zone, year))
     text = "".join(parts)
     if "\0" in text or "\r" in text:  # unreachable by construction; cheap to be sure
         raise CrontabError("refusing to write a crontab with a NUL or carriage return")

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+
+# Loaded at start: errors are worded after the switch to the service user,
+# who may not be able to read the code.
+from run_job import console
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
@@ -78,9 +82,10 @@ def fast_parse(argv: list[str]) -> Options | None:
 
 
 def build_parser():
-    import argparse
+    from run_job import __version__
+    from run_job.console import argument_parser_class
 
-    p = argparse.ArgumentParser(
+    p = argument_parser_class()(
         prog="run-job",
         description="Run, list, inspect, kill and validate process-control jobs.")
     p.add_argument("name", nargs="?", help="job to run (same as --job NAME)")
@@ -104,6 +109,8 @@ def build_parser():
     p.add_argument("--json", action="store_true",
                    help="one JSON document (with --status, --list-jobs, --history, --validate)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and logging problems")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                   help="show the version and exit")
     return p
 
 
@@ -140,34 +147,20 @@ def parse(argv: list[str]) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from run_job.errors import EXIT_CANNOT_RUN
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    try:
-        opts = fast_parse(argv) or parse(argv)
-        return dispatch(opts)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as err:  # noqa: BLE001 - the one place errors become exit statuses
-        from run_job.errors import EXIT_CANNOT_RUN, ProcessControlError
-
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        if isinstance(err, ProcessControlError):
-            _error(str(err) or type(err).__name__)
-            return err.exit_status
-        _error(f"internal error: {type(err).__name__}: {err}"
-               + ("" if debug else " (run with --debug for the traceback)"))
-        return EXIT_CANNOT_RUN
+    return console.run_main("run-job", lambda: dispatch(fast_parse(argv) or parse(argv)),
+                            debug="--debug" in argv, status_of=lambda err: err.exit_status,
+                            internal=EXIT_CANNOT_RUN)
 
 
 def _error(text: str) -> None:
-    lines = text.splitlines() or [""]
-    sys.stderr.write("".join(f"run-job: {line}\n" for line in lines))
-    sys.stderr.flush()
+    _error_lines([text])
+
+
+def _error_lines(lines: list[str]) -> None:
+    console.say_error("run-job", lines)
 
 
 def _print_json(doc: Any) -> None:

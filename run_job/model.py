@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import MappingProxyType
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Callable
 
 
 class _Factory:
@@ -265,3 +268,38 @@ class Job(Record):
     @property
     def display_name(self) -> str:
         return self.name or self.slug
+
+
+# ---------------------------------------------------------------------------
+# What the controller of one run hands to an executor (local supervision,
+# ``run/supervise.py``, or Slurm batch, ``slurm/batch.py``) and what it gets
+# back. The controller owns the lock, the run folder, status.json, history
+# and alerts; executors only run commands.
+
+class RunContext(Record):
+    config: Config
+    job: Job
+    run_id: str
+    run_dir: Path
+    output_path: Path  # <run_dir>/output.log
+    commands: tuple[tuple[str, ...], ...]  # argv lists (slow start already chosen)
+    command_text: tuple[str, ...]
+    environment: dict[str, str]  # the job's whole environment, RUN_JOB_* included
+    working_directory: Path
+    # Merge fields into status.json and rewrite it atomically (e.g. slurm_job_id).
+    update_status: Callable[..., None]
+    # The signal number run-job received (TERM, INT, HUP), or None.
+    stop_requested: Callable[[], int | None]
+    # Which attempt of the run this is (1 unless the job retries, SPEC §10):
+    # the controller calls the executor once per attempt, in the same run
+    # folder; executors append to output.log.
+    attempt: int = 1
+
+
+class ExecResult(Record):
+    outcome: str  # success, failed, timed_out, killed, lost
+    exit_status: int  # what run-job exits with (SPEC §4)
+    exit_code: int | None = None  # the failing command's own status
+    signal: int | None = None  # the signal that ended the job, if any
+    reason: str = ""
+    slurm_job_id: str | None = None

@@ -12,17 +12,20 @@ import argparse
 import sys
 from typing import Sequence
 
-from run_job.errors import ConfigError, ProcessControlError, SlurmUnreachable, UsageError
+from run_job.errors import (EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, ConfigError,
+                            ProcessControlError, SlurmUnreachable, UsageError)
 
 VERBS = ("init", "deploy", "start", "stop", "restart", "reload", "status", "purge")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse would exit 2 with the usage; keep one line
-        raise UsageError(f"{message} (see sbatch-service --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from run_job import __version__
+    from run_job.console import argument_parser_class
+
+    class _Parser(argument_parser_class()):
+        def error(self, message: str):  # argparse would exit 2 with the usage; keep one line
+            raise UsageError(f"{message} (see sbatch-service --help)")
+
     parser = _Parser(
         prog="sbatch-service",
         description="Lifecycle of persistent Slurm service jobs (job files with runner: slurm "
@@ -31,15 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
                "(status), 4 state unknown: Slurm unreachable.")
     parser.add_argument("--config", metavar="PATH", help="global config file")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    parser.add_argument("verb", metavar="{" + "|".join(VERBS) + "}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="show the version and exit")
+    # Optional for argparse, required by run(): argparse would otherwise say
+    # that SERVICE is required too, which --help rightly says it is not.
+    parser.add_argument("verb", nargs="?", metavar="{" + "|".join(VERBS) + "}")
     parser.add_argument("services", nargs="*", metavar="SERVICE",
                         help="service slugs (default: every service; init needs names)")
     return parser
 
 
 def _exit_of(err: BaseException) -> int:
-    from run_job.slurm.service import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE
-
     if isinstance(err, SlurmUnreachable):
         return EXIT_UNREACHABLE
     if isinstance(err, (UsageError, ConfigError)):
@@ -58,7 +63,7 @@ def _guarded(debug: bool, manager, slug: str, action) -> int:
     except ProcessControlError as err:
         if debug:
             raise
-        _error(str(err))
+        _error(err)
         return _exit_of(err)
 
 
@@ -70,16 +75,16 @@ def _purge_orphan(manager, slug: str) -> None:
     manager.purge_files(slug)
 
 
-def _error(message: str) -> None:
-    lines = str(message).splitlines() or [""]
-    for line in lines:
-        print(f"sbatch-service: {line}", file=sys.stderr)
-    sys.stderr.flush()
+def _error(message: str | ProcessControlError) -> None:
+    """One line per problem on stderr (console.py: the policy)."""
+    from run_job.console import say_error
+
+    say_error("sbatch-service", message.lines() if isinstance(message, ProcessControlError) else [message])
 
 
 def resolve_services(config, verb: str, names: Sequence[str]):
     """The Job of each named service, or every service of the job directory."""
-    from run_job.config.jobs import is_slug, load_job, scan_job_directory
+    from run_job.config.jobs import SLUG_MAX, is_slug, load_job, scan_job_directory
 
     if not names:
         if verb == "init":
@@ -97,8 +102,9 @@ def resolve_services(config, verb: str, names: Sequence[str]):
             continue
         seen.add(name)
         if not is_slug(name):
-            raise UsageError(f"{name!r} is not a service name: a slug is letters, digits, '_' and '-', "
-                             "starting with a letter or digit")
+            raise UsageError(f"{name[:60]!r}{'…' if len(name) > 60 else ''} is not a service name: a slug is "
+                             f"letters, digits, '_' and '-', starting with a letter or digit, at most "
+                             f"{SLUG_MAX} characters")
         job = load_job(config, name)
         if not job.is_service:
             raise ConfigError(f"{job.path}: {name} is a job, not a service: a service has "
@@ -112,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
     from run_job.security import require_secure_config
     from run_job.slurm import service as svc
 
+    if args.verb is None:
+        raise UsageError(f"give a verb: sbatch-service {{{'|'.join(VERBS)}}} [SERVICE ...]; without SERVICE, "
+                         "every verb but init applies to all services (see sbatch-service --help)")
     if args.verb not in VERBS:
         raise UsageError(f"unknown verb {args.verb!r}: use one of {', '.join(VERBS)}")
     config = load_config(args.config)
@@ -194,28 +203,11 @@ def _say(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = None
-    try:
-        args = build_parser().parse_args(argv)
-        return run(args)
-    except ProcessControlError as err:
-        if args is not None and args.debug:
-            raise
-        _error(str(err))
-        return _exit_of(err)
-    except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    except OSError as err:
-        if args is not None and args.debug:
-            raise
-        _error(f"{err.filename or ''}{': ' if err.filename else ''}{err.strerror or err}")
-        return 1
-    except Exception as err:  # a bug: still one line, the traceback with --debug
-        if args is not None and args.debug:
-            raise
-        _error(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)")
-        return 1
+    from run_job.console import run_main
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run_main("sbatch-service", lambda: run(build_parser().parse_args(args)),
+                    debug="--debug" in args, status_of=_exit_of, internal=EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -3,15 +3,17 @@
 Composition (``subject``, ``compose``, ``tail_text``) turns a run record into
 an ``EmailMessage`` and never touches the network. ``read_tail`` reads the
 end of ``output.log`` (at most ``TAIL_BYTES``, decoded with replacement).
-``send`` speaks SMTP with ``smtplib`` (plain, STARTTLS or implicit TLS, login
-with a password read from ``password_file``) and is bounded in time as a
-whole: a server that accepts the connection and never answers costs at most
+``password_file_problem`` checks ``password_file`` without sending anything
+(for ``--validate`` and the start of a run). ``send`` speaks SMTP with
+``smtplib`` (plain, STARTTLS or implicit TLS, login with a password read from
+``password_file``) and is bounded in time as a whole: a server that accepts the connection and never answers costs at most
 ``MailConfig.timeout`` seconds (plus a moment to tear the socket down).
 Every failure is raised as ``MailError``; callers record it and go on.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal as signal_module
@@ -205,29 +207,44 @@ def compose(failmail: FailMail, job: Job, record: Mapping[str, Any], *, kind: st
 
 def read_tail(path: Path, *, max_bytes: int = TAIL_BYTES,
               max_lines: int = TAIL_LINES) -> tuple[str, bool]:
-    """The last lines of a (possibly huge, possibly binary) file; OSError passes."""
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        start = max(0, size - max_bytes)
-        fh.seek(start)
-        data = fh.read(max_bytes)
+    """The last lines of a (possibly huge, possibly binary) file; OSError passes.
+
+    The job may have replaced ``output.log`` with a FIFO or a device: it is
+    opened without blocking and refused unless it is a regular file.
+    """
+    from run_job.security import open_regular
+
+    fd, st = open_regular(path)
+    try:
+        start = max(0, st.st_size - max_bytes)
+        data = os.pread(fd, max_bytes, start)
+    finally:
+        os.close(fd)
     return tail_text(data, truncated_head=start > 0, max_lines=max_lines)
+
+
+def _mode_problem(path: Path, mode: int) -> str | None:
+    """The rule for ``password_file``: only its owner may read or change it."""
+    if mode & 0o077:
+        return (f"mail.password_file {path}: mode {stat.S_IMODE(mode):04o} lets others read or change"
+                f" it; run: chmod 600 {path}")
+    return None
 
 
 def read_password(path: Path) -> str:
     """The first line of ``password_file``; refused if group/world-readable."""
+    from run_job.security import NotRegularFile, open_regular, reason
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd, st = open_regular(path, nofollow=True)
+    except NotRegularFile as err:
+        raise MailError(f"mail.password_file {path}: {reason(err)}") from err
     except OSError as err:
-        raise MailError(f"mail.password_file {path}: cannot open: {err.strerror}") from err
+        raise MailError(f"mail.password_file {path}: cannot open: {reason(err)}") from err
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise MailError(f"mail.password_file {path}: not a regular file")
-        if st.st_mode & 0o077:
-            raise MailError(
-                f"mail.password_file {path}: mode {stat.S_IMODE(st.st_mode):04o} lets"
-                f" others read or change it; run: chmod 600 {path}")
+        problem = _mode_problem(path, st.st_mode)
+        if problem:
+            raise MailError(problem)
         data = os.read(fd, 64 * 1024)
     finally:
         os.close(fd)
@@ -235,6 +252,55 @@ def read_password(path: Path) -> str:
     if not text or not text[0]:
         raise MailError(f"mail.password_file {path}: empty")
     return text[0]
+
+
+def password_file_problem(mail: MailConfig, user: str | None = None) -> str | None:
+    """What would keep a mail from logging in with ``mail.password_file``, or None.
+
+    Checked without sending anything, so that ``--validate`` (and run-job when
+    a run starts) can report it long before a failure mail is due: a
+    ``username`` without a ``password_file``; a file that is missing, a
+    symbolic link, not a regular file (a FIFO is never opened), readable or
+    writable by group or others, unreadable, not valid UTF-8 or empty. ``user``:
+    the user who will read it (the service user run-job sends mail as); when
+    this process is root and that user is not, the file must belong to them
+    (mode 0600 leaves it to its owner). Never raises.
+    """
+    path = mail.password_file
+    if path is None:
+        return "mail: username is set but password_file is not" if mail.username else None
+    try:
+        st = os.lstat(path)
+    except OSError as err:
+        return (f"mail.password_file {path} does not exist" if err.errno == errno.ENOENT
+                else f"mail.password_file {path} cannot be examined: {err.strerror}")
+    if stat.S_ISLNK(st.st_mode):
+        return (f"mail.password_file {path} is a symbolic link, which is not followed: name the file "
+                f"itself ({os.path.realpath(path)})")
+    if not stat.S_ISREG(st.st_mode):
+        from run_job.security import kind_of
+
+        return f"mail.password_file {path}: not a regular file ({kind_of(st.st_mode)})"
+    problem = _mode_problem(path, st.st_mode)
+    if problem:
+        return problem
+    if user and os.geteuid() == 0 and user != "root":
+        import pwd
+
+        try:
+            uid = pwd.getpwnam(user).pw_uid
+        except KeyError:
+            uid = None
+        if uid is not None and uid != 0 and st.st_uid != uid:
+            return (f"mail.password_file {path} belongs to uid {st.st_uid}, but mail is sent as {user}, who"
+                    f" cannot read it with mode {stat.S_IMODE(st.st_mode):04o}: chown {user} {path}")
+    try:
+        read_password(path)
+    except MailError as err:
+        return str(err)
+    except UnicodeDecodeError:
+        return f"mail.password_file {path}: not valid UTF-8 text"
+    return None
 
 
 # --------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from run_job.security import CACHE_LIMIT, CONFIG_LIMIT, read_bounded
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
@@ -32,9 +34,6 @@ except ImportError:  # pragma: no cover
 
 FORMAT = b"run-job-cache-4"
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_VALIDATING_MODULES = ("config/settings.py", "config/jobs.py", "config/schema.py",
-                       "config/yamlfile.py", "config/durations.py", "config/schedule.py",
-                       "model.py", "slurm/options.py", "config/cache.py")
 _ENV_KEYS = ("HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME",
              "PATH", "PROCESS_CONTROL_CONFIG")
 
@@ -83,19 +82,38 @@ def program_stamp() -> bytes:
 
 
 def _program_stamp() -> bytes:
+    """Version, Python, and path, mtime and size of every module and schema of
+    the package as it is on disk: derived from the files themselves, so that
+    a module added, changed, moved or removed is a miss (0.1 ms for ~50 files)."""
     from run_job import __version__
 
     parts = [FORMAT, __version__.encode(), sys.version.encode()]
-    for name in _VALIDATING_MODULES:
-        parts.append(_stat_stamp(os.path.join(_PKG, name)))
-    for folder in (os.path.join(_PKG, "schemas"), os.path.join(os.path.dirname(_PKG), "schemas")):
+    for top in (_PKG, os.path.join(os.path.dirname(_PKG), "schemas")):
+        parts.extend(sorted(_tree_stamps(top)))
+    return b"\0".join(parts)
+
+
+def _tree_stamps(top: str) -> list[bytes]:
+    """``path:mtime:size`` of every .py and .json file below ``top``."""
+    found: list[bytes] = []
+    folders = [top]
+    while folders:
         try:
-            names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+            entries = os.scandir(folders.pop())
         except OSError:
             continue
-        for name in names:
-            parts.append(name.encode() + _stat_stamp(os.path.join(folder, name)))
-    return b"\0".join(parts)
+        with entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name != "__pycache__":
+                        folders.append(entry.path)
+                elif entry.name.endswith((".py", ".json")):
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    found.append(f"{entry.path}:{st.st_mtime_ns}:{st.st_size}".encode())
+    return found
 
 
 def _read_config(path: str | None) -> bytes:
@@ -106,13 +124,25 @@ def _read_config(path: str | None) -> bytes:
 
 
 def _read(path: str | None) -> bytes:
+    """The bytes of a config or job file for a key; anything that is not a
+    regular file of at most ``CONFIG_LIMIT`` bytes keys as unreadable (and
+    the config pipeline then says why)."""
     if path is None:
         return b"<embedded>"
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return read_bounded(path, CONFIG_LIMIT)
     except OSError:
         return b"<unreadable>"
+
+
+def _read_own(path: str) -> bytes | None:
+    """A cache entry or bundle: a regular file (no link) of the current user
+    that no one else may write, at most ``CACHE_LIMIT`` bytes; else None (a
+    miss: a FIFO or device planted there is never waited on)."""
+    try:
+        return read_bounded(path, CACHE_LIMIT, nofollow=True, owner=os.geteuid())
+    except OSError:
+        return None
 
 
 def make_key(config_path: str | None, config_bytes: bytes, job_path: str, job_bytes: bytes,
@@ -243,20 +273,9 @@ def lookup(config_path: str | None, slug: str, need_config: bool = True) -> tupl
     entry_path = _entry_path(config_path, slug)
     if entry_path is None:
         return None
-    try:
-        fd = os.open(entry_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
+    data = _read_own(entry_path)
+    if data is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     try:
         key, job_path, config, job = decode_raw(data)
     except Exception:  # noqa: BLE001 - a damaged or foreign entry is a miss
@@ -337,20 +356,9 @@ def _bundle_path(config_path: str | None) -> str | None:
 
 
 def _load_bundle(path: str) -> dict:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except OSError:
+    data = _read_own(path)
+    if data is None:
         return {}
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return {}
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read()
-    except OSError:
-        return {}
-    finally:
-        os.close(fd)
     try:
         import marshal
 
@@ -463,5 +471,5 @@ def _shaped(entry: Any, length: int) -> bool:
 
 def _plain_slug(slug: str) -> bool:
     """SPEC §3 slug shape, without ``re`` (pure)."""
-    return (bool(slug) and slug.isascii() and slug[0].isalnum()
+    return (0 < len(slug) <= 200 and slug.isascii() and slug[0].isalnum()  # 200: jobs.SLUG_MAX
             and all(c.isalnum() or c in "_-" for c in slug))

@@ -1,8 +1,9 @@
 """Durations and sizes as written in config and job files (pure).
 
-``timeout`` keeps the reference's meaning: a bare number is minutes. Every new
-duration key (``kill_grace``, ``unreachable_timeout``, ``keep_days``' sibling
-keys…) needs a unit: ``s``, ``m``, ``h`` or ``d``.
+``timeout`` keeps the reference's meaning: a bare number is minutes;
+``mail.timeout`` is seconds, as smtplib has it. Every other duration key
+(``kill_grace``, ``unreachable_timeout``) needs a unit: ``s``, ``m``, ``h`` or
+``d``, and a bare number there is refused with what to write instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ _SIZE_FACTOR = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 def parse_duration(value: str) -> float:
     """``'90s'`` -> 90.0, ``'1.5m'`` -> 90.0; raises ValueError without a unit."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = f"{value:g}" if isinstance(value, float) else str(value)
+        raise ValueError(f"{number} is not a duration: write '{number}s' or '{number}m': a bare number is "
+                         "ambiguous here")
     if not isinstance(value, str):
         raise ValueError("a duration is a string with a unit, such as '10s', '15m', '2h' or '1d'")
     match = _DURATION.match(value)

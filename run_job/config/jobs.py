@@ -19,7 +19,11 @@ from run_job.errors import ConfigError, Problem, SecurityError
 from run_job.model import Config, FailMail, Job, JobSlurm, Limits, Record, Retry, Service
 
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
-_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # SLUG_PATTERN, used with fullmatch
+# A job's files (<slug>.yaml, <slug>.history.json, .<slug>.history.lock, the
+# temporary files of their atomic writes, <slug>.service.lock) must fit the
+# 255-byte limit of a file name: 200 leaves room for every suffix.
+SLUG_MAX = 200
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (SLUG_MAX - 1))  # SLUG_PATTERN, fullmatch
 _SERVICE_FORBIDDEN = ("timeout", "schedule", "timezone")
 
 
@@ -44,6 +48,19 @@ def is_slug(text: str) -> bool:
     return bool(_SLUG.fullmatch(text))
 
 
+def slug_rule(text: str) -> str:
+    """Why ``text`` is not a job name, in words (pure; call it when ``is_slug`` is False)."""
+    if _SLUG.fullmatch(text[:SLUG_MAX]) and len(text) > SLUG_MAX:
+        return (f"it has {len(text)} characters, more than the {SLUG_MAX} a job name may have (its history "
+                "and lock files must fit the file system's 255-byte limit of a name)")
+    return f"it must match {SLUG_PATTERN} (no '/', '..' or '.yaml')"
+
+
+def _short_name(text: str) -> str:
+    """A name for a message: quoted, cut when long (a 300-character name in full helps no one)."""
+    return repr(text) if len(text) <= 60 else repr(text[:40]) + f"… ({len(text)} characters)"
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -55,8 +72,9 @@ def _inside(path: Path, folder: Path) -> bool:
 def job_path(config: Config, slug: str) -> Path:
     """The file of job ``slug``; refuses anything that is not a plain slug."""
     if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
-        raise ConfigError(f"{slug!r} is not a job name: a job is named by its file's slug, which matches "
-                          f"{SLUG_PATTERN} (no '/', '..' or '.yaml')")
+        rule = slug_rule(slug) if isinstance(slug, str) else f"it must match {SLUG_PATTERN}"
+        raise ConfigError(f"{_short_name(str(slug))} is not a job name: a job is named by its file's slug; "
+                          f"{rule}")
     return config.job_directory / f"{slug}.yaml"
 
 
@@ -64,6 +82,8 @@ def load_job(config: Config, slug: str) -> Job:
     """Load and validate job ``slug`` from the job directory (for running it)."""
     path = job_path(config, slug)
     if not path.exists() and not path.is_symlink():
+        if not os.path.isdir(config.job_directory):
+            raise ConfigError(missing_job_directory(config))
         raise ConfigError(f"{path}: no such job '{slug}' in {config.job_directory} "
                           "(run-job --list-jobs shows the jobs)")
     check_job_location(config, path)
@@ -71,6 +91,17 @@ def load_job(config: Config, slug: str) -> Job:
     if problems or job is None:
         raise ConfigError(f"{path}: invalid job file", tuple(problems))
     return job
+
+
+def missing_job_directory(config: Config, what: str | None = None) -> str:
+    """What to do when the job directory does not exist (a fresh machine, a
+    typo). ``what``: how the message starts (default: ``no job directory DIR``)."""
+    what = what or f"no job directory {config.job_directory}"
+    if config.source is None:
+        return (f"{what}: create it and put job files there, or name a config with --config or "
+                "$PROCESS_CONTROL_CONFIG")
+    return (f"{what} (job_directory of {config.source}): create it and put job files there, or set "
+            f"job_directory in {config.source}")
 
 
 def check_job_location(config: Config, path: Path) -> None:
@@ -108,8 +139,9 @@ def scan_job_directory(config: Config, directory: Path | None = None) -> ScanRes
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
-        result.problems.append(Problem(str(directory), "the job directory does not exist; create it or set "
-                                                       "job_directory in the config"))
+        message = (missing_job_directory(config, "no such folder") if directory == config.job_directory
+                   else "no such folder")
+        result.problems.append(Problem(str(directory), message))
         return result
     except OSError as err:
         result.problems.append(Problem(str(directory), f"cannot read the job directory: {err.strerror}"))
@@ -127,9 +159,7 @@ def scan_job_directory(config: Config, directory: Path | None = None) -> ScanRes
         result.checked.append(path)
         if kind == "bad-name":
             result.invalid.append(path)
-            result.problems.append(Problem(
-                _display(path), f"'{name}' is not a valid job file name: the part before .yaml must match "
-                                f"{SLUG_PATTERN}; rename it, or prefix it with a dot to keep it out"))
+            result.problems.append(Problem(_display(path), bad_name_message(name)))
             continue
         problems: list[Problem]
         if os.path.islink(path) and not _inside(path, directory):
@@ -154,6 +184,12 @@ def _display(path: Path) -> str:
     return str(path)
 
 
+def bad_name_message(name: str) -> str:
+    """Why the job directory's ``<name>`` (ending in .yaml) is not a job file."""
+    return (f"{_short_name(name)} is not a valid job file name: {slug_rule(name[:-5])}; rename it, or "
+            "prefix it with a dot to keep it out")
+
+
 def check_job_file(config: Config, path: Path, raw: bytes | None = None) -> tuple[Job | None, list[Problem]]:
     """Read and validate one job file: the Job, or every problem with it."""
     from run_job.config import yamlfile
@@ -161,16 +197,11 @@ def check_job_file(config: Config, path: Path, raw: bytes | None = None) -> tupl
     name = _display(path)
     stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
     if not _SLUG.fullmatch(stem):
-        return None, [Problem(name, f"'{path.name}' is not a valid job file name: the part before .yaml must "
-                                    f"match {SLUG_PATTERN}")]
+        return None, [Problem(name, f"{_short_name(path.name)} is not a valid job file name: {slug_rule(stem)}")]
     if raw is None:
-        try:
-            if not path.is_file():
-                return None, [Problem(name, "not a regular file; a job is a YAML file")]
-            with open(path, "rb") as handle:
-                raw = handle.read(yamlfile.MAX_BYTES + 1)
-        except OSError as err:
-            return None, [Problem(name, f"cannot read the job file: {err.strerror}")]
+        raw, problem = yamlfile.read_input(path, "job file")
+        if problem is not None:
+            return None, [problem]
     loaded = yamlfile.load_bytes(raw, name, "job file")
     if loaded.problems:
         return None, loaded.problems
@@ -411,8 +442,6 @@ class _JobBuilder:
         return name
 
     def events(self, names) -> tuple[str, ...]:
-        import difflib
-
         from run_job.alerts.events import BUILTIN_EVENTS
 
         for index, name in enumerate(names):

@@ -31,6 +31,33 @@ _FIELDS = (
     ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
     ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
 )
+# cron (vixie's Skip_Blanks) separates fields with spaces and tabs only; any
+# other blank, control or non-ASCII character is refused here, and the
+# crontab renderer asks this module before writing a schedule.
+_BLANKS = " \t"
+_ODD = re.compile(r"[^\x21-\x7e \t]")
+_SPLIT = re.compile(r"[ \t]+")
+_NAMES = {"\x0b": "a vertical tab (\\x0b)", "\x0c": "a form feed (\\x0c)", "\xa0": "a no-break space (U+00A0)",
+          "\x7f": "the control character DEL (\\x7f)", "\u2028": "a line separator (U+2028)",
+          "\u3000": "an ideographic space (U+3000)", "\ufeff": "a byte order mark (U+FEFF)"}
+
+
+def _name(char: str) -> str:
+    if char in _NAMES:
+        return _NAMES[char]
+    code = f"U+{ord(char):04X}"
+    if char.isspace():
+        return f"the Unicode space {code}"
+    if ord(char) < 0x20 or 0x7f <= ord(char) < 0xa0:
+        return f"the control character {code}"
+    return f"the non-ASCII character {char!r} ({code})"
+
+
+def split_fields(text: str) -> list[str]:
+    """The fields of a stripped schedule, split as cron splits them (spaces and tabs)."""
+    return _SPLIT.split(text) if text else []
+
+
 _ITEM = re.compile(r"^(\*|[0-9]+(?:-[0-9]+)?)(?:/([0-9]+))?$")
 _ZONE_PREFIX = re.compile(r"^\s*(CRON_TZ|TZ)\s*=\s*([A-Za-z0-9_+/-]*)", re.IGNORECASE)
 
@@ -75,7 +102,11 @@ def check_schedule(schedule: str) -> str | None:
                       ("%", "'%' (cron turns it into a newline)"), ("=", "'=' (cron would read an environment line)")):
         if bad in schedule:
             return f"the schedule contains {what}; write five cron fields such as \"*/5 * * * *\""
-    text = schedule.strip()
+    odd = _ODD.search(schedule)
+    if odd:
+        return (f"the schedule contains {_name(odd.group())}; cron reads only spaces and tabs between fields "
+                "and plain ASCII in them: write five cron fields such as \"*/5 * * * *\"")
+    text = schedule.strip(_BLANKS)
     if not text:
         return "the schedule is empty; write five cron fields such as \"*/5 * * * *\", or leave the key out"
     if text.startswith("@"):
@@ -85,7 +116,7 @@ def check_schedule(schedule: str) -> str | None:
         if text not in MACROS:
             return f"unknown schedule macro '{text}': use one of {', '.join(MACROS)} or five cron fields"
         return None
-    fields = text.split()
+    fields = split_fields(text)
     if len(fields) != 5:
         return (f"a schedule has 5 fields (minute hour day-of-month month day-of-week), this one has {len(fields)}; "
                 "for example \"*/5 * * * *\"")
@@ -104,7 +135,7 @@ def check_schedule(schedule: str) -> str | None:
 
 
 def to_five_fields(schedule: str) -> str:
-    text = schedule.strip()
+    text = schedule.strip(_BLANKS)
     return MACROS.get(text, text)
 
 
@@ -138,7 +169,7 @@ def field_values(field: str, index: int) -> frozenset[int]:
 def start_minutes(schedule: str) -> frozenset[int]:
     """Minutes of the day (0-1439) at which a concrete schedule starts on a
     day it runs (pure); ValueError for a schedule with ``H`` or bad fields."""
-    fields = to_five_fields(schedule).split()
+    fields = split_fields(to_five_fields(schedule))
     if len(fields) != 5:
         raise ValueError(schedule)
     minutes, hours = field_values(fields[0], 0), field_values(fields[1], 1)
@@ -185,7 +216,7 @@ _HASH_ITEM = re.compile(r"(?:^|[\s,])H(?:$|[\s,(/])")  # an item starting with H
 def has_hash(schedule: str | None) -> bool:
     """Does ``schedule`` have a hashed field (pure)? Macros never do."""
     return bool(schedule) and _HASH_ITEM.search(schedule) is not None \
-        and not schedule.strip().startswith("@")
+        and not schedule.strip(_BLANKS).startswith("@")
 
 
 def _check_hashed(text: str, index: int) -> str | None:
@@ -277,13 +308,13 @@ def expand(schedule: str, seed: str | None, slug: str) -> str:
         return schedule
     if seed is None:
         seed = default_seed()
-    return _expand(schedule.strip(), seed, slug)
+    return _expand(schedule.strip(_BLANKS), seed, slug)
 
 
 @lru_cache(maxsize=8192)
 def _expand(text: str, seed: str, slug: str) -> str:
-    fields = text.split()
-    if len(fields) != 5 or any(c in text for c in "\n\r\0"):
+    fields = split_fields(text)
+    if len(fields) != 5 or any(c in text for c in "\n\r\0%=") or _ODD.search(text):
         return text  # not a schedule: left for the checks to refuse
     out = []
     for index, field in enumerate(fields):
@@ -337,7 +368,7 @@ def zone_of(name: str | None) -> tzinfo:
 def is_fixed_time(schedule: str) -> bool:
     """Does cron's clock-change rule apply (pure)? Only to jobs at a fixed
     time: neither an ``@hourly`` nor a ``*`` in the minute or hour field."""
-    fields = to_five_fields(schedule).split()
+    fields = split_fields(to_five_fields(schedule))
     return len(fields) == 5 and not fields[0].startswith("*") and not fields[1].startswith("*")
 
 

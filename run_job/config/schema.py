@@ -159,7 +159,8 @@ def _one_of_ok(expected: list, value: Any, _schema: dict) -> bool:
 def _decidable(schema: Any) -> bool:
     """oneOf needs "exactly one": only trust branches whose False is a real no."""
     return isinstance(schema, dict) and set(schema) <= {"type", "description", "minLength", "minimum",
-                                                        "maximum", "pattern", "items", "minItems"}
+                                                        "maximum", "exclusiveMinimum", "pattern", "items",
+                                                        "minItems"}
 
 
 def _items_ok(expected: Any, value: Any, _schema: dict) -> bool:
@@ -208,11 +209,68 @@ def problems_from_schema(name: str, data: Any, loaded: Loaded, filename: str,
     return out
 
 
+_UNITS = "write a number with a unit s, m, h or d, such as '10s', '1.5m' or '2h'"
+_PARTITION = "write one partition name of letters, digits, '_', '.' and '-'"
+_COMMAND = "write one command line as a string, or a list of command lines (none of them empty)"
+_SIGNAL = "write a signal name such as TERM, HUP or USR1 (SIG is optional) or a number from 1 to 64"
+# What a value of each key is, and how to write one: the message of a oneOf,
+# pattern, type or bound error, instead of the schema's description (which
+# says what the key does, at length). Keys are dotted paths without list
+# indices; job keys count under default_job_config too.
+_WRITE = {
+    "user": ("a user name", "write a login name such as process-control (lower-case letters, digits, '_', "
+                            "'.', '-')"),
+    "keep_days": ("a number of days", "write a number greater than 0, such as 7 or 0.5"),
+    "max_output": ("a size", "write bytes as a number (1000000) or a size such as '500M' or '1G'"),
+    "mail.timeout": ("a mail timeout", "write seconds as a number (10) or a duration such as '10s' or '1m'"),
+    "slurm.partition": ("a partition", _PARTITION),
+    "slurm.service_partition": ("a partition", _PARTITION),
+    "slurm.unreachable_timeout": ("a duration", _UNITS),
+    "command": ("a command", _COMMAND),
+    "slow_start_command": ("a command", _COMMAND),
+    "timeout": ("a timeout", "write minutes as a number (30) or a duration such as '90s', '15m', '2h'"),
+    "tag": ("a tag", "write one tag as a string, or a list of tags"),
+    "failmail.to_address": ("a mail address", "write one address, or a list of addresses"),
+    "slurm.time": ("a Slurm time limit", "write minutes (30) or Slurm's MM:SS, HH:MM:SS, D-HH or D-HH:MM:SS, "
+                                         "quoted: \"1:30:00\""),
+    "service.stop_signal": ("a signal", _SIGNAL),
+    "service.reload_signal": ("a signal", _SIGNAL),
+    "service.init_command": ("a command", _COMMAND),
+    "kill_grace": ("a duration", _UNITS),
+}
+_WORDED = {"oneOf", "anyOf", "pattern", "type", "minimum", "maximum", "exclusiveMinimum", "minLength", "minItems"}
+
+
+def _what_to_write(path: tuple) -> tuple[str, str] | None:
+    keys = [part for part in path if isinstance(part, str)]
+    if keys[:1] == ["default_job_config"]:
+        keys = keys[1:]
+    return _WRITE.get(".".join(keys))
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _summary(schema: Any) -> str:
+    """The schema's description when it is short (one line of a message), else ""."""
+    desc = _describe(schema)
+    return desc if len(desc) <= 80 else ""
+
+
 def word_error(error: Any, path: tuple, loaded: Loaded, filename: str) -> list[Problem]:
     """One jsonschema error as Problems a person can act on."""
     kind = error.validator
     line, column = loaded.position(path)
     where = key_path(path)
+    write = _what_to_write(path) if kind in _WORDED else None
+    if write is not None and "propertyNames" not in error.relative_schema_path:
+        what, how = write
+        value = error.instance
+        if how is _UNITS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            how = f"write '{_number(value)}s' or '{_number(value)}m': a bare number is ambiguous here"
+        message = f"{_short(value)} is not {what}: {how}" + _bool_hint(loaded, path)
+        return [Problem(filename, message, line, column, where)]
     if "propertyNames" in error.relative_schema_path and isinstance(error.instance, str):
         bad = error.instance
         kline, kcolumn = loaded.position(path + (bad,))
@@ -247,7 +305,7 @@ def word_error(error: Any, path: tuple, loaded: Loaded, filename: str) -> list[P
                    + _bool_hint(loaded, path))
         return [Problem(filename, message, line, column, where)]
     if kind in ("oneOf", "anyOf"):
-        desc = _describe(error.schema)
+        desc = _summary(error.schema)
         message = f"{_short(error.instance)} is not valid here"
         if desc:
             message += f": {desc}"
@@ -257,7 +315,7 @@ def word_error(error: Any, path: tuple, loaded: Loaded, filename: str) -> list[P
         return [Problem(filename, f"{_short(error.instance)} is not one of: {choices}" + _bool_hint(loaded, path),
                         line, column, where)]
     if kind == "pattern":
-        desc = _describe(error.schema)
+        desc = _summary(error.schema)
         return [Problem(filename, f"{_short(error.instance)} is not valid" + (f": {desc}" if desc else ""),
                         line, column, where)]
     return [Problem(filename, error.message, line, column, where)]

@@ -9,7 +9,9 @@ actually validated, so that a cached ``run-job --job`` starts fast.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from run_job.errors import ConfigError, Problem
@@ -31,9 +33,15 @@ def locate_config(path: str | None = None, environ: dict | None = None) -> Path 
     else:
         return Path(SYSTEM_CONFIG) if os.path.exists(SYSTEM_CONFIG) else None
     candidate = Path(named)
-    if not candidate.is_file():
-        what = "does not exist" if not candidate.exists() else "is not a regular file"
-        raise ConfigError(f"{named}: the config file named by {origin} {what}")
+    try:
+        mode = os.stat(candidate).st_mode
+    except OSError as err:
+        what = "does not exist" if err.errno == errno.ENOENT else f"cannot be examined: {err.strerror}"
+        raise ConfigError(f"{named}: the config file named by {origin} {what}") from None
+    if not stat.S_ISREG(mode):
+        from run_job.security import kind_of
+
+        raise ConfigError(f"{named}: the config file named by {origin} is not a regular file ({kind_of(mode)})")
     return candidate.absolute()
 
 
@@ -109,19 +117,20 @@ def load_config(path: str | None = None, environ: dict | None = None) -> Config:
     return raw_config  # type: ignore[return-value]
 
 
-def read_config(source: Path, environ: dict | None = None) -> tuple[Config | None, list[Problem]]:
-    """Validate the config file ``source``; the Config, or every problem."""
+def read_config(source: Path, environ: dict | None = None,
+                raw: bytes | None = None) -> tuple[Config | None, list[Problem]]:
+    """Validate the config file ``source`` (``raw``: its bytes, already read);
+    the Config, or every problem."""
     import hashlib
 
     from run_job.config import yamlfile
     from run_job.config.schema import problems_from_schema
 
     name = str(source)
-    try:
-        with open(source, "rb") as handle:
-            raw = handle.read(yamlfile.MAX_BYTES + 1)
-    except OSError as err:
-        return None, [Problem(name, f"cannot read the config file: {err.strerror}")]
+    if raw is None:
+        raw, problem = yamlfile.read_input(source, "config file")
+        if problem is not None:
+            return None, [problem]
     loaded = yamlfile.load_bytes(raw, name, "config file")
     problems = list(loaded.problems)
     data = loaded.data
@@ -202,6 +211,11 @@ def _cross_checks(settings: dict, loaded, name: str, base: Path) -> list[Problem
 
         problems.extend(check_partial_job(defaults, loaded, name, ("default_job_config",)))
     mail = settings.get("mail") or {}
+    if "timeout" in mail:
+        try:
+            mail_timeout(mail["timeout"])
+        except ValueError as err:
+            problems.append(Problem(name, str(err), *at("mail", "timeout"), "mail.timeout"))
     if mail.get("ssl") and mail.get("starttls"):
         problems.append(Problem(name, "mail: choose ssl or starttls, not both", *at("mail"), "mail"))
     if settings.get("logging") is not None and settings["logging"].get("version") != 1:
@@ -244,7 +258,7 @@ def build_config(settings: dict, source: Path | None, sha256: str) -> Config:
             ssl=bool(mail.get("ssl", False)),
             username=mail.get("username"),
             password_file=Path(password_file) if password_file else None,
-            timeout=parse_duration(mail["timeout"]) if "timeout" in mail else 30.0,
+            timeout=mail_timeout(mail["timeout"]) if "timeout" in mail else 30.0,
         ),
         hooks_directory=Path(settings["hooks_directory"]) if settings.get("hooks_directory") else None,
         cron_environment=tuple((str(k), _env_text(v)) for k, v in (settings.get("cron_environment") or {}).items()),
@@ -275,6 +289,21 @@ def _web(web: dict) -> WebConfig:
                      hosts=tuple(web.get("hosts") or ()),
                      show_output=bool(web.get("show_output", True)),
                      allow_remote=bool(web.get("allow_remote", False)))
+
+
+def mail_timeout(value: object) -> float:
+    """``mail.timeout`` in seconds: a bare number is seconds (as smtplib, and
+    every mail client, have it), else a duration string; more than 0."""
+    from run_job.config.durations import parse_duration
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        seconds = parse_duration(value)  # type: ignore[arg-type]
+    if not seconds > 0:
+        raise ValueError("mail.timeout must be more than 0 seconds: write seconds as a number (10) or a "
+                         "duration such as '10s' or '1m'")
+    return seconds
 
 
 def _env_text(value: object) -> str:

@@ -15,8 +15,10 @@ import os
 import sys
 from pathlib import Path
 
+from run_job.config import yamlfile
 from run_job.config.settings import locate_config, read_config
 from run_job.errors import ConfigError, Problem
+from run_job.printable import printable
 from run_job.config.jobs import ScanResult, check_job_file, classify, is_slug, job_path, scan_job_directory
 
 
@@ -25,6 +27,8 @@ class _Report:
         self.files: list[dict] = []
         self.ignored: list[str] = []
         self.notes: list[str] = []
+        self.jobs_skipped = False  # the job files were not checked: the config is invalid
+        self.config_source: Path | None = None
         self.warnings: list[str] = []
         self.jobs: list[tuple[str, object]] = []  # (file, Job) of every valid job
 
@@ -34,7 +38,40 @@ class _Report:
 
     @property
     def valid(self) -> bool:
-        return all(f["valid"] for f in self.files)
+        return all(f["valid"] for f in self.files) and not self.jobs_skipped
+
+    def counts(self) -> dict:
+        """The JSON summary: every file, and job files and configs apart."""
+        def count(kind: str, valid: bool | None = None) -> int:
+            return sum(1 for f in self.files if f["kind"] == kind and (valid is None or f["valid"] == valid))
+
+        return {"checked": len(self.files), "invalid": sum(1 for f in self.files if not f["valid"]),
+                "errors": sum(len(f["errors"]) for f in self.files),
+                "job_files": count("job"), "invalid_job_files": count("job", False),
+                "configs": count("config"), "invalid_configs": count("config", False),
+                "job_files_skipped": self.jobs_skipped}
+
+
+def summary(counts: dict, folders_invalid: int = 0) -> str:
+    """The last line of ``--validate`` (pure): the config counted apart from the job files."""
+    jobs, bad_jobs = counts["job_files"], counts["invalid_job_files"]
+    configs, bad_configs = counts["configs"], counts["invalid_configs"]
+    job_files = f"{jobs} job file{'s' if jobs != 1 else ''}"
+    if counts["invalid"] == 0 and not counts["job_files_skipped"]:
+        what = {0: "", 1: "config and "}.get(configs, f"{configs} configs and ")
+        return f"OK: {what}{job_files} valid"
+    parts = []
+    if counts["job_files_skipped"]:
+        parts.append("job files not checked")
+    elif bad_jobs or jobs:
+        parts.append(f"{bad_jobs} of {job_files} invalid")
+    if bad_configs:
+        parts.append("config invalid" if configs == 1 else f"{bad_configs} of {configs} configs invalid")
+    if folders_invalid:
+        parts.append("job folder invalid" if folders_invalid == 1 else f"{folders_invalid} job folders invalid")
+    errors = counts["errors"]
+    parts.append(f"{errors} error{'s' if errors != 1 else ''}")
+    return "FAILED: " + ", ".join(parts)
 
 
 def _add_scan(report: _Report, scan: ScanResult) -> None:
@@ -47,7 +84,7 @@ def _add_scan(report: _Report, scan: ScanResult) -> None:
         report.add(name, "job", slug, by_file.pop(name, []))
     report.jobs.extend((str(job.path), job) for job in scan.jobs)
     for name, problems in by_file.items():  # folder-level problems (missing, permissions)
-        report.add(name, "job", None, problems)
+        report.add(name, "folder", None, problems)
     for path in scan.ignored:
         if path.is_dir():
             continue
@@ -55,7 +92,8 @@ def _add_scan(report: _Report, scan: ScanResult) -> None:
 
 
 def _load_config_for(report: _Report, config_path: str | None):
-    """The config to validate against; its own problems are part of the report."""
+    """The config to check job files against (None: they cannot be checked);
+    the config's own problems are part of the report."""
     from run_job.config.settings import build_config, default_settings
 
     try:
@@ -66,11 +104,38 @@ def _load_config_for(report: _Report, config_path: str | None):
         return None
     if source is None:
         return build_config(default_settings(), None, "")
+    report.config_source = source
     config, problems = read_config(source)
-    report.add(str(source), "config", None, problems)
-    if config is None:  # go on with the defaults so that job files still get checked
-        return build_config(default_settings(), None, "")
+    report.add(str(source), "config", None, problems + _mail_problems(config, str(source)))
+    if config is None:
+        return _salvaged(report, source)
     return config
+
+
+def _salvaged(report: _Report, source: Path):
+    """An invalid config: the folder (and user) it names, if they can be read
+    from it, over the defaults, so that its job files are still checked where
+    they are; None when even that cannot be read (then nothing is checked)."""
+    from run_job.config.settings import build_config, default_settings
+
+    raw, problem = yamlfile.read_input(source, "config file")
+    if problem is not None:
+        return None
+    loaded = yamlfile.load_bytes(raw, str(source))
+    data = {} if loaded.data is None and not loaded.problems else loaded.data
+    if not isinstance(data, dict):
+        return None
+    settings = default_settings()
+    for key in ("job_directory", "user"):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, str) and value and "\n" not in value):
+            return None
+        if value is not None:
+            settings[key] = str(source.parent / value) if key == "job_directory" else value
+    if data.get("default_job_config"):
+        report.notes.append(f"{source}: note: the config is invalid, so its default_job_config was not applied: "
+                            "job files were checked without it")
+    return build_config(settings, None, "")
 
 
 def collect(config_path: str | None, targets: list[str]) -> _Report:
@@ -78,7 +143,11 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
     config = _load_config_for(report, config_path)
     if config is None:
         if not targets:
-            return report  # no job directory to scan without a config
+            name = report.files[-1]["file"] if report.files else "(config)"
+            report.notes.append(f"{name}: note: job files not checked: the config is invalid (it does not say "
+                                "where they are); fix it and run --validate again")
+            report.jobs_skipped = True
+            return report
         from run_job.config.settings import build_config, default_settings
 
         config = build_config(default_settings(), None, "")
@@ -87,42 +156,68 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
         _hash_notes(report, config)
         return report
     for target in targets:
-        path = Path(target)
-        if path.is_dir():
-            _add_scan(report, scan_job_directory(config, path))
-        elif os.sep in target or target.endswith((".yaml", ".yml")) or path.exists():
-            if not path.exists():
-                report.add(target, "job", None, [Problem(target, "no such file")])
-                continue
-            if _looks_like_config(path):
-                config_file, problems = read_config(path.absolute())
-                report.add(target, "config", None, problems)
-                continue
-            stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
-            slug = stem if is_slug(stem) else None
-            if slug is None or not path.name.endswith(".yaml"):
-                report.notes.append(f"{target}: note: the name is not <slug>.yaml (slug matching "
-                                    "^[A-Za-z0-9][A-Za-z0-9_-]*$); run-job would not load it from the job directory")
-            job, problems = check_job_file(config, path, raw=None) if slug else _check_unnamed(config, path)
-            report.add(target, "job", slug, problems)
-            if job is not None:
-                report.jobs.append((target, job))
-        else:
-            try:
-                file = job_path(config, target)
-            except ConfigError as err:
-                report.add(target, "job", None, [Problem(target, str(err))])
-                continue
-            if not file.exists():
-                report.add(str(file), "job", target, [Problem(str(file), f"no such job '{target}' in "
-                                                                         f"{config.job_directory}")])
-                continue
-            job, problems = check_job_file(config, file)
-            report.add(str(file), "job", target, problems)
-            if job is not None:
-                report.jobs.append((str(file), job))
+        try:
+            _check_target(report, config, target)
+        except OSError as err:  # a name too long for the file system, a loop of links...
+            from run_job.security import reason
+
+            report.add(target, "job", None, [Problem(target, f"cannot examine it: {reason(err)}")])
     _hash_notes(report, config)
     return report
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system: not a file here
+        return False
+
+
+def _check_target(report: _Report, config, target: str) -> None:
+    path = Path(target)
+    is_path = os.sep in target or target.endswith((".yaml", ".yml")) or _exists(path)
+    if is_path and path.is_dir():
+        _add_scan(report, scan_job_directory(config, path))
+    elif is_path:
+        if not path.exists():
+            report.add(target, "job", None, [Problem(target, "no such file")])
+            return
+        if report.config_source is not None and os.path.samefile(path, report.config_source):
+            return  # the global config: already checked
+        # read once, never blocking, never more than the limit: a FIFO,
+        # /dev/zero or a folder given here is one problem
+        raw, problem = yamlfile.read_input(path, "job or config file")
+        if problem is not None:
+            report.add(target, "job", None, [problem])
+            return
+        if _looks_like_config(raw, path):
+            config_file, problems = read_config(path.absolute(), raw=raw)
+            report.add(target, "config", None, problems + _mail_problems(config_file, target))
+            return
+        stem = path.name[:-5] if path.name.endswith(".yaml") else path.stem
+        slug = stem if is_slug(stem) else None
+        if slug is None or not path.name.endswith(".yaml"):
+            report.notes.append(f"{target}: note: the name is not <slug>.yaml (slug matching "
+                                "^[A-Za-z0-9][A-Za-z0-9_-]*$, at most 200 characters); run-job would not "
+                                "load it from the job directory")
+        job, problems = check_job_file(config, path, raw=raw) if slug else _check_unnamed(config, path, raw)
+        report.add(target, "job", slug, problems)
+        if job is not None:
+            report.jobs.append((target, job))
+    else:
+        try:
+            file = job_path(config, target)
+        except ConfigError as err:
+            report.add(target, "job", None, [Problem(target, str(err))])
+            return
+        if not file.exists():
+            report.add(str(file), "job", target, [Problem(str(file), f"no such job '{target}' in "
+                                                                     f"{config.job_directory}")])
+            return
+        job, problems = check_job_file(config, file)
+        report.add(str(file), "job", target, problems)
+        if job is not None:
+            report.jobs.append((str(file), job))
 
 
 def _hash_notes(report: _Report, config) -> None:
@@ -199,31 +294,36 @@ def hash_report(jobs: list, seed: str, share: float = 0.1) -> tuple[list, list[s
     return notes, warnings
 
 
-_CONFIG_ONLY_KEYS = {"job_directory", "output_directory", "state_directory", "run_directory", "output_crontab",
-                     "runner_path", "service_runner_path", "cron_template", "default_job_config", "user",
-                     "logging", "keep_runs", "history_length", "mail", "hooks_directory", "cron_environment"}
+def _mail_problems(config, name: str) -> list[Problem]:
+    """What would keep failure mail from logging in (checked now, not when a run fails)."""
+    if config is None or (config.mail.password_file is None and not config.mail.username):
+        return []  # no SMTP login: nothing to check (and smtplib stays unimported)
+    from run_job.alerts.mail import password_file_problem
+
+    problem = password_file_problem(config.mail, config.user)
+    if problem is None:
+        return []
+    for key in ("mail.password_file", "mail"):  # the key goes in the key path, not twice
+        if problem.startswith((key + " ", key + ": ")):
+            return [Problem(name, problem[len(key):].lstrip(": "), key_path=key)]
+    return [Problem(name, problem)]
 
 
-def _looks_like_config(path: Path) -> bool:
+def config_only_keys() -> frozenset[str]:
+    """Keys only a global config has: the config schema's, less the job schema's."""
+    from run_job.config.schema import load_schema
+
+    return frozenset(load_schema("config")["properties"]) - frozenset(load_schema("job")["properties"])
+
+
+def _looks_like_config(raw: bytes, path: Path) -> bool:
     """A named file with global config keys and no ``command`` is validated as a config."""
-    from run_job.config import yamlfile
-
-    try:
-        raw = path.read_bytes()[: yamlfile.MAX_BYTES + 1]
-    except OSError:
-        return False
     data = yamlfile.load_bytes(raw, str(path)).data
-    return isinstance(data, dict) and "command" not in data and bool(_CONFIG_ONLY_KEYS & set(data))
+    return isinstance(data, dict) and "command" not in data and bool(config_only_keys() & set(data))
 
 
-def _check_unnamed(config, path: Path):
+def _check_unnamed(config, path: Path, raw: bytes):
     """Validate the content of a file whose name is not a slug (e.g. job.example.yaml)."""
-    from run_job.config import yamlfile
-
-    try:
-        raw = path.read_bytes()[: yamlfile.MAX_BYTES + 1]
-    except OSError as err:
-        return None, [Problem(str(path), f"cannot read the file: {err.strerror}")]
     renamed = path.with_name("unnamed-job.yaml")
     job, problems = check_job_file(config, renamed, raw=raw)
     fixed = [Problem(str(path), p.message, p.line, p.column, p.key_path) for p in problems]
@@ -232,9 +332,7 @@ def _check_unnamed(config, path: Path):
 
 def main(config_path: str | None, targets: list[str], as_json: bool = False) -> int:
     report = collect(config_path, list(targets))
-    checked = len(report.files)
-    invalid = sum(1 for f in report.files if not f["valid"])
-    errors = sum(len(f["errors"]) for f in report.files)
+    counts = report.counts()
     if as_json:
         document = {
             "valid": report.valid,
@@ -242,7 +340,7 @@ def main(config_path: str | None, targets: list[str], as_json: bool = False) -> 
             "ignored": report.ignored,
             "notes": report.notes,
             "warnings": report.warnings,
-            "summary": {"checked": checked, "invalid": invalid, "errors": errors},
+            "summary": counts,
         }
         json.dump(document, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -252,15 +350,12 @@ def main(config_path: str | None, targets: list[str], as_json: bool = False) -> 
         for problem in entry["_problems"]:
             out.write(problem.render() + "\n")
     for note in report.notes:
-        out.write(note + "\n")
+        out.write(printable(note) + "\n")
     for warning in report.warnings:
-        out.write(warning + "\n")
+        out.write(printable(warning) + "\n")
     for name in report.ignored:
-        out.write(f"{name}: ignored: not a job file (job files are <slug>.yaml; dot files, .yml and "
+        out.write(f"{printable(name)}: ignored: not a job file (job files are <slug>.yaml; dot files, .yml and "
                   "backups are skipped)\n")
-    if report.valid:
-        out.write(f"OK: {checked} file{'s' if checked != 1 else ''} valid\n")
-        return 0
-    out.write(f"FAILED: {invalid} of {checked} file{'s' if checked != 1 else ''} invalid, "
-              f"{errors} error{'s' if errors != 1 else ''}\n")
-    return 1
+    folders = sum(1 for f in report.files if f["kind"] == "folder" and not f["valid"])
+    out.write(summary(counts, folders) + "\n")
+    return 0 if report.valid else 1

@@ -9,6 +9,7 @@ Everything it finds is a ``Problem``; it never lets a YAML exception escape.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -22,7 +23,7 @@ try:  # libyaml: the C parser; the pure-Python one is the fallback
 except ImportError:  # pragma: no cover - depends on the PyYAML build
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
-MAX_BYTES = 1024 * 1024
+MAX_BYTES = 1024 * 1024  # as security.CONFIG_LIMIT
 MAX_NODES = 20_000
 MAX_DEPTH = 64
 _BOOL_WORDS = {"yes", "no", "on", "off", "y", "n", "true", "false"}
@@ -99,8 +100,14 @@ def _yaml_error_problem(filename: str, err: yaml.YAMLError, text: str) -> Proble
     context = getattr(err, "context", None)
     message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
     hint = ""
-    if "alias" in str(context or "") or "alias" in str(problem):
-        source_line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+    lines = text.splitlines()
+    source_line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    # libyaml's messages never name the tab; the line it stopped at does
+    tab_there = "\t" in source_line[: len(source_line) - len(source_line.lstrip(" \t"))] or (
+        mark is not None and source_line[mark.column:mark.column + 1] == "\t")
+    if tab_there:
+        hint = "; a tab indents this line: YAML does not allow tabs for indentation, indent with spaces"
+    elif "alias" in str(context or "") or "alias" in str(problem):
         if "*" in source_line:
             hint = ('; a value starting with * is read as a YAML alias: quote the schedule, '
                     'e.g. schedule: "*/5 * * * *"')
@@ -240,6 +247,23 @@ class _Builder:
             marks[child] = (line, column)
             result[key] = self.build(value_node, child, depth + 1)
         return result
+
+
+def read_input(path: str | os.PathLike, what: str) -> tuple[bytes, Problem | None]:
+    """The bytes of a config or job file, read as ``security.read_bounded`` does
+    (no blocking open, regular files only, ``MAX_BYTES``), or the one
+    Problem that says why not."""
+    from run_job.security import FileTooLarge, NotRegularFile, read_bounded, reason
+
+    try:
+        return read_bounded(path, MAX_BYTES), None
+    except NotRegularFile as err:
+        return b"", Problem(str(path), f"{reason(err)}; a {what} is a YAML file")
+    except FileTooLarge as err:
+        return b"", Problem(str(path), f"the {what} is {err.size:,} bytes or more; more than {MAX_BYTES:,} "
+                                       "is refused (is this the right file?)")
+    except OSError as err:
+        return b"", Problem(str(path), f"cannot read the {what}: {reason(err)}")
 
 
 def read_file_text(raw: bytes, filename: str, what: str = "file") -> tuple[str | None, Problem | None]:

@@ -39,8 +39,8 @@ from bisect import bisect_left
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
-from run_job.config.schedule import (field_values, format_values, is_fixed_time, to_five_fields,
-                                     wall_instants)
+from run_job.config.schedule import (field_values, format_values, is_fixed_time, split_fields,
+                                     to_five_fields, wall_instants)
 
 UTC = timezone.utc
 _DAY = timedelta(days=1)
@@ -145,7 +145,7 @@ def host_schedules(schedule: str, job_zone: tzinfo, host_zone: tzinfo, year: int
     when the zones keep the same wall clock (write ``schedule`` as it is)."""
     if same_clock(job_zone, host_zone, year):
         return None
-    return _host_schedules(to_five_fields(schedule).strip(), job_zone, host_zone, year)
+    return _host_schedules(" ".join(split_fields(to_five_fields(schedule))), job_zone, host_zone, year)
 
 
 @lru_cache(maxsize=256)

@@ -19,6 +19,7 @@ from run_job import clock
 from run_job.errors import ProcessControlError
 from run_job.monitor.jobstate import JobState, job_state
 from run_job.run import history, reconcile
+from run_job.printable import printable
 
 STATUS_SCHEMA = "status.schema.json"
 
@@ -30,11 +31,15 @@ STATUS_SCHEMA = "status.schema.json"
 def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, list[str]]]:
     """[(slug, path, Job or None, problems)] for every job file, sorted by slug."""
     from run_job.config import cache
-    from run_job.config.jobs import classify
+    from run_job.config.jobs import bad_name_message, classify
 
     directory = os.fspath(config.job_directory)
     try:
         names = sorted(os.listdir(directory))
+    except FileNotFoundError as err:
+        from run_job.config.jobs import missing_job_directory
+
+        raise ProcessControlError(missing_job_directory(config)) from err
     except OSError as err:
         raise ProcessControlError(
             f"cannot read job_directory {directory}: {err.strerror}") from err
@@ -48,7 +53,7 @@ def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, 
         path = os.path.join(directory, name)
         slug = name[:-5]
         if kind == "bad-name":
-            out.append((slug, path, None, [f"{name!r} is not a valid job file name"]))
+            out.append((slug, path, None, [bad_name_message(name)]))
             continue
         found = jobs[slug]
         if isinstance(found, ProcessControlError):
@@ -171,7 +176,7 @@ def _slurm_state(current: dict[str, Any] | None) -> str | None:
     if not current or current.get("runner") != "slurm":
         return None
     try:
-        from run_job.slurm import runner as slurm_runner
+        from run_job.slurm import batch as slurm_runner
 
         return slurm_runner.describe(current)
     except Exception as err:  # noqa: BLE001 - status never crashes on Slurm trouble
@@ -211,27 +216,29 @@ def _dur(seconds: float | None) -> str:
 
 
 def render_status(rows: list[dict[str, Any]]) -> str:
-    """Text of --status (pure but for the local time zone)."""
+    """Text of --status (pure but for the local time zone). Everything from job
+    files and records goes through ``printable``: a name or description cannot
+    drive the terminal or split a line."""
     if not rows:
         return "no jobs\n"
     out = []
     for row in rows:
-        title = row["job"] + (f": {row['name']}" if row.get("name") else "")
+        title = printable(row["job"]) + (f": {printable(row['name'])}" if row.get("name") else "")
         if row.get("tags"):
-            title += f"  [{', '.join(row['tags'])}]"
+            title += f"  [{', '.join(printable(tag) for tag in row['tags'])}]"
         out.append(title)
         if not row["valid"]:
-            out.append("  INVALID: " + (row["problems"][0] if row["problems"] else "invalid"))
+            out.append("  INVALID: " + (printable(row["problems"][0]) if row["problems"] else "invalid"))
             for more in row["problems"][1:4]:
-                out.append("           " + more)
+                out.append("           " + printable(more))
             out.append("")
             continue
         if row.get("description"):
-            out.append("  " + " ".join(str(row["description"]).split()))
+            out.append("  " + printable(" ".join(str(row["description"]).split())))
         if row.get("service"):
-            sched = f"Slurm service (sbatch-service): {row.get('service_state') or 'unknown'}"
+            sched = f"Slurm service (sbatch-service): {printable(row.get('service_state') or 'unknown')}"
         elif row.get("schedule"):
-            sched = row["schedule"] + (" (disabled)" if row.get("disabled") else "")
+            sched = printable(row["schedule"]) + (" (disabled)" if row.get("disabled") else "")
             if row.get("next_run"):
                 sched += f", next run {_when(row['next_run'], row.get('timezone'))}"
         else:
@@ -239,15 +246,16 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         out.append(f"  schedule: {sched}")
         current = row.get("current")
         if current:
-            extra = f"; {row['slurm']}" if row.get("slurm") else ""
-            out.append(f"  running:  pid {current.get('pid')} since {_when(current.get('started_at'))}"
-                       f" (run {current.get('run_id')}{extra})")
+            extra = f"; {printable(row['slurm'])}" if row.get("slurm") else ""
+            out.append(f"  running:  pid {printable(current.get('pid'))} since {_when(current.get('started_at'))}"
+                       f" (run {printable(current.get('run_id'))}{extra})")
         last = row.get("last")
         if last:
-            out.append(f"  last run: {last.get('outcome')} at {_when(last.get('started_at'))},"
+            out.append(f"  last run: {printable(last.get('outcome'))} at {_when(last.get('started_at'))},"
                        f" {_dur(last.get('duration_s'))}" +
-                       (f", exit {last['exit_code']}" if last.get("exit_code") not in (None, 0) else "") +
-                       (f" — {last['reason']}" if last.get("reason") else ""))
+                       (f", exit {printable(last['exit_code'])}" if last.get("exit_code") not in (None, 0)
+                        else "") +
+                       (f" — {printable(last['reason'])}" if last.get("reason") else ""))
         else:
             out.append("  last run: never")
         if row["consecutive_failures"]:
@@ -259,26 +267,27 @@ def render_status(rows: list[dict[str, Any]]) -> str:
 def render_list(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
-    width = max(len(r["job"]) for r in rows)
+    names = [printable(r["job"]) for r in rows]
+    width = max(len(name) for name in names)
     lines = []
-    for row in rows:
+    for name, row in zip(names, rows):
         if not row["valid"]:
-            lines.append(f"{row['job']:<{width}}  (invalid: {row['problems'][0] if row['problems'] else ''})")
+            lines.append(f"{name:<{width}}  (invalid: {printable(row['problems'][0]) if row['problems'] else ''})")
         else:
-            lines.append(f"{row['job']:<{width}}  {row.get('name') or ''}".rstrip())
+            lines.append(f"{name:<{width}}  {printable(row.get('name') or '')}".rstrip())
     return "\n".join(lines) + "\n"
 
 
 def render_history(slug: str, entries: list[dict[str, Any]]) -> str:
     if not entries:
-        return f"{slug}: no runs recorded\n"
+        return f"{printable(slug)}: no runs recorded\n"
     lines = [f"{'run_id':<30} {'outcome':<9} {'started':<24} {'duration':>9} {'exit':>4}  reason"]
     for e in entries:
         code = e.get("exit_code")
-        code = "-" if code is None else str(code)
-        lines.append(f"{e.get('run_id', ''):<30} {e.get('outcome', ''):<9} "
+        code = "-" if code is None else printable(code)
+        lines.append(f"{printable(e.get('run_id', '')):<30} {printable(e.get('outcome', '')):<9} "
                      f"{_when(e.get('started_at')):<24} {_dur(e.get('duration_s')):>9} {code:>4}  "
-                     f"{e.get('reason') or ''}")
+                     f"{printable(e.get('reason') or '')}")
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,7 @@ Order of a run:
    ``running`` is settled (under the lock they are dead), and this run's
    entry added; lost runs get their alerts; start hooks. Until here nothing
    has started: a failure is exit 125 and the run folder says why;
-5. the executor (``supervise.execute`` or ``slurm.runner.execute``), once
+5. the executor (``supervise.execute`` or ``slurm.batch.execute``), once
    per attempt when the job retries (``retry.py``: the lock stays held, the
    delays are slept on the signal wakeup, every attempt goes into
    ``status.json``'s ``attempts``); from here on every error path still ends
@@ -70,7 +70,7 @@ def prepare(config: Config, job: Job) -> dict[str, str]:
         _ensure_run_directory(config)
     if job.runner == "slurm":
         # loaded while the code is certainly readable
-        from run_job.slurm import runner  # noqa: F401
+        from run_job.slurm import batch  # noqa: F401
     supervise.become_subreaper()  # before the switch: prctl needs ctypes
     identity_env = privileges.become(config.user)
     privileges.check_code_readable(config.user)
@@ -214,7 +214,7 @@ class _Run:
         config, job = self.config, self.job
         slurm = None
         if job.runner == "slurm":
-            from run_job.slurm import runner as slurm  # type: ignore[no-redef]
+            from run_job.slurm import batch as slurm  # type: ignore[no-redef]
 
             reason = slurm.precheck(config, job)  # SlurmUnreachable propagates: exit 125
             if reason:
@@ -267,13 +267,11 @@ class _Run:
     def _warn_setup(self) -> None:
         """Problems that will bite later, said at every start (cron mails them)."""
         job, mail = self.job, self.config.mail
-        if job.failmail is None or mail.password_file is None:
-            return
-        try:
-            from run_job.alerts.mail import password_file_problem
-        except ImportError:
-            return
-        problem = password_file_problem(mail)
+        if job.failmail is None or (mail.password_file is None and not mail.username):
+            return  # the common case: smtplib and ssl stay unimported
+        from run_job.alerts.mail import password_file_problem
+
+        problem = password_file_problem(mail, self.config.user)
         if problem:
             logsetup.warning("%s: failure mail will not be sent: %s", job.slug, problem)
 
@@ -282,9 +280,8 @@ class _Run:
     def execute(self, slurm: Any, lock_fd: int) -> int:
         """Run the job: the executor once per attempt (SPEC §10, ``retry.py``),
         the lock held throughout; then ``finish``."""
-        from run_job.model import replace
+        from run_job.model import RunContext, replace
         from run_job.run import retry as retries
-        from run_job.run.runtypes import RunContext
 
         config, job = self.config, self.job
         state = {"record": self.record}
@@ -361,7 +358,7 @@ class _Run:
 
     def _attempt(self, slurm: Any, ctx: Any) -> Any:
         """One call of the executor; every error becomes a recorded result."""
-        from run_job.run.runtypes import ExecResult
+        from run_job.model import ExecResult
 
         try:
             return slurm.execute(ctx) if slurm is not None else supervise.execute(ctx)
@@ -573,7 +570,7 @@ class _Run:
 def _killed_in_delay(previous: Any, signum: int, number: int, run_dir: str) -> Any:
     """The run's end when a stop signal (``--kill-job``) arrives while it
     waits to retry: ``killed``, 128+N, saying what the last attempt did."""
-    from run_job.run.runtypes import ExecResult
+    from run_job.model import ExecResult
 
     return ExecResult("killed", 128 + signum, signal=signum, slurm_job_id=previous.slurm_job_id,
                       reason=(f"{supervise.stopped_by(run_dir, signum)} while waiting to retry:"

@@ -30,14 +30,15 @@ def due_instant(schedule: str | None, zone: Any, now: datetime) -> datetime | No
     minute of ``now`` (at or before ``now``), or None (pure)."""
     if not schedule:
         return None
-    from run_job.config.schedule import field_values, previous_start, steady, to_five_fields
+    from run_job.config.schedule import (field_values, previous_start, split_fields, steady,
+                                         to_five_fields)
 
     minute = now.replace(second=0, microsecond=0)
     if steady(zone, minute):
         # Far from a clock change a start in this minute has this wall
         # minute and hour: most calls end here, without croniter.
         wall = minute.astimezone(zone)
-        fields = to_five_fields(schedule).split()
+        fields = split_fields(to_five_fields(schedule))
         try:
             if wall.minute not in field_values(fields[0], 0) or wall.hour not in field_values(fields[1], 1):
                 return None

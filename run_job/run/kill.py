@@ -41,7 +41,7 @@ def kill_job(config: Any, job: Job, *, wait: float | None = None) -> tuple[int, 
             pid, start = current.get("pid"), current.get("supervisor_start_time")
     stopped = False
     if current is not None and current.get("runner") == "slurm":
-        from run_job.slurm import runner as slurm_runner
+        from run_job.slurm import batch as slurm_runner
 
         stopped = slurm_runner.kill(config, job, current)
     if proctree.same_process(pid, start):

@@ -28,7 +28,7 @@ import time
 import _signal as signal
 from run_job.model import replace
 from run_job.run import proctree
-from run_job.run.runtypes import ExecResult, RunContext
+from run_job.model import ExecResult, RunContext
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 _PR_SET_CHILD_SUBREAPER = 36

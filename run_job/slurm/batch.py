@@ -1,458 +1,384 @@
-"""Slurm batch runs, the pure part: builders, parsers and decisions.
+"""Slurm batch runs: one run of a ``runner: slurm`` job, submitted and watched (the executor).
 
-Nothing here runs a command or touches a file. ``slurm_client.py`` executes
-what is built here; ``slurm_runner.py`` wires one run.
+The controller (``controller.py``) holds the job's lock, creates the run folder
+and ``status.json``, and calls, in this order:
 
-* ``job_name(slug)``: ``<slug>.run-job``. A slug never contains a dot, so a
-  batch run can never be named like a service's ``<slug>-service`` job.
-* ``build_batch_script``: the bash script of one run. It appends its output to
-  the run's ``output.log``, writes ``job.status`` into the run folder
-  (``started_at``, then ``ended_at``/``exit_status``/``signal``, each time
-  atomically through a temp file and ``mv``), cds to the working directory,
-  exports the job's environment and runs the commands in order, stopping at
-  the first failure. Each command runs through ``env`` (an executable looked
-  up on PATH, as a local run does it, never a bash builtin or function).
-  Every value is quoted with ``shlex.quote``.
-* ``build_sbatch_argv``: ``sbatch --parsable ...`` for that script.
-* ``parse_sbatch_parsable``, ``parse_scontrol_job``, ``parse_squeue``,
-  ``parse_sacct``, ``parse_job_status``: readers of sbatch, scontrol, squeue,
-  sacct and job.status.
-* ``decide_outcome``: the run's outcome from job.status and Slurm's record.
-* ``slurm_poll_interval``: how often a waiting run asks Slurm.
+* ``precheck(config, job) -> str | None``: before the run folder. A reason to
+  skip when a Slurm job of an earlier run is still alive (found by its name
+  ``<slug>.run-job`` and the user, so a crashed run-job's job counts too);
+  raises ``SlurmUnreachable`` (exit 125) when Slurm cannot be asked.
+* ``execute(ctx) -> ExecResult``: writes ``job.sbatch`` into the run folder,
+  submits it, reports ``slurm_job_id`` through ``ctx.update_status`` as soon
+  as sbatch answers, waits, and decides the outcome. Raises ``SlurmError`` /
+  ``SlurmUnreachable`` only when nothing was submitted; once a job exists it
+  always returns a result (``lost`` when Slurm stayed unreachable for
+  ``config.slurm.unreachable_timeout``).
+
+``kill(config, job, record) -> bool`` is ``--kill-job`` for a Slurm run, and
+``describe(record) -> str | None`` the Slurm part of ``--status``; both take a
+``status.json`` record or a history entry (the job id is then read from the
+run folder's ``status.json``).
+
+Waiting rates: job.status (written by the job itself) is read every
+``slurm.STATUS_POLL`` (0.1 s); Slurm (``scontrol show job``) is asked every
+second during the first minute, then every twelfth of the time waited, at most
+every 30 s (``slurm.slurm_poll_interval``); a little faster (0.2 s) right after
+run-job cancelled the job or the job wrote its end, to see Slurm release it.
+The deadline (``job.timeout``) counts from the moment the job starts running;
+the time spent pending is recorded as ``slurm_pending_s``. At the deadline
+run-job cancels the job (TERM to the script and its processes), and after
+``kill_grace`` sends KILL to all of them.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import shlex
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # typing is not imported at run time (start-up cost, see model.py)
-    from typing import Iterable, Mapping, Sequence
+import time
+from pathlib import Path
 
-from run_job.errors import EXIT_TIMEOUT, SlurmError
+from run_job import clock
+from run_job.atomic import write_atomic
+from run_job.errors import SlurmError, SlurmUnreachable
+from run_job.model import Config, ExecResult, Job, RunContext, replace
+from run_job.privileges import user_name
+from run_job.security import STATE_LIMIT, read_bounded
+from run_job.slurm.vocabulary import (SCRIPT_FILE, STATUS_FILE, STATUS_POLL, JobStatus, SlurmJob,
+                           build_batch_script, build_sbatch_argv, decide_outcome, job_name,
+                           parse_job_status, script_exports, slurm_poll_interval,
+                           time_limit)
+from run_job.slurm.client import SlurmClient
+from run_job.slurm.options import check_options
 
-JOB_NAME_SUFFIX = ".run-job"
-STATUS_FILE = "job.status"
-SCRIPT_FILE = "job.sbatch"
-
-# Slurm job states in which the job still holds (or will hold) resources: an
-# earlier run in one of these blocks a new run, and run-job keeps waiting.
-ACTIVE_STATES = frozenset({
-    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED",
-    "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT",
-    "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT", "POWER_UP_NODE",
-})
-# States meaning the batch script has started (for the run-job deadline).
-STARTED_STATES = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "SIGNALING",
-                            "STAGE_OUT", "STOPPED"})
-
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_JOB_ID = re.compile(r"[0-9]+")
+# After job.status says the script ended, how long to wait for Slurm to see
+# the job end too (normally a few hundredths of a second).
+RELEASE_WAIT = 10.0
+# After run-job cancelled the job (stop or deadline) and sent KILL, how long
+# to wait for Slurm to report it gone before recording the outcome anyway.
+CANCEL_WAIT = 30.0
+FAST_POLL = 0.2
 
 
-def job_name(slug: str) -> str:
-    """The Slurm job name of every batch run of ``slug``."""
-    return slug + JOB_NAME_SUFFIX
-
-
-def time_limit(slurm_time: str | None, timeout: float | None) -> str | None:
-    """The ``--time`` value: ``slurm.time`` as written, else the timeout in
-    whole minutes rounded up (Slurm's unit), else None (the partition's)."""
-    if slurm_time:
-        return slurm_time
-    if timeout:
-        return str(max(1, math.ceil(timeout / 60.0)))
-    return None
-
-
-def output_option(path: str) -> str:
-    """``path`` as a value for ``--output``/``--error``.
-
-    sbatch expands ``%j`` and friends in these names unless the name holds a
-    backslash; it then drops every backslash. So a ``%`` is protected with a
-    backslash, and a path that holds a backslash itself cannot be named at all:
-    Slurm's own messages then go to /dev/null, while the script still appends
-    everything the commands write to ``output.log`` (it redirects itself).
-    """
-    if "\\" in path:
-        return "/dev/null"
-    if "%" in path:
-        return path.replace("%", "\\%")
-    return path
-
-
-def script_exports(environment: Mapping[str, str], base: Mapping[str, str],
-                   always: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """The variables the script must export: those of ``environment`` that
-    ``base`` (the environment sbatch passes with ``--export=ALL``) lacks or
-    holds with another value, plus every name in ``always``; sorted."""
-    keep = set(always)
-    out = []
-    for name in sorted(environment):
-        value = environment[name]
-        if name in keep or base.get(name) != value:
-            out.append((name, value))
-    return out
-
-
-def build_batch_script(*, slug: str, run_id: str, commands: Sequence[Sequence[str]],
-                       exports: Sequence[tuple[str, str]], working_directory: str,
-                       run_dir: str, output_path: str) -> str:
-    """The batch script of one run (bash); pure, golden-file tested.
-
-    ``job.status`` lines are ``key=value``: ``slurm_job_id``, ``host``,
-    ``pid``, ``started_at``, then at the end ``ended_at``, ``exit_status``
-    (the script's own exit status), ``failed_command`` (1-based, when one
-    failed) and ``signal`` (when a signal stopped the script).
-    """
-    for name, _value in exports:
-        if name.startswith("_pc_"):
-            raise SlurmError(f"environment variable {name!r} cannot be passed to a Slurm job: "
-                             "names starting with _pc_ are the batch script's own")
-        if not _ENV_NAME.fullmatch(name):
-            raise SlurmError(
-                f"environment variable {name!r} cannot be passed to a Slurm job: "
-                "a name must be letters, digits and underscores, not starting with a digit")
-    if not commands:
-        raise SlurmError("a Slurm run needs at least one command")
-    q = shlex.quote
-    status = q(f"{run_dir}/{STATUS_FILE}")
-    lines = [
-        "#!/bin/bash",
-        f"# Batch script of job {slug}, run {run_id}; written by run-job.",
-        "# Every option is on sbatch's command line: no #SBATCH lines here.",
-        f"exec >>{q(output_path)} 2>&1 </dev/null",
-        "# run-job's own helpers use the PATH sbatch gave, whatever the job exports",
-        "_pc_path=$PATH",
-        "_pc_env=$(command -v env) || _pc_env=/usr/bin/env",
-        f"_pc_status={status}",
-        "_pc_started=''",
-        "_pc_write() {",
-        '    printf \'%s\\n\' "$@" >"$_pc_status.tmp.$$" &&',
-        '        PATH=$_pc_path mv -f -- "$_pc_status.tmp.$$" "$_pc_status"',
-        "}",
-        "_pc_now() { PATH=$_pc_path date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }",
-        "_pc_end() {",
-        "    # $1 exit status, $2 failed command (or empty), $3 signal (or empty)",
-        '    _pc_write "slurm_job_id=${SLURM_JOB_ID:-}" "host=${HOSTNAME:-}" "pid=$$" \\',
-        '        "started_at=$_pc_started" "ended_at=$(_pc_now)" "exit_status=$1" \\',
-        '        "failed_command=$2" "signal=$3"',
-        "}",
-        "_pc_signal() {",
-        '    trap - TERM INT HUP',
-        '    _pc_end "$((128 + $1))" "${_pc_current:-}" "$1"',
-        '    exit "$((128 + $1))"',
-        "}",
-        "trap '_pc_signal 15' TERM",
-        "trap '_pc_signal 2' INT",
-        "trap '_pc_signal 1' HUP",
-        "_pc_started=$(_pc_now)",
-        '_pc_write "slurm_job_id=${SLURM_JOB_ID:-}" "host=${HOSTNAME:-}" "pid=$$" "started_at=$_pc_started"',
-    ]
-    for name, value in exports:
-        lines.append(f"export {name}={q(value)}")
-    lines.append(f"cd -- {q(working_directory)} || "
-                 "{ echo \"run-job: cannot change to the working directory\" >&2; "
-                 "_pc_end 125 '' ''; exit 125; }")
-    for index, argv in enumerate(commands, start=1):
-        # through env: an executable found on PATH, as a local run finds it,
-        # never a shell builtin, keyword or function of the same name
-        words = '"$_pc_env" -- ' + " ".join(q(word) for word in argv)
-        lines.append(f"_pc_current={index}")
-        lines.append(words)
-        lines.append(f'_pc_rc=$?; if [ "$_pc_rc" -ne 0 ]; then _pc_end "$_pc_rc" {index} \'\'; '
-                     'exit "$_pc_rc"; fi')
-    lines.append("_pc_end 0 '' ''")
-    lines.append("exit 0")
-    return "\n".join(lines) + "\n"
-
-
-def build_sbatch_argv(*, script_path: str, name: str, output_path: str, run_dir: str,
-                      partition: str | None, time: str | None,
-                      options: Sequence[str] = (), sbatch: str = "sbatch") -> list[str]:
-    """``sbatch --parsable`` for one run; the job's allowlisted options come
-    after run-job's own, the script path last (nothing follows it)."""
-    out = output_option(output_path)
-    argv = [sbatch, "--parsable", f"--job-name={name}", f"--output={out}",
-            f"--error={out}", "--open-mode=append", "--input=/dev/null",
-            "--export=ALL", "--no-requeue", f"--chdir={run_dir}"]
-    if partition:
-        argv.append(f"--partition={partition}")
-    if time:
-        argv.append(f"--time={time}")
-    argv.extend(options)
-    argv.append(script_path)
-    return argv
-
-
-def parse_sbatch_parsable(stdout: str) -> str:
-    """The job id from ``sbatch --parsable`` (``ID`` or ``ID;CLUSTER``)."""
-    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
-    if lines:
-        job_id = lines[-1].split(";", 1)[0]
-        if _JOB_ID.fullmatch(job_id):
-            return job_id
-    raise SlurmError(f"sbatch answered without a job id: {stdout.strip()[-200:]!r}")
-
-
-class SlurmJob:
-    """What ``scontrol show job`` tells about one job."""
-
-    __slots__ = ("job_id", "name", "user", "state", "reason", "exit_code",
-                 "exit_signal", "partition", "time_limit", "submit_time",
-                 "start_time", "end_time", "run_time", "batch_host")
-
-    def __init__(self, **fields: object) -> None:
-        for slot in self.__slots__:
-            setattr(self, slot, fields.get(slot))
-
-    @property
-    def active(self) -> bool:
-        return self.state in ACTIVE_STATES
-
-    @property
-    def started(self) -> bool:
-        """The batch script was launched. A job cancelled while pending gets a
-        StartTime (= its EndTime) but never a BatchHost."""
-        if self.state in ACTIVE_STATES:
-            return self.state in STARTED_STATES
-        return bool(self.batch_host) and self.batch_host != "(null)"
-
-    def as_dict(self) -> dict:
-        return {slot: getattr(self, slot) for slot in self.__slots__}
-
-    def __repr__(self) -> str:
-        return f"SlurmJob({self.as_dict()!r})"
-
-
-_SCONTROL_KEYS = {
-    "JobId": "job_id", "JobName": "name", "UserId": "user", "JobState": "state",
-    "Reason": "reason", "ExitCode": "exit", "Partition": "partition",
-    "TimeLimit": "time_limit", "SubmitTime": "submit_time",
-    "StartTime": "start_time", "EndTime": "end_time", "RunTime": "run_time",
-    "BatchHost": "batch_host",
-}
-_FIELD = re.compile(r"(?:^|\s)([A-Za-z][A-Za-z/:_]*)=")
-
-
-def parse_scontrol_job(text: str) -> SlurmJob | None:
-    """The first job of ``scontrol show job ID`` output (multi-line form).
-
-    Only the first occurrence of each key counts, and a value ends at the next
-    `` Key=``: the fields read here all come before the free-text ones
-    (``Comment``, ``WorkDir``, ``StdOut``) that could imitate them.
-    Returns None when the text holds no job.
-    """
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        if found and line.startswith("JobId="):
-            break  # a second job (an array or het job): ignore
-        marks = list(_FIELD.finditer(line))
-        for i, mark in enumerate(marks):
-            key = mark.group(1)
-            end = marks[i + 1].start() if i + 1 < len(marks) else len(line)
-            value = line[mark.end():end].strip()
-            if key in _SCONTROL_KEYS and _SCONTROL_KEYS[key] not in found:
-                found[_SCONTROL_KEYS[key]] = value
-    if "job_id" not in found:
+def precheck(config: Config, job: Job, *, client: SlurmClient | None = None) -> str | None:
+    """A reason to skip this run (an earlier run's Slurm job is alive), or None."""
+    client = client or SlurmClient()
+    alive = client.queue(names=[job_name(job.slug)], user=user_name())
+    if not alive:
         return None
-    code, signal = _split_exit(found.pop("exit", ""))
-    user = found.get("user") or ""
-    found["user"] = user.split("(", 1)[0] or None
-    return SlurmJob(exit_code=code, exit_signal=signal, **found)
+    first = alive[0]
+    more = f" (and {len(alive) - 1} more)" if len(alive) > 1 else ""
+    return (f"Slurm job {first.job_id} ({first.name}) of an earlier run is still "
+            f"{first.state}{more}")
 
 
-def _split_exit(text: str) -> tuple[int | None, int | None]:
-    match = re.fullmatch(r"(\d+):(\d+)", text)
-    if not match:
-        return None, None
-    return int(match.group(1)), int(match.group(2))
+# job.status is a few lines; the job itself could replace it with anything.
+JOB_STATUS_LIMIT = 64 * 1024
 
 
-SACCT_FIELDS = "JobID,State,ExitCode"
-
-
-def parse_sacct(text: str, job_id: str) -> SlurmJob | None:
-    """The job's line of ``sacct -j ID -X -P -n -o JobID,State,ExitCode``
-    (``CANCELLED by 0`` is read as CANCELLED); None when it is not there."""
-    for line in text.splitlines():
-        parts = line.strip().split("|")
-        if len(parts) != 3 or parts[0] != str(job_id):
-            continue
-        state = parts[1].split()[0].rstrip("+") if parts[1].strip() else None
-        code, signal = _split_exit(parts[2].strip())
-        return SlurmJob(job_id=parts[0], state=state, exit_code=code, exit_signal=signal,
-                        reason="from accounting (sacct)")
-    return None
-
-
-SQUEUE_FORMAT = "%i|%T|%u|%P|%j"
-
-
-class QueueEntry:
-    """One line of ``squeue -h -o SQUEUE_FORMAT``."""
-
-    __slots__ = ("job_id", "state", "user", "partition", "name")
-
-    def __init__(self, job_id: str, state: str, user: str, partition: str, name: str) -> None:
-        self.job_id, self.state, self.user, self.partition, self.name = (
-            job_id, state, user, partition, name)
-
-    def __repr__(self) -> str:
-        return (f"QueueEntry({self.job_id!r}, {self.state!r}, {self.user!r}, "
-                f"{self.partition!r}, {self.name!r})")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, QueueEntry) and repr(self) == repr(other)
-
-
-def parse_squeue(text: str) -> list[QueueEntry]:
-    """Lines of ``squeue -h -o '%i|%T|%u|%P|%j'`` (the name last: it may hold ``|``)."""
-    entries = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|", 4)
-        if len(parts) != 5 or not parts[0].strip():
-            raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
-        entries.append(QueueEntry(parts[0].strip(), parts[1].strip(), parts[2].strip(),
-                                  parts[3].strip(), parts[4]))
-    return entries
-
-
-class JobStatus:
-    """The run's own ``job.status``, written by the batch script."""
-
-    __slots__ = ("slurm_job_id", "host", "pid", "started_at", "ended_at",
-                 "exit_status", "failed_command", "signal")
-
-    def __init__(self, **fields: object) -> None:
-        for slot in self.__slots__:
-            setattr(self, slot, fields.get(slot))
-
-    @property
-    def ended(self) -> bool:
-        return self.exit_status is not None
-
-    def as_dict(self) -> dict:
-        return {slot: getattr(self, slot) for slot in self.__slots__}
-
-    def __repr__(self) -> str:
-        return f"JobStatus({self.as_dict()!r})"
-
-
-def parse_job_status(text: str) -> JobStatus | None:
-    """Read job.status; None when empty. Unknown keys are ignored."""
-    values: dict[str, object] = {}
-    for line in text.splitlines():
-        key, eq, value = line.partition("=")
-        if not eq or key not in JobStatus.__slots__:
-            continue
-        values[key] = value or None
-    if not values:
+def _read_status(path: Path) -> JobStatus | None:
+    """The batch script's job.status; None while it is missing, or when it is
+    not a regular file of at most ``JOB_STATUS_LIMIT`` bytes (never blocks)."""
+    try:
+        text = read_bounded(path, JOB_STATUS_LIMIT).decode(errors="replace")
+    except OSError:
         return None
-    for key in ("exit_status", "failed_command", "signal", "pid"):
-        raw = values.get(key)
-        if raw is not None:
-            try:
-                values[key] = int(str(raw))
-            except ValueError:
-                values[key] = None
-    return JobStatus(**values)
+    return parse_job_status(text)
 
 
-class Outcome:
-    """The decided end of a run: fields as in ``ExecResult``."""
+def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult:
+    """Submit the run as a Slurm batch job and wait for its end."""
+    client = client or SlurmClient()
+    job, config = ctx.job, ctx.config
+    refused = check_options(job.slurm.options)
+    if refused:
+        raise SlurmError(f"{job.path}: slurm.options: " + "; ".join(refused))
+    run_dir = Path(ctx.run_dir)
+    status_path = run_dir / STATUS_FILE
+    script_path = run_dir / SCRIPT_FILE
+    if ctx.attempt > 1:  # a retry: the earlier attempt's end must not be read as this one's
+        _set_aside(status_path, ctx.attempt - 1)
+    always = [name for name, _ in job.environment]
+    always += [name for name in ctx.environment if name.startswith("RUN_JOB_")]
+    script = build_batch_script(
+        slug=job.slug, run_id=ctx.run_id, commands=ctx.commands,
+        exports=script_exports(ctx.environment, client.env, always),
+        working_directory=str(ctx.working_directory), run_dir=str(run_dir),
+        output_path=str(ctx.output_path))
+    # 0600: the script holds the job's environment values
+    write_atomic(script_path, script.encode(), 0o600)
+    argv = build_sbatch_argv(
+        script_path=str(script_path), name=job_name(job.slug),
+        output_path=str(ctx.output_path), run_dir=str(run_dir),
+        partition=job.slurm.partition or config.slurm.partition,
+        time=time_limit(job.slurm.time, job.timeout), options=job.slurm.options)
+    if ctx.stop_requested() is not None:
+        sig = ctx.stop_requested()
+        return ExecResult(outcome="killed", exit_status=128 + sig, signal=sig,
+                          reason=f"run-job received signal {sig} before submitting")
+    job_id = client.submit(argv)
+    try:
+        ctx.update_status(slurm_job_id=job_id)
+    except BaseException:
+        # no record of the job: do not leave it running unsupervised
+        try:
+            client.cancel(job_id)
+        except SlurmError:
+            pass
+        raise
+    return _Watch(ctx, client, job_id, status_path).run()
 
-    __slots__ = ("outcome", "exit_status", "exit_code", "signal", "reason")
 
-    def __init__(self, outcome: str, exit_status: int, exit_code: int | None = None,
-                 signal: int | None = None, reason: str = "") -> None:
-        self.outcome, self.exit_status, self.exit_code, self.signal, self.reason = (
-            outcome, exit_status, exit_code, signal, reason)
+def _set_aside(status_path: Path, attempt: int) -> None:
+    """Keep an earlier attempt's job.status as job.status.<attempt>."""
+    import os
 
-    def as_tuple(self) -> tuple:
-        return (self.outcome, self.exit_status, self.exit_code, self.signal, self.reason)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Outcome) and self.as_tuple() == other.as_tuple()
-
-    def __repr__(self) -> str:
-        return f"Outcome{self.as_tuple()!r}"
+    try:
+        os.replace(status_path, status_path.with_name(f"{status_path.name}.{attempt}"))
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise SlurmError(f"cannot set aside {status_path} of attempt {attempt}: {err.strerror}") from err
 
 
-def decide_outcome(status: JobStatus | None, job: SlurmJob | None, *,
-                   timed_out: bool = False, stop_signal: int | None = None,
-                   timeout_text: str = "", lost_reason: str = "") -> Outcome:
-    """The outcome of a finished (or abandoned) run.
+class _Watch:
+    """The wait of one submitted run (state of the loop in ``run``)."""
 
-    Order: run-job's own decisions (its deadline passed -> timed_out, 124;
-    run-job was told to stop by signal N -> killed, 128+N), then the job's own
-    ``job.status``, then Slurm's record, else lost.
+    def __init__(self, ctx: RunContext, client: SlurmClient, job_id: str,
+                 status_path: Path) -> None:
+        self.ctx, self.client, self.job_id, self.status_path = ctx, client, job_id, status_path
+        self.submitted = clock.monotonic()
+        self.started: float | None = None
+        self.slurm_job: SlurmJob | None = None
+        self.unreachable_since: float | None = None
+        self.unreachable_error = ""
+        self.timed_out = False
+        self.stop_signal: int | None = None
+        self.cancelled_at: float | None = None
+        self.killed = False
+        self.next_ask = self.submitted + 1.0
+
+    # -- Slurm questions and orders, never raising
+    def ask(self) -> bool:
+        """Refresh ``slurm_job``; False when Slurm could not be asked."""
+        try:
+            job = self.client.show_job(self.job_id)
+        except SlurmError as err:  # unreachable, or an unexpected answer
+            if self.unreachable_since is None:
+                self.unreachable_since = clock.monotonic()
+            self.unreachable_error = str(err)
+            return False
+        self.unreachable_since = None
+        self.slurm_job = job
+        return True
+
+    def cancel(self, *, kill: bool = False) -> None:
+        try:
+            if kill:
+                self.client.cancel(self.job_id, signal="KILL", full=True)
+            else:
+                self.client.cancel(self.job_id)
+        except SlurmError as err:
+            if self.unreachable_since is None:
+                self.unreachable_since = clock.monotonic()
+            self.unreachable_error = str(err)
+            return
+        if not kill:
+            self.cancelled_at = clock.monotonic()
+        else:
+            self.killed = True
+
+    def note_started(self, now: float, status: JobStatus | None) -> None:
+        if self.started is not None:
+            return
+        self.started = now
+        pending = round(now - self.submitted, 3)
+        fields = {"slurm_pending_s": pending}
+        if status is not None and status.started_at:
+            fields["slurm_started_at"] = status.started_at
+        try:
+            self.ctx.update_status(**fields)
+        except Exception:  # a record detail; the run goes on
+            pass
+
+    def result(self, status: JobStatus | None, lost_reason: str = "") -> ExecResult:
+        timeout = self.ctx.job.timeout
+        text = f" after {timeout:g} s of run time" if timeout else ""
+        out = decide_outcome(status, self.slurm_job, timed_out=self.timed_out,
+                             stop_signal=self.stop_signal, timeout_text=text,
+                             lost_reason=lost_reason)
+        reason = out.reason
+        if self.started is not None and self.started - self.submitted >= 1.0:
+            pending = f"pending {self.started - self.submitted:.1f} s in Slurm"
+            reason = f"{reason}; {pending}" if reason else pending
+        return replace(out, reason=reason, slurm_job_id=self.job_id)
+
+    def wait_release(self) -> None:
+        """job.status has the end: wait briefly until Slurm lets the job go."""
+        limit = clock.monotonic() + RELEASE_WAIT
+        while True:
+            if not self.ask():
+                return  # the outcome is in job.status; Slurm's view is a detail
+            if self.slurm_job is None or not self.slurm_job.active:
+                return
+            if clock.monotonic() >= limit:
+                return
+            time.sleep(0.05)
+
+    def run(self) -> ExecResult:
+        ctx, job = self.ctx, self.ctx.job
+        unreachable_timeout = ctx.config.slurm.unreachable_timeout
+        while True:
+            now = clock.monotonic()
+            sig = ctx.stop_requested()
+            if sig is not None and self.stop_signal is None and not self.timed_out:
+                self.stop_signal = sig
+                self.cancel()
+                self.next_ask = now + FAST_POLL
+            status = _read_status(self.status_path)
+            if status is not None and status.started_at:
+                self.note_started(now, status)
+            if status is not None and status.ended:
+                self.wait_release()
+                return self.result(status)
+            if (job.timeout and self.started is not None and not self.timed_out
+                    and self.stop_signal is None and now >= self.started + job.timeout):
+                self.timed_out = True
+                self.cancel()
+                self.next_ask = now + FAST_POLL
+            ordered = self.timed_out or self.stop_signal is not None
+            if (ordered and self.cancelled_at is not None and not self.killed
+                    and now >= self.cancelled_at + job.kill_grace):
+                self.cancel(kill=True)
+            if ordered and self.cancelled_at is not None and \
+                    now >= self.cancelled_at + job.kill_grace + CANCEL_WAIT:
+                return self.result(_read_status(self.status_path))
+            if ordered and self.stop_signal is not None and self.cancelled_at is None and \
+                    self.unreachable_since is not None and \
+                    now >= self.unreachable_since + job.kill_grace + CANCEL_WAIT:
+                res = self.result(status)
+                return ExecResult(outcome=res.outcome, exit_status=res.exit_status,
+                                  signal=res.signal, slurm_job_id=self.job_id,
+                                  reason=res.reason + "; the cancel did not reach Slurm: "
+                                  + self.unreachable_error)
+            if now >= self.next_ask:
+                if ordered and self.cancelled_at is None:
+                    self.cancel()  # the first order did not reach Slurm: again
+                if self.ask():
+                    sj = self.slurm_job
+                    if sj is None or not sj.active:
+                        # ended (or forgotten) in Slurm: job.status may lag on a
+                        # shared filesystem, so give it a moment (unless the
+                        # job never started: cancelled while pending)
+                        if sj is None or sj.started or self.started is not None:
+                            status = self._status_settle()
+                        if sj is None and (status is None or not status.ended):
+                            self.slurm_job = self._from_accounting()
+                            return self.result(status, lost_reason=(
+                                f"Slurm no longer knows job {self.job_id} and the job "
+                                "wrote no end to job.status"))
+                        return self.result(status)
+                    if sj.started:
+                        self.note_started(now, status)
+                elif now - self.unreachable_since >= unreachable_timeout:
+                    return ExecResult(
+                        outcome="lost", exit_status=125, slurm_job_id=self.job_id,
+                        reason=(f"Slurm unreachable for {unreachable_timeout:g} s "
+                                f"(slurm.unreachable_timeout) while waiting for job "
+                                f"{self.job_id}: {self.unreachable_error}"))
+                waited = now - self.submitted
+                self.next_ask = now + (FAST_POLL if ordered else slurm_poll_interval(waited))
+            time.sleep(STATUS_POLL)
+
+    def _from_accounting(self) -> SlurmJob | None:
+        """scontrol forgot the job (MinJobAge passed): ask sacct, where it exists."""
+        try:
+            found = self.client.accounting_job(self.job_id)
+        except SlurmError:
+            return None
+        return found if found is not None and not found.active else None
+
+    def _status_settle(self) -> JobStatus | None:
+        limit = clock.monotonic() + 2.0
+        while True:
+            status = _read_status(self.status_path)
+            if (status is not None and status.ended) or clock.monotonic() >= limit:
+                return status
+            time.sleep(STATUS_POLL)
+
+
+def job_id_of(record: dict) -> str | None:
+    """The Slurm job id of a run: the record's ``slurm_job_id``, else the one
+    in its run folder's ``status.json`` (a history entry written at the start
+    of the run does not have it yet)."""
+    job_id = record.get("slurm_job_id")
+    if job_id:
+        return str(job_id)
+    run_dir = record.get("run_dir")
+    if not run_dir:
+        return None
+    import json
+
+    try:
+        found = json.loads(read_bounded(Path(run_dir) / "status.json", STATE_LIMIT)).get("slurm_job_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(found) if found else None
+
+
+def kill(config: Config, job: Job, record: dict, *, client: SlurmClient | None = None) -> bool:
+    """``--kill-job`` for a Slurm run: cancel the record's Slurm job.
+
+    True when a live job was cancelled (TERM to the script and its processes;
+    KILL to all of them after ``job.kill_grace`` if it is still there). The
+    run-job that watches the run records the outcome (``killed``). Raises
+    ``SlurmUnreachable`` when Slurm cannot be asked.
     """
-    if timed_out:
-        return Outcome("timed_out", EXIT_TIMEOUT, None, None,
-                       f"timed out{timeout_text}; run-job cancelled the Slurm job")
-    if stop_signal is not None:
-        return Outcome("killed", 128 + stop_signal, None, stop_signal,
-                       f"run-job received signal {stop_signal} and cancelled the Slurm job")
-    state = job.state if job is not None else None
-    if status is not None and status.ended:
-        rc = status.exit_status
-        if rc == 0:
-            return Outcome("success", 0, 0)
-        if status.signal:
-            if state == "TIMEOUT":
-                return Outcome("timed_out", EXIT_TIMEOUT, None, status.signal,
-                               "Slurm's time limit ended the job")
-            who = "cancelled in Slurm" if state == "CANCELLED" else "stopped"
-            return Outcome("killed", 128 + status.signal, None, status.signal,
-                           f"the job was {who} by signal {status.signal}")
-        reason = ""
-        if status.failed_command:
-            reason = f"command {status.failed_command} exited with status {rc}"
-        if rc == 125 and not status.failed_command:
-            reason = "the batch script could not change to the working directory"
-        return Outcome("failed", rc, rc, None, reason)
-    if job is None or state is None:
-        return Outcome("lost", 125, None, None, lost_reason or
-                       "the job ended without writing job.status and Slurm no longer knows it")
-    code, sig = job.exit_code, job.exit_signal
-    missing = ("; job.status was not written (is the run folder on a filesystem shared "
-               "with the compute node?)")
-    if state == "COMPLETED":
-        return Outcome("success", 0, 0, None, "Slurm says COMPLETED" + missing)
-    if state == "TIMEOUT":
-        return Outcome("timed_out", EXIT_TIMEOUT, None, sig or None, "Slurm's time limit ended the job")
-    if state in ("CANCELLED", "PREEMPTED", "DEADLINE"):
-        signal = sig or 15
-        return Outcome("killed", 128 + signal, None, signal, f"Slurm job {state}")
-    if state == "OUT_OF_MEMORY":
-        return Outcome("killed", 128 + 9, None, 9, "Slurm job OUT_OF_MEMORY")
-    if state == "FAILED":
-        if sig:
-            return Outcome("killed", 128 + sig, None, sig,
-                           f"Slurm job FAILED by signal {sig} (reason {job.reason})" + missing)
-        if code:
-            return Outcome("failed", code, code, None, f"Slurm job FAILED with {code}" + missing)
-        return Outcome("failed", 125, None, None, f"Slurm job FAILED (reason {job.reason})" + missing)
-    if state in ("NODE_FAIL", "BOOT_FAIL"):
-        return Outcome("lost", 125, None, None, f"Slurm job {state}")
-    return Outcome("lost", 125, None, None, lost_reason or f"Slurm job in state {state}")
+    job_id = job_id_of(record)
+    if not job_id:
+        return False
+    client = client or SlurmClient()
+    found = client.show_job(str(job_id))
+    if found is None or not found.active:
+        return False
+    client.cancel(str(job_id))
+    limit = clock.monotonic() + job.kill_grace
+    killed = False
+    while True:
+        time.sleep(0.2)
+        found = client.show_job(str(job_id))
+        if found is None or not found.active:
+            return True
+        now = clock.monotonic()
+        if now >= limit and not killed:
+            client.cancel(str(job_id), signal="KILL", full=True)
+            killed = True
+        if now >= limit + CANCEL_WAIT:
+            return True
 
 
-def slurm_poll_interval(waited: float) -> float:
-    """Seconds between two questions to Slurm after ``waited`` seconds.
+def describe_job(job_id: str, found: SlurmJob | None, unreachable: str = "") -> str:
+    """The Slurm part of a ``--status`` line (pure)."""
+    if unreachable:
+        return f"slurm job {job_id}: state unknown (Slurm unreachable)"
+    if found is None:
+        return f"slurm job {job_id}: no longer known to Slurm"
+    text = f"slurm job {job_id}: {found.state}"
+    if found.reason and found.reason != "None":
+        text += f" ({found.reason})"
+    if found.partition:
+        text += f" on {found.partition}"
+    return text
 
-    1 s for the first minute, then a twelfth of the time waited, at most 30 s:
-    60 calls in the first minute, 9 in the second, 3 in the fifth, and 2 a
-    minute from the seventh on. job.status is read far more often
-    (``STATUS_POLL``).
-    """
-    if waited < 60.0:
-        return 1.0
-    return min(30.0, waited / 12.0)
 
-
-STATUS_POLL = 0.1  # seconds between two reads of job.status (a stat and a small read)
+def describe(record: dict, *, client: SlurmClient | None = None) -> str | None:
+    """``slurm job ID: STATE`` for a record with a ``slurm_job_id``; None otherwise.
+    Never raises for Slurm trouble."""
+    job_id = job_id_of(record)
+    if not job_id:
+        return None
+    client = client or SlurmClient()
+    try:
+        found = client.show_job(str(job_id))
+    except SlurmUnreachable as err:
+        return describe_job(str(job_id), None, unreachable=str(err))
+    except SlurmError as err:
+        return f"slurm job {job_id}: state unknown ({err})"
+    return describe_job(str(job_id), found)

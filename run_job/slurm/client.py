@@ -19,14 +19,18 @@ as attributes, and name them in the message.
 Stable API (also used by ``sbatch-service``)::
 
     client = SlurmClient()                 # or SlurmClient(environ=..., timeout=...)
-    job_id = client.submit(argv)           # argv from slurm.build_sbatch_argv -> "123"
-    job = client.show_job("123")           # slurm.SlurmJob, or None when unknown
+    job_id = client.submit(argv)           # argv from vocabulary.build_sbatch_argv -> "123"
+    job_id = client.submit(argv, env=env)  # in an environment of its own (services)
+    job = client.show_job("123")           # vocabulary.SlurmJob, or None when unknown
     job = client.accounting_job("123")     # from sacct; None without accounting
-    jobs = client.queue(names=["x.run-job"], user="svc")   # [slurm.QueueEntry]
+    jobs = client.queue(names=["x.run-job"], user="svc")   # [vocabulary.QueueEntry]
+    jobs = client.queue(job_ids=["123"], states="all", fields=SERVICE_FIELDS)  # [] when unknown
     client.cancel("123")                   # scancel; signal=, batch=, full=
     client.ping()                          # True when the controller answers
-    client.run([...])                      # any other Slurm command -> CompletedProcess
     client.calls                           # commands run so far (benchmarks)
+
+Nothing else runs a Slurm command or reads Slurm's stderr: which answer means
+"unreachable" and which "unknown job" is decided here only.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost, see mode
     from typing import Mapping, Sequence
 
 from run_job.errors import SlurmError, SlurmUnreachable
-from run_job.slurm.batch import (SACCT_FIELDS, SQUEUE_FORMAT, QueueEntry, SlurmJob,
+from run_job.slurm.vocabulary import (BATCH_FIELDS, SACCT_FIELDS, QueueEntry, SlurmJob, squeue_format,
                            parse_sacct, parse_sbatch_parsable, parse_scontrol_job,
                            parse_squeue)
 
@@ -108,7 +112,7 @@ class SlurmClient:
         self.timeout = timeout
         self.calls = 0
 
-    def run(self, argv: Sequence[str], *, timeout: float | None = None,
+    def _run(self, argv: Sequence[str], *, timeout: float | None = None,
             check: bool = True, env: Mapping[str, str] | None = None
             ) -> subprocess.CompletedProcess:
         """Run one Slurm command; raise SlurmUnreachable/SlurmError on failure
@@ -131,11 +135,11 @@ class SlurmClient:
                          f"cannot run {argv[0]} ({err.strerror}): is Slurm's client installed?",
                          argv, None, "") from err
         if check and proc.returncode != 0:
-            raise self.error_for(argv, proc.returncode, proc.stderr)
+            raise self._error_for(argv, proc.returncode, proc.stderr)
         return proc
 
     @staticmethod
-    def error_for(argv: Sequence[str], status: int, stderr: str) -> SlurmError:
+    def _error_for(argv: Sequence[str], status: int, stderr: str) -> SlurmError:
         """The exception for a failed command (SlurmUnreachable when the
         controller could not be asked)."""
         shown = " ".join(argv)
@@ -148,21 +152,24 @@ class SlurmClient:
         return _error(SlurmError, f"{shown} exited {status}: {tail or '(no message)'}",
                       argv, status, stderr)
 
-    def submit(self, argv: Sequence[str], *, timeout: float = SUBMIT_TIMEOUT) -> str:
-        """Run ``sbatch --parsable ...`` (argv from ``slurm.build_sbatch_argv``);
-        return the job id."""
-        proc = self.run(argv, timeout=timeout)
+    def submit(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+               timeout: float = SUBMIT_TIMEOUT) -> str:
+        """Run ``sbatch --parsable ...`` (argv from the vocabulary's builders),
+        in ``env`` (cleaned like every Slurm command's) when given; return the
+        job id."""
+        proc = self._run(argv, timeout=timeout,
+                        env=client_environment(env) if env is not None else None)
         return parse_sbatch_parsable(proc.stdout)
 
     def show_job(self, job_id: str) -> SlurmJob | None:
         """``scontrol show job ID``; None when Slurm does not know the job
         (never submitted, or finished more than MinJobAge ago)."""
         argv = ["scontrol", "show", "job", str(job_id)]
-        proc = self.run(argv, check=False)
+        proc = self._run(argv, check=False)
         if proc.returncode != 0:
             if is_unknown_job(proc.stderr) and not is_unreachable(proc.stderr):
                 return None
-            raise self.error_for(argv, proc.returncode, proc.stderr)
+            raise self._error_for(argv, proc.returncode, proc.stderr)
         return parse_scontrol_job(proc.stdout)
 
     def accounting_job(self, job_id: str) -> SlurmJob | None:
@@ -170,19 +177,22 @@ class SlurmClient:
         ``scontrol`` has forgotten; None without accounting or without a
         record. Raises SlurmUnreachable when slurmdbd cannot be asked."""
         argv = ["sacct", "-j", str(job_id), "-X", "-P", "-n", "-o", SACCT_FIELDS]
-        proc = self.run(argv, check=False)
+        proc = self._run(argv, check=False)
         if proc.returncode != 0:
             if "accounting storage is disabled" in proc.stderr.lower():
                 return None
-            raise self.error_for(argv, proc.returncode, proc.stderr)
+            raise self._error_for(argv, proc.returncode, proc.stderr)
         return parse_sacct(proc.stdout, str(job_id))
 
     def queue(self, *, names: Sequence[str] = (), user: str | None = None,
-              job_ids: Sequence[str] = (), states: str | None = None) -> list[QueueEntry]:
+              job_ids: Sequence[str] = (), states: str | None = None,
+              fields: Sequence[str] = BATCH_FIELDS) -> list[QueueEntry]:
         """``squeue`` filtered by job names, user and ids (filters combine with
         AND). ``states`` is squeue's ``-t`` (default: jobs not yet finished;
-        ``"all"`` includes those finished less than MinJobAge ago)."""
-        argv = ["squeue", "-h", "-o", SQUEUE_FORMAT]
+        ``"all"`` includes those finished less than MinJobAge ago). ``fields``:
+        what each entry holds (``BATCH_FIELDS``, ``SERVICE_FIELDS``). Job ids
+        Slurm no longer knows give []."""
+        argv = ["squeue", "-h", "-o", squeue_format(fields)]
         if names:
             argv += ["-n", ",".join(names)]
         if user:
@@ -191,12 +201,12 @@ class SlurmClient:
             argv += ["-j", ",".join(str(j) for j in job_ids)]
         if states:
             argv += ["-t", states]
-        proc = self.run(argv, check=False)
+        proc = self._run(argv, check=False)
         if proc.returncode != 0:
             if job_ids and is_unknown_job(proc.stderr) and not is_unreachable(proc.stderr):
                 return []
-            raise self.error_for(argv, proc.returncode, proc.stderr)
-        return parse_squeue(proc.stdout)
+            raise self._error_for(argv, proc.returncode, proc.stderr)
+        return parse_squeue(proc.stdout, fields)
 
     def cancel(self, job_id: str, *, signal: str | int | None = None,
                batch: bool = False, full: bool = False) -> None:
@@ -211,12 +221,12 @@ class SlurmClient:
         if full:
             argv.append("--full")
         argv.append(str(job_id))
-        self.run(argv)
+        self._run(argv)
 
     def ping(self) -> bool:
         """True when ``scontrol ping`` finds the controller up."""
         try:
-            proc = self.run(["scontrol", "ping"], check=False)
+            proc = self._run(["scontrol", "ping"], check=False)
         except SlurmUnreachable:
             return False
         return proc.returncode == 0 and " is UP" in proc.stdout

@@ -4,11 +4,11 @@ A service is a job file with ``runner: slurm`` and a ``service`` section. It
 lives as exactly one Slurm job named ``<slug>-service`` of the service user,
 found by name AND user (``squeue -n NAME -u USER``).
 
-The top half of this module is pure (names, paths, the batch script, the sbatch
-argv, the squeue format and its parser, the stage output readers, the exit
-status of ``status``); the bottom half, ``ServiceManager``, does the effects
-through ``SlurmClient.run``/``submit``/``cancel`` and is the only place that
-does.
+The builders and parsers (the service's batch script and sbatch argv, squeue
+entries, stage output) are the Slurm vocabulary's (``vocabulary.py``); this
+module holds the service's file layout, the exit status of ``status`` and
+``ServiceManager``, which does the effects: Slurm through the client alone
+(``SlurmClient.queue``/``submit``/``cancel``), the lock, state, logs, stages.
 
 Design of the signals (see ``docs/services.md``): the batch script runs the
 job's commands in order and ``exec``s the last one, so the service's main
@@ -28,19 +28,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import signal as signals
 import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from run_job.atomic import write_atomic
 from run_job.clock import iso, now
-from run_job.errors import ProcessControlError, SecurityError, SlurmError, SlurmUnreachable
+from run_job.errors import (EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE,
+                            ProcessControlError, SlurmError, SlurmUnreachable)
 from run_job.model import Config, Job
+from run_job.security import STATE_LIMIT, open_regular, read_bounded
+from run_job.slurm.vocabulary import (ACTIVE_STATES, SERVICE_FIELDS, SIGNALABLE_STATES, QueueEntry,
+                                      build_service_sbatch_argv, build_service_script, entries_of,
+                                      parse_stage_signal, parse_stage_start, service_environment,
+                                      service_job_name, signal_name, submit_environment)
 
 SERVICE_SUFFIX = "-service"
 LOCK_TIMEOUT = 60.0  # seconds one command waits for another on the same service
@@ -51,22 +56,9 @@ STOP_WAIT = 60.0  # seconds, after the KILL, for the job to leave squeue
 STAGE_TIMEOUT = 120.0  # seconds for a stage call other than init
 POLL = 0.2
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_NOT_RUNNING = 3
-EXIT_UNREACHABLE = 4
 UNREACHABLE_STATE = "unknown: Slurm unreachable"
 NOT_RUNNING = "not running"
 
-# squeue's default listing (no -t): the states in which a job is "present".
-PRESENT_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED",
-                            "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SIGNALING",
-                            "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD", "SPECIAL_EXIT",
-                            "POWER_UP_NODE"})
-# The states in which the main process exists and can take a signal.
-SIGNALABLE_STATES = frozenset({"RUNNING", "SUSPENDED", "STOPPED"})
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class ServiceError(ProcessControlError):
@@ -76,12 +68,6 @@ class ServiceError(ProcessControlError):
 
 
 # ---------------------------------------------------------------- pure part
-
-
-def service_job_name(slug: str) -> str:
-    """The Slurm job name of service ``slug`` (a slug holds no dot, so a batch
-    run ``<slug>.run-job`` can never be taken for a service)."""
-    return slug + SERVICE_SUFFIX
 
 
 def service_partition(config: Config, job: Job) -> str:
@@ -117,229 +103,6 @@ def working_directory(job: Job, home: str | None) -> str:
     return "/"
 
 
-def output_option(path: str) -> str:
-    """``path`` for ``--output``: ``%`` protected; a backslash cannot be named
-    (the script appends to the log itself, Slurm's own lines go to /dev/null)."""
-    if "\\" in path:
-        return "/dev/null"
-    return path.replace("%", "\\%")
-
-
-def service_environment(job: Job) -> dict[str, str]:
-    """The job's ``environment`` plus the service's own variables."""
-    env = dict(job.environment)
-    env["SBATCH_SERVICE_NAME"] = job.slug
-    env["SBATCH_SERVICE_JOB_NAME"] = service_job_name(job.slug)
-    return env
-
-
-SUBMIT_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Variables of the caller that sbatch and the job keep; everything else of the
-# caller's environment is left out (see submit_environment).
-_SUBMIT_KEEP = ("SLURM_CONF", "LANG", "LANGUAGE", "TZ")
-
-
-def submit_environment(environ: Mapping[str, str], *, user: str, home: str) -> dict[str, str]:
-    """The environment sbatch runs in, and so (``--export=ALL``) the base of
-    the service's: the same whether an operator's shell or cron's keep-alive
-    entry started it. Only ``SLURM_CONF``, the locale and ``TZ`` come from the
-    caller; PATH is the system's (set PATH in the job's ``environment`` for
-    more); HOME, USER, LOGNAME, SHELL are the service user's."""
-    env = {name: environ[name] for name in _SUBMIT_KEEP if name in environ}
-    env.update({name: value for name, value in environ.items() if name.startswith("LC_")})
-    env.update(PATH=SUBMIT_PATH, HOME=home, USER=user, LOGNAME=user, SHELL="/bin/sh")
-    return env
-
-
-def build_service_script(*, slug: str, commands: Sequence[Sequence[str]],
-                         environment: Mapping[str, str], workdir: str, log: str) -> str:
-    """The batch script of a service (bash; pure, golden-file tested).
-
-    Every command but the last runs in order and stops the script at the first
-    failure; the last is ``exec``ed, so the service's main process is the batch
-    script's own process, which ``scancel --batch --signal`` reaches.
-    """
-    if not commands:
-        raise ServiceError(f"service {slug} has no command")
-    for name in environment:
-        if not _ENV_NAME.fullmatch(name):
-            raise ServiceError(
-                f"service {slug}: environment variable {name!r} cannot be passed to a Slurm job: "
-                "a name must be letters, digits and underscores, not starting with a digit")
-    q = shlex.quote
-    lines = [
-        "#!/bin/bash",
-        f"# Service {slug} (Slurm job {service_job_name(slug)}); written by sbatch-service.",
-        "# Every option is on sbatch's command line: no #SBATCH lines here.",
-        "# The last command is exec'd: it is this script's own process, the one",
-        "# `scancel --batch --signal=SIG` reaches (stop and reload signals).",
-        f"exec >>{q(log)} 2>&1 </dev/null",
-        f"printf '%s\\n' \"sbatch-service: {slug} starts as Slurm job ${{SLURM_JOB_ID:-?}}"
-        " on ${HOSTNAME:-?} at $(date -u +%Y-%m-%dT%H:%M:%SZ)\"",
-        f"cd -- {q(workdir)} || {{ echo {q('sbatch-service: cannot change to ' + workdir)}; exit 125; }}",
-    ]
-    for name in sorted(environment):
-        lines.append(f"export {name}={q(environment[name])}")
-    for argv in commands[:-1]:
-        words = " ".join(q(word) for word in argv)
-        lines.append(f"{words} || exit $?")
-    lines.append("exec " + " ".join(q(word) for word in commands[-1]))
-    return "\n".join(lines) + "\n"
-
-
-def build_service_sbatch_argv(*, script: str, name: str, log: str, partition: str,
-                              time_limit: str | None, workdir: str,
-                              options: Sequence[str] = ()) -> list[str]:
-    """``sbatch --parsable`` for a service; allowlisted options (job file, then
-    stage) after sbatch-service's own, the script path last."""
-    out = output_option(log)
-    argv = ["sbatch", "--parsable", f"--job-name={name}", f"--output={out}", f"--error={out}",
-            "--open-mode=append", "--input=/dev/null", "--export=ALL", f"--chdir={workdir}",
-            f"--partition={partition}"]
-    if time_limit:
-        argv.append(f"--time={time_limit}")
-    argv.extend(options)
-    argv.append(script)
-    return argv
-
-
-def parse_stage_start(stdout: str) -> tuple[list[str], list[str]]:
-    """The sbatch options of a stage's ``start`` output, and the problems.
-
-    Every non-empty line must be ``#SBATCH`` followed by options (shell-quoted
-    words, each checked against the allowlist). Any other line is a problem.
-    """
-    from run_job.slurm.options import check_option
-
-    options: list[str] = []
-    problems: list[str] = []
-    for number, line in enumerate(stdout.splitlines(), 1):
-        if not line.strip():
-            continue
-        head, _, rest = line.partition(" ")
-        if head != "#SBATCH" and not line.startswith("#SBATCH\t"):
-            problems.append(f"line {number} {line[:120]!r}: every line must start with '#SBATCH '")
-            continue
-        rest = line[len("#SBATCH"):]
-        try:
-            words = shlex.split(rest, comments=False)
-        except ValueError as err:
-            problems.append(f"line {number} {line[:120]!r}: {err}")
-            continue
-        if not words:
-            problems.append(f"line {number}: '#SBATCH' without an option")
-        for word in words:
-            why = check_option(word)
-            if why is not None:
-                problems.append(f"line {number} {word!r}: {why}")
-            else:
-                options.append(word)
-    return options, problems
-
-
-def signal_number(text: str) -> int:
-    """``TERM``, ``SIGTERM``, ``term`` or ``15`` -> 15; ValueError otherwise."""
-    word = text.strip()
-    if word.isdigit():
-        number = int(word)
-        try:
-            return int(signals.Signals(number))
-        except ValueError:
-            raise ValueError(f"{word} is not a signal number on this system") from None
-    name = word.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(signals.Signals[name])
-    except KeyError:
-        raise ValueError(f"unknown signal {word!r}") from None
-
-
-def parse_stage_signal(stdout: str) -> int | None:
-    """The signal a ``stop``/``reload`` stage names (one word on one line), or
-    None when it prints nothing; ValueError for anything else."""
-    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
-    if not lines:
-        return None
-    if len(lines) > 1 or len(lines[0].split()) > 1:
-        raise ValueError(f"expected one signal name or number, got {stdout.strip()[:120]!r}")
-    return signal_number(lines[0])
-
-
-def signal_name(number: int) -> str:
-    try:
-        return signals.Signals(number).name[3:]
-    except ValueError:
-        return str(number)
-
-
-SERVICE_SQUEUE_FORMAT = "%i|%T|%u|%P|%N|%S|%V|%r|%j"
-
-
-class ServiceEntry:
-    """One line of ``squeue -h -o SERVICE_SQUEUE_FORMAT``."""
-
-    __slots__ = ("job_id", "state", "user", "partition", "nodes", "start_time",
-                 "submit_time", "reason", "name")
-
-    def __init__(self, *values: str) -> None:
-        for slot, value in zip(self.__slots__, values):
-            setattr(self, slot, value)
-
-    @property
-    def since(self) -> str:
-        """Start time when it runs, submit time while it waits."""
-        if self.state == "PENDING" or self.start_time in ("", "N/A", "Unknown", "None"):
-            return self.submit_time
-        return self.start_time
-
-    def describe(self) -> str:
-        """``RUNNING on node1`` / ``PENDING (Resources)``."""
-        if self.state == "PENDING":
-            return f"PENDING ({self.reason})" if self.reason and self.reason != "None" else "PENDING"
-        if self.nodes and self.nodes not in ("", "(null)"):
-            return f"{self.state} on {self.nodes}"
-        return self.state
-
-    def __repr__(self) -> str:
-        return "ServiceEntry(" + ", ".join(repr(getattr(self, s)) for s in self.__slots__) + ")"
-
-
-def build_squeue_argv(*, names: Sequence[str] = (), user: str | None = None,
-                      job_ids: Sequence[str] = (), all_states: bool = False) -> list[str]:
-    argv = ["squeue", "-h", "-o", SERVICE_SQUEUE_FORMAT]
-    if names:
-        argv += ["-n", ",".join(names)]
-    if user:
-        argv += ["-u", user]
-    if job_ids:
-        argv += ["-j", ",".join(job_ids)]
-    if all_states:
-        argv += ["-t", "all"]
-    return argv
-
-
-def parse_service_squeue(text: str) -> list[ServiceEntry]:
-    """Lines of ``squeue -h -o SERVICE_SQUEUE_FORMAT`` (the name last: it may hold ``|``)."""
-    entries = []
-    fields = len(ServiceEntry.__slots__)
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        parts = line.split("|", fields - 1)
-        if len(parts) != fields or not parts[0].strip():
-            raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
-        entries.append(ServiceEntry(*[p.strip() for p in parts[:-1]], parts[-1]))
-    return entries
-
-
-def entries_of(entries: Iterable[ServiceEntry], slug: str, user: str) -> list[ServiceEntry]:
-    """The present jobs of service ``slug``: exact name and user, oldest first."""
-    name = service_job_name(slug)
-    found = [e for e in entries if e.name == name and e.user == user and e.state in PRESENT_STATES]
-    return sorted(found, key=lambda e: int(e.job_id) if e.job_id.isdigit() else 0)
-
-
 def combine_exit(statuses: Iterable[int]) -> int:
     """One exit status for several services: unreachable (4) beats usage (2)
     beats failure (1) beats not running (3) beats success."""
@@ -363,14 +126,18 @@ def render_status_table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def tail_lines(path: Path, count: int = 5) -> str:
+    """The last non-blank lines of a service's log, joined ("" when unreadable;
+    a FIFO or device in its place is never opened for reading)."""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 4096))
-            data = handle.read().decode(errors="replace")
+        fd, st = open_regular(path)
     except OSError:
         return ""
+    try:
+        data = os.pread(fd, 4096, max(0, st.st_size - 4096)).decode(errors="replace")
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
     lines = [line for line in data.splitlines() if line.strip()][-count:]
     return " | ".join(lines)
 
@@ -427,31 +194,17 @@ class ServiceManager:
 
     # -- asking Slurm
 
-    def query(self, slugs: Sequence[str]) -> list[ServiceEntry]:
+    def query(self, slugs: Sequence[str]) -> list[QueueEntry]:
         """The present jobs named like these services, of the service user.
         Raises SlurmUnreachable: never read that as "no job"."""
-        if not slugs:
-            return []
-        names = sorted({service_job_name(s) for s in slugs})
-        argv = build_squeue_argv(names=names, user=self.user)
-        proc = self.client.run(argv, check=False)
-        if proc.returncode != 0:
-            raise self.client.error_for(argv, proc.returncode, proc.stderr)
-        return parse_service_squeue(proc.stdout)
+        return query_services(self.client, slugs, self.user)
 
-    def present(self, slug: str) -> list[ServiceEntry]:
+    def present(self, slug: str) -> list[QueueEntry]:
         return entries_of(self.query([slug]), slug, self.user)
 
-    def job_entry(self, job_id: str) -> ServiceEntry | None:
+    def job_entry(self, job_id: str) -> QueueEntry | None:
         """The job ``job_id`` in any state squeue still knows; None when gone."""
-        argv = build_squeue_argv(job_ids=[job_id], all_states=True)
-        proc = self.client.run(argv, check=False)
-        if proc.returncode != 0:
-            from run_job.slurm.client import is_unknown_job, is_unreachable
-            if is_unknown_job(proc.stderr) and not is_unreachable(proc.stderr):
-                return None
-            raise self.client.error_for(argv, proc.returncode, proc.stderr)
-        entries = parse_service_squeue(proc.stdout)
+        entries = self.client.queue(job_ids=[job_id], states="all", fields=SERVICE_FIELDS)
         return entries[0] if entries else None
 
     # -- the lock
@@ -484,7 +237,7 @@ class ServiceManager:
 
     def read_state(self, slug: str) -> dict:
         try:
-            data = json.loads(state_path(self.config, slug).read_text())
+            data = json.loads(read_bounded(state_path(self.config, slug), STATE_LIMIT))
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
@@ -557,7 +310,7 @@ class ServiceManager:
 
     # -- verbs (callers hold the lock)
 
-    def start(self, job: Job) -> ServiceEntry:
+    def start(self, job: Job) -> QueueEntry:
         """Submit unless a job is present; return the job, pending or running."""
         slug = job.slug
         found = self.present(slug)
@@ -591,13 +344,10 @@ class ServiceManager:
             script=str(spath), name=service_job_name(slug), log=str(log),
             partition=service_partition(self.config, job), time_limit=job.slurm.time,
             workdir=workdir, options=options)
-        from run_job.slurm.client import SUBMIT_TIMEOUT, client_environment
-        from run_job.slurm.batch import parse_sbatch_parsable
-
-        env = submit_environment(client_environment(self.client.env), user=self.user,
+        env = submit_environment(self.client.env, user=self.user,
                                  home=_home(self.user) or "/")
         try:
-            job_id = parse_sbatch_parsable(self.client.run(argv, timeout=SUBMIT_TIMEOUT, env=env).stdout)
+            job_id = self.client.submit(argv, env=env)
         except SlurmUnreachable:
             raise
         except SlurmError as err:
@@ -611,7 +361,7 @@ class ServiceManager:
         self.say(f"{slug}: started, Slurm job {job_id} {entry.describe()}")
         return entry
 
-    def _wait_started(self, slug: str, job_id: str) -> ServiceEntry:
+    def _wait_started(self, slug: str, job_id: str) -> QueueEntry:
         began = time.monotonic()
         running_since = None
         last = None
@@ -621,7 +371,7 @@ class ServiceManager:
             waited = clock - began
             if entry is not None:
                 last = entry
-                if entry.state not in PRESENT_STATES:
+                if entry.state not in ACTIVE_STATES:
                     break
                 if entry.state == "RUNNING":
                     running_since = clock if running_since is None else running_since
@@ -630,7 +380,7 @@ class ServiceManager:
                 elif running_since is None and waited >= START_SETTLE:
                     return entry  # still pending (or configuring): say so
             if waited >= START_WAIT:
-                if last is not None and last.state in PRESENT_STATES:
+                if last is not None and last.state in ACTIVE_STATES:
                     return last
                 break
             time.sleep(POLL)
@@ -659,12 +409,12 @@ class ServiceManager:
         self.stop_jobs(slug, found, sig, job.kill_grace)
         return True
 
-    def stop_jobs(self, slug: str, found: Sequence[ServiceEntry], sig: int, grace: float) -> None:
+    def stop_jobs(self, slug: str, found: Sequence[QueueEntry], sig: int, grace: float) -> None:
         for entry in found:
             self._stop_one(slug, entry, sig, grace)
         self.write_state(slug, last_action="stop", stopped_at=iso(now()))
 
-    def _stop_one(self, slug: str, entry: ServiceEntry, sig: int, grace: float) -> None:
+    def _stop_one(self, slug: str, entry: QueueEntry, sig: int, grace: float) -> None:
         job_id = entry.job_id
         began = time.monotonic()
         if entry.state == "COMPLETING":  # its processes are ending already: wait
@@ -694,7 +444,7 @@ class ServiceManager:
         except SlurmError as err:
             # The job may have ended between the question and the signal.
             current = self.job_entry(job_id)
-            if current is None or current.state not in PRESENT_STATES or current.state == "COMPLETING":
+            if current is None or current.state not in ACTIVE_STATES or current.state == "COMPLETING":
                 return
             raise ServiceError(str(err)) from err
 
@@ -702,7 +452,7 @@ class ServiceManager:
         deadline = time.monotonic() + limit
         while True:
             entry = self.job_entry(job_id)
-            if entry is None or entry.state not in PRESENT_STATES:
+            if entry is None or entry.state not in ACTIVE_STATES:
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -765,7 +515,7 @@ class ServiceManager:
             return []
         return sorted(p.stem for p in folder.glob("*.json") if p.stem not in known)
 
-    def status_rows(self, jobs: Sequence[Job], entries: Sequence[ServiceEntry]
+    def status_rows(self, jobs: Sequence[Job], entries: Sequence[QueueEntry]
                     ) -> tuple[list[tuple[str, ...]], int]:
         rows = []
         status = EXIT_OK
@@ -785,6 +535,15 @@ class ServiceManager:
         return rows, status
 
 
+def query_services(client, slugs: Sequence[str], user: str) -> list[QueueEntry]:
+    """The jobs named like the services ``slugs``, of ``user``, not yet ended
+    (one squeue). Raises SlurmUnreachable: never read that as "no job"."""
+    if not slugs:
+        return []
+    names = sorted({service_job_name(s) for s in slugs})
+    return client.queue(names=names, user=user, fields=SERVICE_FIELDS)
+
+
 def service_states(config: Config, jobs: Iterable[Job], client=None) -> dict[str, str]:
     """Slurm state per service for ``run-job --status``: ``RUNNING``,
     ``PENDING``..., ``not running``, or ``unknown: Slurm unreachable``.
@@ -792,9 +551,12 @@ def service_states(config: Config, jobs: Iterable[Job], client=None) -> dict[str
     services = [job for job in jobs if job is not None and getattr(job, "is_service", False)]
     if not services:
         return {}
-    manager = ServiceManager(config, client, say=lambda _line: None)
+    if client is None:
+        from run_job.slurm.client import SlurmClient
+
+        client = SlurmClient()
     try:
-        entries = manager.query([job.slug for job in services])
+        entries = query_services(client, [job.slug for job in services], config.user)
     except SlurmUnreachable:
         return {job.slug: UNREACHABLE_STATE for job in services}
     except SlurmError as err:

@@ -6,14 +6,16 @@ the lock. Folder and path names are adversarial (spaces, quotes, ``%``, ``;``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
+import shlex
 import stat
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
-import filelock
 import pytest
 
 from pctest import command, command_env
@@ -45,6 +47,8 @@ class Site:
         self.runner.write_text("#!/bin/sh\nexit 0\n")
         self.runner.chmod(0o755)
         self.cfg = self.root / "process-control.yaml"
+        # how the entries name it: shell-quoted, '%' escaped for cron
+        self.config_word = shlex.quote(str(self.cfg)).replace("%", "\\%")
         self.write_config(**extra)
 
     def write_config(self, **extra: str) -> None:
@@ -81,7 +85,7 @@ def entries(text: str) -> list[str]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name not in ("process-control", ".process-control.lock"))
+    return sorted(p.name for p in folder.iterdir() if p.name != "process-control")
 
 
 def test_writes_the_crontab_atomically_with_mode_0644_whatever_the_umask(site):
@@ -93,8 +97,8 @@ def test_writes_the_crontab_atomically_with_mode_0644_whatever_the_umask(site):
     assert stat.S_IMODE(site.output.stat().st_mode) == 0o644
     assert leftovers(site.out_dir) == []
     assert entries(data) == [
-        f"*/5 * * * * {USER} {site.runner} --job alpha",
-        f"0 3 * * * {USER} {site.runner} --job beta",
+        f"*/5 * * * * {USER} {site.runner} --config {site.config_word} --job alpha",
+        f"0 3 * * * {USER} {site.runner} --config {site.config_word} --job beta",
     ]
     assert "# Skipping disabled job off\n" in data
     assert f"# Generated from {site.jobs}/alpha.yaml\n" in data
@@ -224,13 +228,25 @@ def test_console_output(site):
 
 
 @pytest.mark.parametrize("name", ["process-control.cron", "pc~", "pc name", ".pc"])
-def test_output_name_must_pass_debian_cron_rule(site, name):
+def test_output_name_must_pass_debian_cron_rule_in_etc_cron_d(site, name):
+    # a link to the real /etc/cron.d: the rule follows the resolved folder;
+    # --check only reads, and the name is refused before anything is read
+    link = site.root / "cron.d link"
+    link.symlink_to("/etc/cron.d")
+    site.write_config(output_crontab=repr(str(link / name)))
+    for args in (("--check",), ("--stdout",)):  # neither writes
+        res = cron_generate(site.cfg, *args)
+        assert res.returncode == 2
+        assert "letters, digits" in res.stderr and "/etc/cron.d" in res.stderr
+        assert res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["crontab.out", "pc~", "pc name", ".pc"])
+def test_any_output_name_outside_etc_cron_d(site, name):
     site.write_config(output_crontab=repr(str(site.out_dir / name)))
     res = cron_generate(site.cfg)
-    assert res.returncode == 2
-    assert "letters, digits" in res.stderr
-    assert res.stderr.count("\n") == 1
-    assert list(site.out_dir.iterdir()) == []
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in site.out_dir.iterdir()) == [name]
 
 
 def test_missing_output_folder_is_an_error(site):
@@ -247,14 +263,24 @@ def test_missing_config_is_one_error_line(tmp_path):
 
 
 def test_debug_shows_the_traceback(site):
-    site.write_config(output_crontab=repr(str(site.out_dir / "bad.name")))
+    site.write_config(output_crontab=repr(str(site.out_dir / "missing" / "pc")))
     res = cron_generate(site.cfg, "--debug")
     assert res.returncode != 0 and "Traceback" in res.stderr
 
 
+@contextmanager
+def folder_locked(folder: Path):
+    """Hold the lock a cron-generate writing into ``folder`` takes: flock on the folder."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def test_lock_held_elsewhere_times_out_with_a_clear_message(site):
-    lock = filelock.FileLock(str(site.out_dir / ".process-control.lock"))
-    with lock:
+    with folder_locked(site.out_dir):
         res = cron_generate(site.cfg, "--lock-timeout", "0.5")
         assert res.returncode == 2
         assert "another cron-generate" in res.stderr and "Traceback" not in res.stderr
@@ -291,22 +317,20 @@ def test_service_keep_alive_entry(site):
     site.job("quiet", "command: /usr/bin/sleep infinity\nrunner: slurm\nservice: {}\n")
     res = cron_generate(site.cfg, "--stdout")
     assert res.returncode == 0, res.stderr
-    assert f"*/2 * * * * {USER} /usr/bin/sbatch-service start web" in entries(res.stdout)
+    assert f"*/2 * * * * {USER} /usr/bin/sbatch-service --config {site.config_word} start web" in entries(res.stdout)
     assert "# Skipping service quiet: no keep_alive schedule" in res.stdout
     assert len(entries(res.stdout)) == 3
 
 
 def test_a_second_writer_waits_for_the_lock_then_writes(site):
-    lock = filelock.FileLock(str(site.out_dir / ".process-control.lock"))
-    lock.acquire()
-    proc = subprocess.Popen(command("cron-generate") + ["--config", str(site.cfg), "--lock-timeout", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=command_env())
-    try:
+    with folder_locked(site.out_dir):
+        proc = subprocess.Popen(command("cron-generate") + ["--config", str(site.cfg),
+                                                            "--lock-timeout", "60"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=command_env())
         time.sleep(1.5)
         assert proc.poll() is None  # waiting, not writing
         assert not site.output.exists()
-    finally:
-        lock.release()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert site.output.exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -83,13 +84,15 @@ def assert_refused(cfg: Path, output: Path) -> None:
     assert output.read_bytes() == INSTALLED
     after = output.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert sorted(p.name for p in output.parent.iterdir() if not p.name.endswith(".lock")) == [output.name]
+    assert sorted(p.name for p in output.parent.iterdir()) == [output.name]  # nothing beside it
 
 
-def assert_exact_entries(text: str, slugs: list[str]) -> None:
+def assert_exact_entries(text: str, slugs: list[str], cfg: Path) -> None:
     lines = acted_on(text)
+    # the entries name the (non-default) config, shell-quoted, '%' escaped for cron
+    config = " --config " + shlex.quote(str(cfg)).replace("%", "\\%")
     shape = re.compile(r"(\*/5 \* \* \* \*|0 3 \* \* \*) " + re.escape(USER) + " " + re.escape(RUNNER)
-                       + r" --job ([A-Za-z0-9][A-Za-z0-9_-]*)")
+                       + re.escape(config) + r" --job ([A-Za-z0-9][A-Za-z0-9_-]*)")
     got = []
     for line in lines:
         m = shape.fullmatch(line)
@@ -116,10 +119,10 @@ def test_hostile_job_file(tmp_path, case):
     if expect == "# expect: refuse" or res.returncode != 0:
         assert_refused(cfg, output)
         return
-    assert_exact_entries(res.stdout, ["good-a", "good_b", case.stem])
+    assert_exact_entries(res.stdout, ["good-a", "good_b", case.stem], cfg)
     res = cron_generate(cfg)
     assert res.returncode == 0, res.stderr
-    assert_exact_entries(output.read_text(), ["good-a", "good_b", case.stem])
+    assert_exact_entries(output.read_text(), ["good-a", "good_b", case.stem], cfg)
 
 
 @pytest.mark.parametrize("case", CONFIG_CASES, ids=[p.stem for p in CONFIG_CASES])

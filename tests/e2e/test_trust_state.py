@@ -287,3 +287,20 @@ def test_history_of_an_unknown_name_is_an_error(site):
     site.job("known", job_yaml(command="/bin/true"))
     res = site.run_job("--history", "known")
     assert res.returncode == 0 and "no runs recorded" in res.stdout
+
+
+# -- item 17: a password file others can read is said at every start ------------
+
+def test_a_readable_password_file_is_reported_when_a_run_starts(tmp_path):
+    secret = tmp_path / "smtp-password"
+    secret.write_text("hunter2\n")
+    secret.chmod(0o644)
+    site = new_site(tmp_path, mail={"smtp_host": "127.0.0.1", "username": "u",
+                                    "password_file": str(secret)})
+    site.job("m", job_yaml(command="/bin/true", failmail={"to_address": "ops@example.org"}))
+    res = site.run_job("m")
+    assert res.returncode == 0
+    assert "password" in res.stderr and "hunter2" not in res.stderr
+    secret.chmod(0o600)
+    res = site.run_job("m")
+    assert res.returncode == 0 and res.stderr == ""

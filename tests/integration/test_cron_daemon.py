@@ -146,9 +146,8 @@ def test_real_cron_runs_a_generated_entry_through_run_job(tmp_path, cron_file):
         "service_runner_path: /usr/bin/sbatch-service\n"
         "cron_environment:\n"
         "  MAILTO: ''\n"
-        # how the entry's run-job finds this config: cron passes the crontab's
-        # environment lines to the job, and nothing else from here
-        f"  PROCESS_CONTROL_CONFIG: {cfg}\n"
+        # cron passes the crontab's environment lines to the job, and nothing
+        # else from here; the entry itself names this config (--config).
         # cron gives root's HOME: run-job's cache goes to the session's folder instead
         f"  XDG_CACHE_HOME: {session_env()['XDG_CACHE_HOME']}\n"
         "  GREETING: hello from cron.d\n", encoding="utf-8")
@@ -157,7 +156,8 @@ def test_real_cron_runs_a_generated_entry_through_run_job(tmp_path, cron_file):
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     text = cron_file.read_text()
-    assert f"* * * * * root {runner} --job cron-proof\n" in text
+    assert f"* * * * * root {runner} --config {cfg} --job cron-proof\n" in text
+    assert not (CRON_D / f".{cron_file.name}.lock").exists()  # nothing beside the crontab
     assert 'MAILTO=""\n' in text
     st = cron_file.stat()
     assert (st.st_uid, st.st_mode & 0o777) == (0, 0o644)
@@ -168,9 +168,9 @@ def test_real_cron_runs_a_generated_entry_through_run_job(tmp_path, cron_file):
 
     with cron_running() as proc:
         if not wait_for_run(root, marker):
-            by_hand = subprocess.run([str(runner), "--job", "cron-proof"], capture_output=True, text=True,
-                                     timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin", **session_env(),
-                                                                "PROCESS_CONTROL_CONFIG": str(cfg)})
+            by_hand = subprocess.run([str(runner), "--config", str(cfg), "--job", "cron-proof"],
+                                     capture_output=True, text=True, timeout=120, cwd="/",
+                                     env={"PATH": "/usr/bin:/bin", **session_env()})
             pytest.fail(f"cron did not run the job through run-job within {WAIT:.0f}s "
                         f"(marker {'present' if marker.exists() else 'missing'}); the same entry by hand "
                         f"exits {by_hand.returncode}: {by_hand.stderr[-1500:]!r}")

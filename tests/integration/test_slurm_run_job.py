@@ -93,7 +93,7 @@ def slurm(env: dict, *argv: str) -> str:
 
 
 def show(env: dict, job_id: str) -> dict:
-    from run_job.slurm.batch import parse_scontrol_job
+    from run_job.slurm.vocabulary import parse_scontrol_job
 
     job = parse_scontrol_job(slurm(env, "scontrol", "show", "job", job_id))
     assert job is not None

@@ -15,8 +15,8 @@ import pytest
 
 from run_job.errors import SlurmUnreachable
 from run_job.model import Config, Job, JobSlurm, SlurmConfig
-from run_job.run.runtypes import RunContext
-from run_job.slurm import runner as slurm_runner
+from run_job.model import RunContext
+from run_job.slurm import batch as slurm_runner
 from run_job.slurm.client import SlurmClient
 
 SLUG = "pc-direct"

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from run_job.slurm.batch import build_batch_script, parse_job_status
+from run_job.slurm.vocabulary import build_batch_script, parse_job_status
 
 
 def run_script(tmp_path: Path, commands, exports=(), wd=None, wait=True):

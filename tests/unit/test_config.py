@@ -73,6 +73,12 @@ def test_partial_file_gets_defaults_and_relative_paths_resolve_to_its_folder(tmp
     assert config.output_directory == Path(default_settings(environ={})["output_directory"])
 
 
+@pytest.mark.parametrize("value, seconds", [("10", 10.0), ("2.5", 2.5), ("1m", 60.0), ("'45s'", 45.0)])
+def test_mail_timeout_is_seconds_as_smtplib_has_it(tmp_path: Path, value: str, seconds: float) -> None:
+    cfg = write(tmp_path / "pc.yaml", f"mail:\n  timeout: {value}\n")
+    assert load_config(str(cfg), {}).mail.timeout == seconds
+
+
 def test_empty_file_means_all_defaults(tmp_path: Path) -> None:
     cfg = write(tmp_path / "pc.yaml", "# nothing set\n")
     assert load_config(str(cfg), {}).keep_runs == 100
@@ -99,7 +105,10 @@ def test_reference_example_config_loads() -> None:
     ("cron_environment:\n  MAILTO: \"a\\nb\"\n", "must be one line"),
     ("cron_environment:\n  1BAD: x\n", "cron_environment"),
     ("mail: {ssl: true, starttls: true}\n", "choose ssl or starttls"),
-    ("mail: {timeout: 5}\n", "mail.timeout"),
+    ("mail: {timeout: 0}\n", "mail.timeout"),
+    ("mail: {timeout: 0s}\n", "mail.timeout must be more than 0 seconds"),
+    ("mail: {timeout: -3}\n", "mail.timeout"),
+    ("mail: {timeout: ten}\n", "write seconds as a number (10) or a duration"),
     ("slurm: {unreachable_timeout: 10}\n", "slurm.unreachable_timeout"),
     ("user: 'root; rm -rf /'\n", "user"),
     ("- a list\n", "must be a YAML mapping"),

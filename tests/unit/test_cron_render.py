@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,13 @@ def test_reference_scheduled_folder_through_the_real_pipeline(tmp_path):
     config = load_config(str(cfg))
     scan = scan_job_directory(config)
     assert scan.problems == []
-    text = render_crontab(scan.jobs, config)
+    # a config other than /etc/process-control.yaml is named in every entry
+    named = render_crontab(scan.jobs, config)
+    word = shlex.quote(str(cfg)).replace("%", "\\%")
+    assert f" process-control /usr/bin/run-job --config {word} --job schedule_good\n" in named
+    # as the reference's own test has it: the config at the default path
+    text = render_crontab(scan.jobs, replace(config, source=Path("/etc/process-control.yaml")))
+    assert text == named.replace(f" --config {word}", "")
     generic = (text.replace(str(config.job_directory), "X")
                .replace("/usr/bin/run-job", "Y").replace("process-control\n", "Z\n")
                .replace(" process-control ", " Z "))

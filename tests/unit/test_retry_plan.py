@@ -8,7 +8,7 @@ import pytest
 
 from run_job.model import Retry
 from run_job.run import retry
-from run_job.run.runtypes import ExecResult
+from run_job.model import ExecResult
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 R = Retry(maximum_retries=3, initial_delay=10.0, maximum_delay=300.0, backoff_multiplier=2.0)

@@ -331,3 +331,22 @@ def test_cache_key_follows_the_config_files_mode(tmp_path):
     key = make_key(**base)
     cfg.chmod(0o666)  # now refused as root: a cached "valid" must not survive
     assert make_key(**base) != key
+
+
+def test_cache_stamp_follows_the_modules_themselves(tmp_path, monkeypatch):
+    """A module added, changed, moved or removed changes the program stamp
+    (no list of file names to keep up to date by hand)."""
+    import shutil
+
+    from run_job.config import cache
+
+    package = tmp_path / "run_job"
+    shutil.copytree(cache._PKG, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "_PKG", str(package))
+    first = cache._program_stamp()
+    assert cache._program_stamp() == first
+    (package / "config" / "jobs.py").rename(package / "config" / "job_files.py")  # a move
+    moved = cache._program_stamp()
+    assert moved != first
+    (package / "run" / "new.py").write_text("x = 1\n")  # a module added anywhere
+    assert cache._program_stamp() != moved

@@ -87,3 +87,14 @@ def test_status_schema_is_valid_draft7_and_described() -> None:
     for definition in schema["definitions"].values():
         for key, sub in _walk(definition):
             assert sub.get("description"), f"status: key {key!r} has no description"
+
+
+def test_config_only_keys_come_from_the_schemas():
+    """--validate tells a config from a job file by keys only a config has: every
+    config key the job schema does not know, new ones included."""
+    from run_job.config.validate import config_only_keys
+
+    keys = config_only_keys()
+    for key in ("keep_days", "max_output", "metrics", "web", "hash_seed", "job_directory"):
+        assert key in keys
+    assert "command" not in keys and "timeout" not in keys and "slurm" not in keys  # job keys too

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from run_job.slurm import service as svc
+from run_job.slurm import vocabulary as voc
 from run_job.errors import SlurmError
 from run_job.model import Config, Job, JobSlurm, Service
 
@@ -39,7 +40,7 @@ def make_job(**changes) -> Job:
 
 def test_names_and_paths(tmp_path):
     config = make_config(tmp_path)
-    assert svc.service_job_name("web") == "web-service"
+    assert voc.service_job_name("web") == "web-service"
     assert svc.state_path(config, "web") == tmp_path / "state" / "services" / "web.json"
     assert svc.log_path(config, "web") == tmp_path / "log" / "web" / "service.log"
     assert svc.lock_path(config, "web") == tmp_path / "run" / "web.service.lock"
@@ -59,7 +60,7 @@ def test_working_directory(tmp_path):
 
 
 def test_script_exact_text():
-    script = svc.build_service_script(
+    script = voc.build_service_script(
         slug="web", commands=[["prep", "a b"], ["server", "--port=8080"]],
         environment={"PORT": "8080", "Q": "it's"}, workdir="/srv/web", log="/log/web/service.log")
     assert script == (
@@ -83,7 +84,7 @@ def test_script_runs_with_hostile_values_and_execs_the_last_command(tmp_path):
     folder.mkdir()
     log = folder / "service log %j.log"
     out = folder / "out"
-    script = svc.build_service_script(
+    script = voc.build_service_script(
         slug="web",
         commands=[["/bin/sh", "-c", 'printf "%s" "$1" >"$2.arg"', "sh", HOSTILE, str(out)],
                   ["/bin/sh", "-c", 'printf "%s\\n" "$$" "$PWD" >"$1"; printf "%s" "$HOSTILE_VALUE" >"$1.env"',
@@ -103,7 +104,7 @@ def test_script_runs_with_hostile_values_and_execs_the_last_command(tmp_path):
 
 def test_script_stops_at_the_first_failing_command(tmp_path):
     marker = tmp_path / "ran"
-    script = svc.build_service_script(
+    script = voc.build_service_script(
         slug="web", commands=[["/bin/sh", "-c", "exit 7"], ["/usr/bin/touch", str(marker)]],
         environment={}, workdir=str(tmp_path), log=str(tmp_path / "log"))
     path = tmp_path / "script"
@@ -113,15 +114,15 @@ def test_script_stops_at_the_first_failing_command(tmp_path):
 
 
 def test_script_refuses_bad_environment_names_and_no_command():
-    with pytest.raises(svc.ServiceError, match="cannot be passed"):
-        svc.build_service_script(slug="w", commands=[["x"]], environment={"A-B": "1"},
+    with pytest.raises(SlurmError, match="cannot be passed"):
+        voc.build_service_script(slug="w", commands=[["x"]], environment={"A-B": "1"},
                                  workdir="/", log="/l")
-    with pytest.raises(svc.ServiceError, match="no command"):
-        svc.build_service_script(slug="w", commands=[], environment={}, workdir="/", log="/l")
+    with pytest.raises(SlurmError, match="no command"):
+        voc.build_service_script(slug="w", commands=[], environment={}, workdir="/", log="/l")
 
 
 def test_sbatch_argv():
-    argv = svc.build_service_sbatch_argv(
+    argv = voc.build_service_sbatch_argv(
         script="/state/services/web.sbatch", name="web-service", log="/log/100%/web/service.log",
         partition="service-pool", time_limit="7-00:00:00", workdir="/srv/web dir",
         options=["--mem=1G", "--comment=x"])
@@ -130,7 +131,7 @@ def test_sbatch_argv():
                     "--open-mode=append", "--input=/dev/null", "--export=ALL",
                     "--chdir=/srv/web dir", "--partition=service-pool", "--time=7-00:00:00",
                     "--mem=1G", "--comment=x", "/state/services/web.sbatch"]
-    plain = svc.build_service_sbatch_argv(script="/s", name="n", log="/a\\b", partition="p",
+    plain = voc.build_service_sbatch_argv(script="/s", name="n", log="/a\\b", partition="p",
                                           time_limit=None, workdir="/")
     assert "--output=/dev/null" in plain and not any(a.startswith("--time") for a in plain)
     assert plain[-1] == "/s"
@@ -154,7 +155,7 @@ def test_sbatch_argv():
     ("#SBATCH --comment='unclosed\n", [], "quotation"),
 ])
 def test_parse_stage_start(stdout, options, problem):
-    got, problems = svc.parse_stage_start(stdout)
+    got, problems = voc.parse_stage_start(stdout)
     assert [o for o in got if o in options] == options
     if problem is None:
         assert problems == [] and got == options
@@ -167,45 +168,45 @@ def test_parse_stage_start(stdout, options, problem):
     (" INT ", 2), ("KILL", 9),
 ])
 def test_signal_number(text, number):
-    assert svc.signal_number(text) == number
+    assert voc.signal_number(text) == number
 
 
 @pytest.mark.parametrize("text", ["", "NOPE", "SIG", "999", "-1", "1.5"])
 def test_signal_number_refuses(text):
     with pytest.raises(ValueError):
-        svc.signal_number(text)
+        voc.signal_number(text)
 
 
 @pytest.mark.parametrize("stdout, number", [("", None), ("\n", None), ("USR1\n", 10), ("  2  \n", 2)])
 def test_parse_stage_signal(stdout, number):
-    assert svc.parse_stage_signal(stdout) == number
+    assert voc.parse_stage_signal(stdout) == number
 
 
 @pytest.mark.parametrize("stdout", ["USR1\nHUP\n", "kill -HUP\n", "whatever\n"])
 def test_parse_stage_signal_refuses(stdout):
     with pytest.raises(ValueError):
-        svc.parse_stage_signal(stdout)
+        voc.parse_stage_signal(stdout)
 
 
-def test_squeue_argv_and_parse():
-    assert svc.build_squeue_argv(names=["b-service", "a-service"], user="svc") == [
-        "squeue", "-h", "-o", svc.SERVICE_SQUEUE_FORMAT, "-n", "b-service,a-service", "-u", "svc"]
-    assert svc.build_squeue_argv(job_ids=["7"], all_states=True)[-4:] == ["-j", "7", "-t", "all"]
+def test_squeue_format_and_parse():
+    assert voc.squeue_format(voc.SERVICE_FIELDS) == "%i|%T|%u|%P|%N|%S|%V|%r|%j"
+    assert voc.squeue_format(voc.BATCH_FIELDS) == voc.SQUEUE_FORMAT == "%i|%T|%u|%P|%j"
     text = ("12|RUNNING|svc|service-pool|node1|2026-11-22T04:00:00|2026-11-22T03:59:59|None|web-service\n"
             "13|PENDING|svc|service-pool||N/A|2026-11-22T04:01:00|Resources|odd|name-service\n")
-    first, second = svc.parse_service_squeue(text)
+    first, second = voc.parse_squeue(text, voc.SERVICE_FIELDS)
     assert (first.job_id, first.state, first.nodes, first.since) == ("12", "RUNNING", "node1",
                                                                      "2026-11-22T04:00:00")
     assert first.describe() == "RUNNING on node1"
     assert second.name == "odd|name-service" and second.since == "2026-11-22T04:01:00"
     assert second.describe() == "PENDING (Resources)"
     with pytest.raises(SlurmError):
-        svc.parse_service_squeue("garbage\n")
+        voc.parse_squeue("garbage\n", voc.SERVICE_FIELDS)
 
 
 def test_entries_of_matches_name_and_user_exactly():
     def entry(job_id, state, user, name):
-        return svc.ServiceEntry(job_id, state, user, "p", "n", "s", "v", "None", name)
+        return voc.QueueEntry(job_id=job_id, state=state, user=user, partition="p", nodes="n",
+                              start_time="s", submit_time="v", reason="None", name=name)
     entries = [entry("30", "RUNNING", "svc", "web-service"),
                entry("4", "PENDING", "svc", "web-service"),
                entry("5", "RUNNING", "other", "web-service"),
@@ -213,8 +214,8 @@ def test_entries_of_matches_name_and_user_exactly():
                entry("7", "RUNNING", "svc", "web.run-job"),
                entry("8", "COMPLETED", "svc", "web-service"),
                entry("9", "COMPLETING", "svc", "web-service")]
-    assert [e.job_id for e in svc.entries_of(entries, "web", "svc")] == ["4", "9", "30"]
-    assert svc.entries_of(entries, "db", "svc") == []
+    assert [e.job_id for e in voc.entries_of(entries, "web", "svc")] == ["4", "9", "30"]
+    assert voc.entries_of(entries, "db", "svc") == []
 
 
 @pytest.mark.parametrize("statuses, result", [
@@ -276,8 +277,8 @@ def test_submit_environment_is_the_same_from_cron_and_a_shell():
              "SSH_AUTH_SOCK": "/tmp/a", "TZ": "UTC"}
     cron = {"PATH": "/usr/bin:/bin", "HOME": "/root", "SLURM_CONF": "/etc/s.conf", "LANG": "C.UTF-8",
             "LC_TIME": "de_DE", "TZ": "UTC"}
-    a = svc.submit_environment(shell, user="svc", home="/home/svc")
-    b = svc.submit_environment(cron, user="svc", home="/home/svc")
+    a = voc.submit_environment(shell, user="svc", home="/home/svc")
+    b = voc.submit_environment(cron, user="svc", home="/home/svc")
     assert a == b == {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/home/svc", "USER": "svc",
                       "LOGNAME": "svc", "SHELL": "/bin/sh", "SLURM_CONF": "/etc/s.conf",
                       "LANG": "C.UTF-8", "LC_TIME": "de_DE", "TZ": "UTC"}

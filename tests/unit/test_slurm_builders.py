@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from run_job.errors import SlurmError
-from run_job.slurm.batch import (build_batch_script, build_sbatch_argv, job_name, output_option,
+from run_job.slurm.vocabulary import (build_batch_script, build_sbatch_argv, job_name, output_option,
                            script_exports, time_limit)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "slurm"

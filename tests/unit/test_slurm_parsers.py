@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from run_job.errors import SlurmError
-from run_job.slurm.batch import (ACTIVE_STATES, JobStatus, Outcome, SlurmJob, decide_outcome,
+from run_job.model import ExecResult
+from run_job.slurm.vocabulary import (ACTIVE_STATES, JobStatus, SlurmJob, decide_outcome,
                            parse_job_status, parse_sacct, parse_sbatch_parsable,
                            parse_scontrol_job, parse_squeue, slurm_poll_interval)
 from run_job.slurm.client import client_environment, is_unknown_job, is_unreachable
-from run_job.slurm.runner import describe_job
+from run_job.slurm.batch import describe_job
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "slurm"
 
@@ -147,8 +148,8 @@ def js(rc, failed=None, sig=None):
 ])
 def test_decide_outcome(status, job, kw, expected):
     out = decide_outcome(status, job, **kw)
-    assert isinstance(out, Outcome)
-    assert out.as_tuple()[:4] == expected
+    assert isinstance(out, ExecResult)  # the executor's own result type
+    assert (out.outcome, out.exit_status, out.exit_code, out.signal) == expected
     if expected[0] != "success" or status is None:
         assert out.reason or expected[0] == "success"
 

@@ -68,7 +68,8 @@ def test_real_cron_runs_a_kolkata_job_at_its_kolkata_time(tmp_path, cron_file):
     assert res.returncode == 0, res.stderr
     entries = [line for line in cron_file.read_text().splitlines()
                if line and not line.startswith(("#", "MAILTO", "PROCESS", "XDG"))]
-    assert entries == [f"{host_wall.minute} {host_wall.hour} * * * root {runner} --job kolkata --if-due"]
+    assert entries == [f"{host_wall.minute} {host_wall.hour} * * * root {runner} --config {cfg}"
+                       " --job kolkata --if-due"]
 
     history = root / "state" / "kolkata.history.json"
     with cron_running():

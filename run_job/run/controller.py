@@ -546,6 +546,7 @@ class _Run:
         except RunRecordError as err:
             logsetup.error("%s: %s", job.slug, err)
         logsetup.info("%s: skipped: %s", job.slug, reason)
+        _metrics(config, job)
         if logsetup.stderr_is_terminal():
             import sys
 

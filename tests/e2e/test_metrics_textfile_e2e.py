@@ -141,3 +141,18 @@ def test_cron_generate_removes_the_files_of_jobs_that_are_gone_and_nothing_else(
         ".process_control_gone.prom.tmp12", "other.prom", "process_control_adir.prom",
         "process_control_gone.prom.bak", "process_control_kept.prom", "process_control_x.y.prom"]
     assert "process_control_adir.prom: not a regular file, left alone" in result.stderr
+
+
+def test_an_automatic_pause_is_in_the_file_and_the_check_lists_it(site):
+    site.job("flaky", "command: /bin/false\npause_after_failures: 1\n")
+    assert site.run_job("flaky").returncode == 1
+    values = samples((prom(site) / "process_control_flaky.prom").read_text())
+    assert values['process_control_job_paused{job="flaky"}'] == "1"
+    assert values['process_control_job_consecutive_failures{job="flaky"}'] == "1"
+    assert site.run_job("flaky").returncode == 0  # skipped while paused: the file stays right
+    assert samples((prom(site) / "process_control_flaky.prom").read_text())[
+        'process_control_job_paused{job="flaky"}'] == "1"
+    check = pctest.run("check-jobs-icinga", "--config", str(site.config))
+    assert check.returncode == 0, check.stdout + check.stderr  # paused: never failing
+    assert check.stdout.startswith("JOBS OK | ")
+    assert check.stdout.splitlines()[1].startswith("flaky: paused: by run-job since ")

@@ -270,6 +270,6 @@ def _run(opts: Options) -> int:
 
     config, job = load_validated(opts.config, opts.job)
     controller.check_runnable(job)
-    identity_env = controller.prepare(config, job)
+    prepared = controller.prepare(config, job)
     _configure_logging(config, opts.debug)
-    return controller.run(config, job, identity_env=identity_env, slow_start=opts.slow_start)
+    return controller.run(config, job, prepared, slow_start=opts.slow_start)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
 
 from run_job import clock, logsetup
 from run_job.errors import EXIT_CANNOT_RUN, EXIT_SKIPPED, ProcessControlError, RunRecordError
-from run_job.model import Config, Job
+from run_job.model import Config, Job, Record
 from run_job.run import history, lock, reconcile, records, supervise, transitions
 
 
@@ -58,20 +58,40 @@ def check_runnable(job: Job) -> None:
             f" 'sbatch-service start {job.slug}' (or stop/restart/status)")
 
 
-def prepare(config: Config, job: Job) -> dict[str, str]:
-    """Everything done before the switch to the service user, then the switch;
-    returns HOME/USER/LOGNAME of the service user for the job."""
+class Prepared(Record):
+    """What ``prepare`` hands to ``run``."""
+
+    identity_env: dict  # HOME/USER/LOGNAME of the service user, for the job
+    started: Any  # the run's start (its run id says it)
+    run_id: str
+    confinement: Any = None  # runtypes.Confinement of a job with limits, else None
+
+
+def prepare(config: Config, job: Job) -> Prepared:
+    """Everything done before the switch to the service user, then the switch.
+
+    A job with ``limits`` gets them here, as root (``confine.prepare``: the
+    run's cgroup, its cleaner, the shim); a limit that cannot be enforced
+    raises LimitError (exit 125) before anything is made or started."""
     from run_job import privileges
 
+    started = clock.now()
+    run_id = records.make_run_id(started, os.getpid())
     if os.geteuid() == 0:
         _ensure_run_directory(config)
     if job.runner == "slurm":
         # loaded while the code is certainly readable
         from run_job.slurm import runner  # noqa: F401
+    confinement = None
+    if job.limits is not None:
+        from run_job.run import confine
+
+        confinement = confine.prepare(job, run_id)  # before the subreaper: see confine
     supervise.become_subreaper()  # before the switch: prctl needs ctypes
     identity_env = privileges.become(config.user)
     privileges.check_code_readable(config.user)
-    return identity_env
+    return Prepared(identity_env=identity_env, started=started, run_id=run_id,
+                    confinement=confinement)
 
 
 def _ensure_run_directory(config: Config) -> None:
@@ -97,8 +117,7 @@ def _ensure_run_directory(config: Config) -> None:
         logsetup.info("run_directory %s not created: %s", path, err)
 
 
-def run(config: Config, job: Job, *, identity_env: dict[str, str],
-        slow_start: bool = False) -> int:
+def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = False) -> int:
     """One run of ``job`` (after ``prepare``); returns run-job's exit status.
     Raises ProcessControlError for what stops a run before it starts (125)."""
     from run_job.privileges import user_name
@@ -107,11 +126,10 @@ def run(config: Config, job: Job, *, identity_env: dict[str, str],
     commands, command_text = job.commands, job.command_text
     if slow_start and job.slow_start_commands:
         commands, command_text = job.slow_start_commands, job.slow_start_text or command_text
-    started = clock.now()
-    run_id = records.make_run_id(started, os.getpid())
+    run_id = prepared.run_id
     my_start = supervise.proctree.proc_start_time(os.getpid())
-    run = _Run(config, job, commands, command_text, run_id, started, my_start, identity_env,
-               user_name())
+    run = _Run(config, job, commands, command_text, run_id, prepared.started, my_start,
+               prepared.identity_env, user_name(), prepared.confinement)
     lock_fd = lock.open_lock(lock.lock_path(config.run_directory, job.slug))
     try:
         if not lock.try_lock(lock_fd):
@@ -136,8 +154,9 @@ class _Run:
 
     def __init__(self, config: Config, job: Job, commands: tuple, command_text: tuple,
                  run_id: str, started: Any, my_start: int | None,
-                 identity_env: dict[str, str], user: str) -> None:
+                 identity_env: dict[str, str], user: str, confinement: Any = None) -> None:
         self.config, self.job = config, job
+        self.confinement = confinement
         self.commands, self.command_text = commands, command_text
         self.run_id, self.started, self.my_start = run_id, started, my_start
         self.identity_env, self.user = identity_env, user
@@ -249,7 +268,7 @@ class _Run:
             output_path=_path(os.path.join(self.run_dir, "output.log")),
             commands=self.commands, command_text=self.command_text, environment=env,
             working_directory=_path(workdir), update_status=update_status,
-            stop_requested=supervise.stop_requested)
+            stop_requested=supervise.stop_requested, confinement=self.confinement)
         os.set_inheritable(lock_fd, True)  # the job's own tree holds the lock too
         try:
             result = (slurm.execute(ctx) if slurm is not None else supervise.execute(ctx))

@@ -10,10 +10,24 @@ from __future__ import annotations
 from pathlib import Path
 TYPE_CHECKING = False
 
-from run_job.model import Config, Job, Record
+from run_job.model import Config, Job, Limits, Record
 
 if TYPE_CHECKING:  # typing is not imported at run time: see model.py on start-up cost
     from typing import Callable
+
+
+class Confinement(Record):
+    """What the executor needs of a run's limits (made by ``confine.prepare``)."""
+
+    limits: Limits
+    # (python, shim file, settings) of limits.shim_argv, or () for no shim.
+    shim: tuple[str, ...] = ()
+    # The run's cgroup (None without memory/tasks): its cgroup.procs (every
+    # process of the run, run-job included) and the counters read at the end,
+    # (absolute file, key) for the OOM kills and the refused forks.
+    procs: str | None = None
+    oom_counter: tuple[str, str] | None = None
+    fork_counter: tuple[str, str] | None = None
 
 
 class RunContext(Record):
@@ -30,6 +44,7 @@ class RunContext(Record):
     update_status: Callable[..., None]
     # The signal number run-job received (TERM, INT, HUP), or None.
     stop_requested: Callable[[], int | None]
+    confinement: Confinement | None = None  # the run's limits; None: no limits
 
 
 class ExecResult(Record):

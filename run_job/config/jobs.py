@@ -196,6 +196,8 @@ def _merged(config: Config, data: dict) -> dict:
     if is_service:
         for key in _SERVICE_FORBIDDEN:
             merged.pop(key, None)  # default timeout/schedule never apply to services
+    if data.get("runner", defaults.get("runner")) == "slurm":
+        merged.pop("limits", None)  # default limits are for local runs (Slurm has its own)
     merged.update(data)
     return merged
 

@@ -25,6 +25,7 @@ class _Report:
         self.files: list[dict] = []
         self.ignored: list[str] = []
         self.notes: list[str] = []
+        self.jobs: list = []  # valid jobs, for the notes on this host
 
     def add(self, file: str, kind: str, job: str | None, problems: list[Problem]) -> None:
         self.files.append({"file": file, "kind": kind, "job": job, "valid": not problems,
@@ -36,6 +37,7 @@ class _Report:
 
 
 def _add_scan(report: _Report, scan: ScanResult) -> None:
+    report.jobs.extend(scan.jobs)
     by_file: dict[str, list[Problem]] = {}
     for problem in scan.problems:
         by_file.setdefault(problem.file, []).append(problem)
@@ -101,6 +103,8 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
                                     "^[A-Za-z0-9][A-Za-z0-9_-]*$); run-job would not load it from the job directory")
             job, problems = check_job_file(config, path, raw=None) if slug else _check_unnamed(config, path)
             report.add(target, "job", slug, problems)
+            if job is not None:
+                report.jobs.append(job)
         else:
             try:
                 file = job_path(config, target)
@@ -113,7 +117,30 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
                 continue
             job, problems = check_job_file(config, file)
             report.add(str(file), "job", target, problems)
+            if job is not None:
+                report.jobs.append(job)
     return report
+
+
+def _note_limits(report: _Report) -> None:
+    """A note (not an error: a config repo's CI validates on another machine)
+    for each valid job whose memory/tasks limits this host could not enforce;
+    run-job would refuse to run it here (exit 125)."""
+    limited = [job for job in report.jobs if job.limits is not None
+               and (job.limits.memory or job.limits.tasks)]
+    if not limited:
+        return
+    from run_job.run.confine import host_problem
+    from run_job.run.limits import needed_controllers
+
+    found: dict[tuple, str | None] = {}
+    for job in limited:
+        controllers = needed_controllers(job.limits)
+        if controllers not in found:
+            found[controllers] = host_problem(controllers)
+        problem = found[controllers]
+        if problem:
+            report.notes.append(f"{job.path}: note: on this host, {problem}")
 
 
 _CONFIG_ONLY_KEYS = {"job_directory", "output_directory", "state_directory", "run_directory", "output_crontab",
@@ -149,6 +176,7 @@ def _check_unnamed(config, path: Path):
 
 def main(config_path: str | None, targets: list[str], as_json: bool = False) -> int:
     report = collect(config_path, list(targets))
+    _note_limits(report)
     checked = len(report.files)
     invalid = sum(1 for f in report.files if not f["valid"])
     errors = sum(len(f["errors"]) for f in report.files)

@@ -21,6 +21,7 @@ from run_job.model import Config, FailMail, Job, JobSlurm, Limits, Record, Retry
 SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # SLUG_PATTERN, used with fullmatch
 _SERVICE_FORBIDDEN = ("timeout", "schedule")
+MIN_MEMORY = 16 * 1024 * 1024  # limits.memory: room for run-job's own allocations in the cgroup
 
 
 class ScanResult(Record):
@@ -452,6 +453,10 @@ class _JobBuilder:
                     sizes[key] = parse_size(raw[key])
                 except ValueError as err:
                     self.fail(("limits", key), str(err))
+        if sizes.get("memory") is not None and sizes["memory"] < MIN_MEMORY:
+            self.fail(("limits", "memory"), f"{raw['memory']} is too little: run-job itself sits in"
+                                            " the run's cgroup and what it allocates there counts"
+                                            " too; give at least 16M")
         cpu = self.duration_in(("limits", "cpu_time"), raw.get("cpu_time"), 0.0) or None
         return Limits(memory=sizes.get("memory"), tasks=raw.get("tasks"), cpu_time=cpu,
                       open_files=raw.get("open_files"), file_size=sizes.get("file_size"))

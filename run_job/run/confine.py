@@ -23,9 +23,11 @@ service user, and only for a job with ``limits``:
    and nothing needs write access to cgroupfs after the switch. The
    service user can neither raise the limits (root's files) nor leave (a
    move needs write access to a cgroup outside, which it has not);
-5. with ``memory``, run-job's OOM score becomes -1000 (the kernel never
-   chooses the supervisor when the tree reaches the limit) and the shim
-   puts the old score back in each command.
+5. with ``memory``, just before the move, run-job's OOM score becomes -1000
+   (the kernel never chooses the supervisor when the tree reaches the limit)
+   and the shim puts the old score back in each command. That needs
+   CAP_SYS_RESOURCE; without it (some sandboxes) nothing changes and
+   run-job competes on size with the job's processes.
 
 run-job's own memory allocated after the move (a few MB) is charged to the
 run; its single task is not counted (``pids.max`` is ``tasks`` + 1).
@@ -106,10 +108,8 @@ def prepare(job: Job, run_id: str) -> Confinement | None:
     cgroup = _RunCgroup(places, limits.run_cgroup_name(job.slug, run_id), lim)
     cgroup.create()  # LimitError; nothing is left behind when it fails
     cgroup.start_cleaner()
+    old_score = _protect_from_oom() if lim.memory else None  # before run-job can be chosen
     cgroup.join()
-    old_score = None
-    if lim.memory:
-        old_score = _protect_from_oom()
     shim = (python, SHIM, limits.shim_settings(settings, old_score))
     return Confinement(limits=lim, shim=shim if (settings or old_score is not None) else (),
                        procs=cgroup.file(places[0], "cgroup.procs"),

@@ -345,6 +345,31 @@ def test_the_shim_keeps_status_signals_environment_and_argv(site, limit):
     assert report["pgid_is_pid"] and report["oom"] == "0"
 
 
+def _shim(settings: str, *argv: str) -> tuple[subprocess.CompletedProcess, bytes]:
+    read, write = os.pipe()
+    try:
+        result = subprocess.run([sys.executable, "-I", "-S", confine.SHIM, settings, str(write), *argv],
+                                pass_fds=(write,), capture_output=True, text=True, timeout=30)
+    finally:
+        os.close(write)
+    try:
+        return result, os.read(read, 256)
+    finally:
+        os.close(read)
+
+
+def test_the_shim_sets_what_it_is_told_then_becomes_the_command():
+    # the OOM score goes back up to what run-job had (raising needs no privilege)
+    result, said = _shim("nofile=20:20,fsize=4096:4096,oom=300", "/bin/sh", "sh", "-c",
+                         "ulimit -n; ulimit -f; cat /proc/self/oom_score_adj")
+    assert (result.returncode, result.stdout, said) == (0, "20\n8\n300\n", b"")
+    result, said = _shim("-", "/nonexistent/x", "x")
+    assert (result.returncode, said) == (127, b"exec:-:2")
+    result, said = _shim("nofile=5:4", "/bin/true", "true")  # soft above hard
+    assert (result.returncode, said) == (125, b"rlimit:nofile:22")
+    assert result.stderr == ""
+
+
 # -- no cgroup is left behind --------------------------------------------------------
 
 SLEEPER = "import sys, time; time.sleep(float(sys.argv[1]))"

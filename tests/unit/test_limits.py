@@ -266,3 +266,26 @@ def test_counter_notes():
         "limits.memory (64M) reached: the kernel killed 2 processes of the run",
         "limits.tasks (32) reached: 1 fork refused"]
     assert limits.counter_notes(Limits(memory=1), 0, 5) == []
+
+
+# the job record ----------------------------------------------------------------
+
+def test_default_limits_apply_to_local_jobs_only(tmp_path):
+    import os
+
+    from run_job.config.jobs import check_job_file
+    from run_job.config.settings import build_config, default_settings
+
+    settings = default_settings(uid=os.geteuid())
+    settings.update(job_directory=str(tmp_path),
+                    default_job_config={"limits": {"memory": "1G", "open_files": 64}})
+    config = build_config(settings, None, "")
+    (tmp_path / "local.yaml").write_text("command: /bin/true\n")
+    (tmp_path / "own.yaml").write_text("command: /bin/true\nlimits: {tasks: 5}\n")
+    (tmp_path / "batch.yaml").write_text("command: /bin/true\nrunner: slurm\n")
+    job, problems = check_job_file(config, tmp_path / "local.yaml")
+    assert problems == [] and job.limits == Limits(memory=1 << 30, open_files=64)
+    job, problems = check_job_file(config, tmp_path / "own.yaml")  # replaced as a whole
+    assert problems == [] and job.limits == Limits(tasks=5)
+    job, problems = check_job_file(config, tmp_path / "batch.yaml")
+    assert problems == [] and job.limits is None

@@ -4,9 +4,10 @@ executor and alerts together, and returns the exit status of SPEC §4.
 Order of a run:
 
 1. ``check_runnable`` refuses services; ``prepare`` (as root: a missing
-   ``run_directory`` recreated safely, the Slurm runner loaded) becomes the
-   child subreaper and then the service user, before any file is touched;
-   the CLI configures logging only after that;
+   ``run_directory`` recreated safely, the Slurm runner loaded, a job's
+   ``limits`` made real by ``confine.prepare``) becomes the child subreaper
+   and then the service user, before any file is touched; the CLI
+   configures logging only after that;
 2. ``run`` takes the job's flock (``lock.py``). Held by someone else: if that
    run's run-job is alive the run is ``skipped`` (exit 75, 0 under
    ``allow_overtime``). If it is gone, its orphaned processes (found by

@@ -179,7 +179,7 @@ class _RunCgroup:
 
     def __init__(self, places: list[limits.Place], name: str, lim) -> None:
         self.places, self.name, self.limits = places, name, lim
-        self.folders: list[int] = []  # descriptor of each place's CGROUP_FOLDER
+        self.parents: list[int] = []  # descriptor of the parent of each place's CGROUP_FOLDER
         self.made: list[int] = []  # indexes of places whose run cgroup exists
 
     def file(self, place: limits.Place, name: str) -> str:
@@ -201,7 +201,7 @@ class _RunCgroup:
         return tuple(sorted({c for p in self.places for c in p.controllers}))
 
     def create(self) -> None:
-        from run_job.security import UntrustedPath, open_trusted_dir, ownership_reason
+        from run_job.security import UntrustedPath, open_trusted_dir
 
         for place in self.places:  # every folder on every way is checked before anything is made
             parent = "/".join((place.mount_point.rstrip("/"), *place.parent)) or "/"
@@ -212,39 +212,28 @@ class _RunCgroup:
                                    " root's alone") from None
             except OSError as err:
                 raise self._refuse(f"cannot open {parent}: {err.strerror}") from None
-            try:
-                st = os.fstat(fd)
-                if f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}" != place.dev:
-                    raise self._refuse(f"{parent} is not on the cgroup mount {place.mount_point}"
-                                       f" ({place.dev}) that /proc/self/mountinfo names")
-                if place.version == 2:
-                    self._enable(fd, parent, place.controllers)
-                try:
-                    os.mkdir(limits.CGROUP_FOLDER, 0o755, dir_fd=fd)
-                except FileExistsError:
-                    pass
-                folder = os.open(limits.CGROUP_FOLDER, _DIR_FLAGS, dir_fd=fd)
-            except OSError as err:
-                raise self._refuse(f"cannot make {place.folder()}: {err.strerror}") from None
-            finally:
-                os.close(fd)
-            self.folders.append(folder)
-            why = ownership_reason(os.fstat(folder), {0}, "root")
-            if why:
-                raise self._refuse(f"{place.folder()} is {why}; a cgroup folder root writes"
-                                   " limits into must be root's alone")
+            self.parents.append(fd)
+            st = os.fstat(fd)
+            if f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}" != place.dev:
+                raise self._refuse(f"{parent} is not on the cgroup mount {place.mount_point}"
+                                   f" ({place.dev}) that /proc/self/mountinfo names")
         for index, place in enumerate(self.places):
-            folder = self.folders[index]
-            if place.version == 2:
-                self._enable(folder, place.folder(), place.controllers)
-            self._remove_stale(folder)
-            try:
-                os.mkdir(self.name, 0o755, dir_fd=folder)
-            except OSError as err:
-                raise self._refuse(f"cannot make the run's cgroup {self.file(place, '')}:"
-                                   f" {err.strerror}") from None
+            for attempt in range(3):
+                folder = self._folder(index)
+                try:
+                    os.mkdir(self.name, 0o755, dir_fd=folder)
+                    break
+                except FileNotFoundError:
+                    # the cleaner of another run removed the folder, empty, meanwhile
+                    if attempt == 2:
+                        raise self._refuse(f"{place.folder()} keeps disappearing") from None
+                except OSError as err:
+                    raise self._refuse(f"cannot make the run's cgroup {self.file(place, '')}:"
+                                       f" {err.strerror}") from None
+                finally:
+                    os.close(folder)
             self.made.append(index)
-            leaf = os.open(self.name, _DIR_FLAGS, dir_fd=folder)
+            leaf = os.open(self.relative(), _DIR_FLAGS, dir_fd=self.parents[index])
             try:
                 for controller in place.controllers:
                     for file, value, required in limits.limit_writes(place.version, controller,
@@ -259,6 +248,41 @@ class _RunCgroup:
                                                f" {err.strerror}") from None
             finally:
                 os.close(leaf)
+
+    def relative(self) -> str:
+        """The run's cgroup, relative to a place's parent descriptor."""
+        return f"{limits.CGROUP_FOLDER}/{self.name}"
+
+    def _folder(self, index: int) -> int:
+        """CGROUP_FOLDER of place ``index`` (made when missing), checked to be
+        root's alone, its controllers enabled (v2), stale run cgroups of this
+        job removed: its descriptor."""
+        from run_job.security import ownership_reason
+
+        place, parent = self.places[index], self.parents[index]
+        try:
+            if place.version == 2:
+                self._enable(parent, place.folder().rsplit("/", 1)[0], place.controllers)
+            try:
+                os.mkdir(limits.CGROUP_FOLDER, 0o755, dir_fd=parent)
+            except FileExistsError:
+                pass
+            folder = os.open(limits.CGROUP_FOLDER, _DIR_FLAGS, dir_fd=parent)
+        except OSError as err:
+            raise self._refuse(f"cannot make {place.folder()}: {err.strerror}") from None
+        why = ownership_reason(os.fstat(folder), {0}, "root")
+        if why:
+            os.close(folder)
+            raise self._refuse(f"{place.folder()} is {why}; a cgroup folder root writes"
+                               " limits into must be root's alone")
+        try:
+            if place.version == 2:
+                self._enable(folder, place.folder(), place.controllers)
+            self._remove_stale(folder)
+        except LimitError:
+            os.close(folder)
+            raise
+        return folder
 
     def _enable(self, fd: int, where: str, controllers: tuple[str, ...]) -> None:
         """cgroup v2: the controllers handed down to the children of ``fd``."""
@@ -291,18 +315,23 @@ class _RunCgroup:
     def _undo(self) -> None:
         for index in self.made:
             try:
-                os.rmdir(self.name, dir_fd=self.folders[index])
+                os.rmdir(self.relative(), dir_fd=self.parents[index])
             except OSError:
                 pass
+        for parent in self.parents:
+            try:
+                os.rmdir(limits.CGROUP_FOLDER, dir_fd=parent)
+            except OSError:
+                pass  # missing, or in use by other runs
         self.made = []
-        for fd in self.folders:
+        for fd in self.parents:
             os.close(fd)
-        self.folders = []
+        self.parents = []
 
     def start_cleaner(self) -> None:
         """The root process that removes the cgroup once run-job is gone."""
         read_fd, self.pipe_w = os.pipe2(os.O_CLOEXEC)
-        leaves = [(self.folders[i], self.places[i].version,
+        leaves = [(self.parents[i], self.places[i].version,
                    f"{self.places[i].cgroup_path}/{self.name}") for i in range(len(self.places))]
         try:
             pid = os.fork()
@@ -326,7 +355,7 @@ class _RunCgroup:
         """run-job moves itself into the run's cgroup in every hierarchy."""
         for index, place in enumerate(self.places):
             try:
-                leaf = os.open(self.name, _DIR_FLAGS, dir_fd=self.folders[index])
+                leaf = os.open(self.relative(), _DIR_FLAGS, dir_fd=self.parents[index])
                 try:
                     _write("cgroup.procs", str(os.getpid()), leaf)
                 finally:
@@ -337,9 +366,9 @@ class _RunCgroup:
                 raise LimitError(f"{limits.limit_keys(self.limits_controllers())} cannot be"
                                  f" enforced: cannot enter {self.file(place, '')}:"
                                  f" {err.strerror}") from None
-        for fd in self.folders:
+        for fd in self.parents:
             os.close(fd)
-        self.folders = []
+        self.parents = []
 
 
 # ---------------------------------------------------------------------------
@@ -383,21 +412,24 @@ def _open_fds() -> list[int]:
 
 
 def empty_and_remove(name: str, leaves: list[tuple[int, int, str]], patience: float) -> bool:
-    """Kill every member of the run cgroup ``name`` under each folder descriptor
-    and remove it, until done or ``patience`` seconds passed; True when done.
-    ``leaves``: (folder descriptor, cgroup version, the cgroup's path as
+    """Kill every member of the run cgroup ``CGROUP_FOLDER/name`` under each
+    parent descriptor and remove it (and CGROUP_FOLDER when no other run uses
+    it: nothing of process-control stays in a cgroup someone else manages),
+    until done or ``patience`` seconds passed; True when done. ``leaves``:
+    (parent descriptor, cgroup version, the cgroup's path as
     ``/proc/<pid>/cgroup`` shows it)."""
+    relative = f"{limits.CGROUP_FOLDER}/{name}"
     deadline = time.monotonic() + patience
     delay = 0.005
     while True:
         left = []
-        for folder, version, cgroup_path in leaves:
+        for parent, version, cgroup_path in leaves:
             try:
-                leaf = os.open(name, _DIR_FLAGS, dir_fd=folder)
+                leaf = os.open(relative, _DIR_FLAGS, dir_fd=parent)
             except FileNotFoundError:
                 continue
             except OSError:
-                left.append((folder, version, cgroup_path))
+                left.append((parent, version, cgroup_path))
                 continue
             try:
                 members = _pids(leaf)
@@ -409,13 +441,18 @@ def empty_and_remove(name: str, leaves: list[tuple[int, int, str]], patience: fl
                 os.close(leaf)
             if not members:
                 try:
-                    os.rmdir(name, dir_fd=folder)
-                    continue
+                    os.rmdir(relative, dir_fd=parent)
                 except FileNotFoundError:
                     continue
                 except OSError:
-                    pass  # EBUSY: a member is still on its way out
-            left.append((folder, version, cgroup_path))
+                    left.append((parent, version, cgroup_path))  # EBUSY: a member on its way out
+                    continue
+                try:
+                    os.rmdir(limits.CGROUP_FOLDER, dir_fd=parent)
+                except OSError:
+                    pass  # other runs' cgroups are in it
+                continue
+            left.append((parent, version, cgroup_path))
         leaves = left
         if not leaves:
             return True

@@ -287,7 +287,6 @@ def _run(opts: Options) -> int:
         due = due_now(config, job)
         if due is None:
             return 0
-    identity_env = controller.prepare(config, job)
+    prepared = controller.prepare(config, job)
     _configure_logging(config, opts.debug)
-    return controller.run(config, job, identity_env=identity_env, slow_start=opts.slow_start,
-                          due=due)
+    return controller.run(config, job, prepared, slow_start=opts.slow_start, due=due)

@@ -276,6 +276,20 @@ class Job(Record):
 # back. The controller owns the lock, the run folder, status.json, history
 # and alerts; executors only run commands.
 
+class Confinement(Record):
+    """What the executor needs of a run's limits (made by ``run/confine.prepare``)."""
+
+    limits: Limits
+    # (python, shim file, settings) of limits.shim_argv, or () for no shim.
+    shim: tuple[str, ...] = ()
+    # The run's cgroup (None without memory/tasks): its cgroup.procs (every
+    # process of the run, run-job included) and the counters read at the end,
+    # (absolute file, key) for the OOM kills and the refused forks.
+    procs: str | None = None
+    oom_counter: tuple[str, str] | None = None
+    fork_counter: tuple[str, str] | None = None
+
+
 class RunContext(Record):
     config: Config
     job: Job
@@ -290,6 +304,7 @@ class RunContext(Record):
     update_status: Callable[..., None]
     # The signal number run-job received (TERM, INT, HUP), or None.
     stop_requested: Callable[[], int | None]
+    confinement: Confinement | None = None  # the run's limits; None: no limits
     # Which attempt of the run this is (1 unless the job retries, SPEC §10):
     # the controller calls the executor once per attempt, in the same run
     # folder; executors append to output.log.

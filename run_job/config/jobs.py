@@ -25,6 +25,7 @@ SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 SLUG_MAX = 200
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (SLUG_MAX - 1))  # SLUG_PATTERN, fullmatch
 _SERVICE_FORBIDDEN = ("timeout", "schedule", "timezone")
+MIN_MEMORY = 16 * 1024 * 1024  # limits.memory: room for run-job's own allocations in the cgroup
 
 
 class ScanResult(Record):
@@ -227,6 +228,8 @@ def _merged(config: Config, data: dict) -> dict:
     if is_service:
         for key in _SERVICE_FORBIDDEN:
             merged.pop(key, None)  # default timeout/schedule never apply to services
+    if data.get("runner", defaults.get("runner")) == "slurm":
+        merged.pop("limits", None)  # default limits are for local runs (Slurm has its own)
     merged.update(data)
     return merged
 
@@ -479,6 +482,10 @@ class _JobBuilder:
                     sizes[key] = parse_size(raw[key])
                 except ValueError as err:
                     self.fail(("limits", key), str(err))
+        if sizes.get("memory") is not None and sizes["memory"] < MIN_MEMORY:
+            self.fail(("limits", "memory"), f"{raw['memory']} is too little: run-job itself sits in"
+                                            " the run's cgroup and what it allocates there counts"
+                                            " too; give at least 16M")
         cpu = self.duration_in(("limits", "cpu_time"), raw.get("cpu_time"), 0.0) or None
         return Limits(memory=sizes.get("memory"), tasks=raw.get("tasks"), cpu_time=cpu,
                       open_files=raw.get("open_files"), file_size=sizes.get("file_size"))

@@ -309,6 +309,27 @@ def _mail_problems(config, name: str) -> list[Problem]:
     return [Problem(name, problem)]
 
 
+def _note_limits(report: _Report) -> None:
+    """A note (not an error: a config repo's CI validates on another machine)
+    for each valid job whose memory/tasks limits this host could not enforce;
+    run-job would refuse to run it here (exit 125)."""
+    limited = [job for _file, job in report.jobs if getattr(job, "limits", None) is not None
+               and (job.limits.memory or job.limits.tasks)]
+    if not limited:
+        return
+    from run_job.run.confine import host_problem
+    from run_job.run.limits import needed_controllers
+
+    found: dict[tuple, str | None] = {}
+    for job in limited:
+        controllers = needed_controllers(job.limits)
+        if controllers not in found:
+            found[controllers] = host_problem(controllers)
+        problem = found[controllers]
+        if problem:
+            report.notes.append(f"{job.path}: note: on this host, {problem}")
+
+
 def config_only_keys() -> frozenset[str]:
     """Keys only a global config has: the config schema's, less the job schema's."""
     from run_job.config.schema import load_schema
@@ -332,6 +353,7 @@ def _check_unnamed(config, path: Path, raw: bytes):
 
 def main(config_path: str | None, targets: list[str], as_json: bool = False) -> int:
     report = collect(config_path, list(targets))
+    _note_limits(report)
     counts = report.counts()
     if as_json:
         document = {

@@ -4,9 +4,10 @@ executor and alerts together, and returns the exit status of SPEC §4.
 Order of a run:
 
 1. ``check_runnable`` refuses services; ``prepare`` (as root: a missing
-   ``run_directory`` recreated safely, the Slurm runner loaded) becomes the
-   child subreaper and then the service user, before any file is touched;
-   the CLI configures logging only after that;
+   ``run_directory`` recreated safely, the Slurm runner loaded, a job's
+   ``limits`` made real by ``confine.prepare``) becomes the child subreaper
+   and then the service user, before any file is touched; the CLI
+   configures logging only after that;
 2. ``run`` takes the job's flock (``lock.py``). Held by someone else: if that
    run's run-job is alive the run is ``skipped`` (exit 75, 0 under
    ``allow_overtime``). If it is gone, its orphaned processes (found by
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
 
 from run_job import clock, logsetup
 from run_job.errors import EXIT_CANNOT_RUN, EXIT_SKIPPED, ProcessControlError, RunRecordError
-from run_job.model import Config, Job
+from run_job.model import Config, Job, Record
 from run_job.run import history, lock, reconcile, records, supervise, transitions
 
 
@@ -65,20 +66,40 @@ def check_runnable(job: Job) -> None:
             f" 'sbatch-service start {job.slug}' (or stop/restart/status)")
 
 
-def prepare(config: Config, job: Job) -> dict[str, str]:
-    """Everything done before the switch to the service user, then the switch;
-    returns HOME/USER/LOGNAME of the service user for the job."""
+class Prepared(Record):
+    """What ``prepare`` hands to ``run``."""
+
+    identity_env: dict  # HOME/USER/LOGNAME of the service user, for the job
+    started: Any  # the run's start (its run id says it)
+    run_id: str
+    confinement: Any = None  # model.Confinement of a job with limits, else None
+
+
+def prepare(config: Config, job: Job) -> Prepared:
+    """Everything done before the switch to the service user, then the switch.
+
+    A job with ``limits`` gets them here, as root (``confine.prepare``: the
+    run's cgroup, its cleaner, the shim); a limit that cannot be enforced
+    raises LimitError (exit 125) before anything is made or started."""
     from run_job import privileges
 
+    started = clock.now()
+    run_id = records.make_run_id(started, os.getpid())
     if os.geteuid() == 0:
         _ensure_run_directory(config)
     if job.runner == "slurm":
         # loaded while the code is certainly readable
         from run_job.slurm import batch  # noqa: F401
+    confinement = None
+    if job.limits is not None:
+        from run_job.run import confine
+
+        confinement = confine.prepare(job, run_id)  # before the subreaper: see confine
     supervise.become_subreaper()  # before the switch: prctl needs ctypes
     identity_env = privileges.become(config.user)
     privileges.check_code_readable(config.user)
-    return identity_env
+    return Prepared(identity_env=identity_env, started=started, run_id=run_id,
+                    confinement=confinement)
 
 
 def _ensure_run_directory(config: Config) -> None:
@@ -104,8 +125,8 @@ def _ensure_run_directory(config: Config) -> None:
         logsetup.info("run_directory %s not created: %s", path, err)
 
 
-def run(config: Config, job: Job, *, identity_env: dict[str, str],
-        slow_start: bool = False, due: Any = None) -> int:
+def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = False,
+        due: Any = None) -> int:
     """One run of ``job`` (after ``prepare``); returns run-job's exit status.
     Raises ProcessControlError for what stops a run before it starts (125).
     ``due``: with ``--if-due``, the start (UTC) this run is for; when a run
@@ -116,11 +137,10 @@ def run(config: Config, job: Job, *, identity_env: dict[str, str],
     commands, command_text = job.commands, job.command_text
     if slow_start and job.slow_start_commands:
         commands, command_text = job.slow_start_commands, job.slow_start_text or command_text
-    started = clock.now()
-    run_id = records.make_run_id(started, os.getpid())
+    run_id = prepared.run_id
     my_start = supervise.proctree.proc_start_time(os.getpid())
-    run = _Run(config, job, commands, command_text, run_id, started, my_start, identity_env,
-               user_name())
+    run = _Run(config, job, commands, command_text, run_id, prepared.started, my_start,
+               prepared.identity_env, user_name(), prepared.confinement)
     if due is not None and _ran_since(config, job, due):
         return 0
     paused = _pause_of(config, job)
@@ -194,8 +214,9 @@ class _Run:
 
     def __init__(self, config: Config, job: Job, commands: tuple, command_text: tuple,
                  run_id: str, started: Any, my_start: int | None,
-                 identity_env: dict[str, str], user: str) -> None:
+                 identity_env: dict[str, str], user: str, confinement: Any = None) -> None:
         self.config, self.job = config, job
+        self.confinement = confinement
         self.commands, self.command_text = commands, command_text
         self.run_id, self.started, self.my_start = run_id, started, my_start
         self.identity_env, self.user = identity_env, user
@@ -309,7 +330,7 @@ class _Run:
             output_path=_path(os.path.join(self.run_dir, "output.log")),
             commands=self.commands, command_text=self.command_text, environment=env,
             working_directory=_path(workdir), update_status=update_status,
-            stop_requested=supervise.stop_requested)
+            stop_requested=supervise.stop_requested, confinement=self.confinement)
         retrying = retries.enabled(job.retry)
         attempts: list[dict[str, Any]] = []
         plan = retries.Plan(None)

@@ -12,6 +12,12 @@ There are no timer threads: one ``poll`` loop waits on the signal wakeup pipe
 (SIGCHLD, SIGTERM, SIGINT, SIGHUP) and, when output is copied, on the output
 pipe, with the deadline as its timeout.
 
+A job with ``limits`` (``ctx.confinement``) runs each command through the
+exec shim (``limitshim.py``: rlimits set, then the command exec'd in the same
+process) and, with ``memory``/``tasks``, inside the run's cgroup, whose
+members every sweep adds to its targets; the cgroup's counters (OOM kills,
+refused forks) end up in the reason. A job without limits pays none of it.
+
 Output: when run-job's stdout is not a terminal and no ``max_output`` is set,
 the job gets the ``output.log`` descriptor itself as stdout and stderr, so
 capture costs nothing. Otherwise a pipe and a copy loop tee the output to the
@@ -194,6 +200,74 @@ def spawn(path: str, argv: tuple[str, ...] | list[str], env: dict[str, str], out
                           setsigmask=(), setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
 
 
+def _start(ctx: RunContext, path: str, argv: tuple[str, ...], out_fd: int) -> tuple[int, int | None]:
+    """Spawn one command, through the limits shim when the run has one:
+    (pid, read end of the shim's error pipe or None)."""
+    conf = ctx.confinement
+    if conf is None or not conf.shim:
+        return spawn(path, argv, ctx.environment, out_fd), None
+    from run_job.run.limits import shim_argv
+
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        os.set_inheritable(err_w, True)  # for the shim alone: run-job has no threads
+        python, shim, settings = conf.shim
+        pid = spawn(python, shim_argv(python, shim, settings, err_w, path, argv),
+                    ctx.environment, out_fd)
+    except BaseException:
+        os.close(err_r)
+        raise
+    finally:
+        os.close(err_w)
+    return pid, err_r
+
+
+def _shim_report(err_r: int | None) -> tuple[str, str, int] | None:
+    """What the shim said before it died (nothing once it exec'd the command)."""
+    if err_r is None:
+        return None
+    from run_job.run.limits import parse_shim_report
+
+    try:
+        os.set_blocking(err_r, False)
+        data = os.read(err_r, 256)
+    except OSError:
+        data = b""
+    finally:
+        os.close(err_r)
+    return parse_shim_report(data) if data else None
+
+
+def _exec_failure(where: str, path: str, number: int) -> ExecResult:
+    """The result of a command that could not be exec'd (by posix_spawn or the shim)."""
+    import errno
+
+    code = 127 if number == errno.ENOENT else 126
+    what = ("not found (or its interpreter is missing)" if code == 127
+            else f"cannot be executed: {os.strerror(number)}")
+    return ExecResult("failed", code, exit_code=code, reason=f"{where}: {path} {what}")
+
+
+def _members(ctx: RunContext):
+    """The cgroup members of a confined run, as a sweep's ``members``, or None."""
+    if ctx.confinement is None or ctx.confinement.procs is None:
+        return None
+    from run_job.run import confine
+
+    return lambda: confine.members(ctx.confinement)
+
+
+def _limit_notes(ctx: RunContext) -> list[str]:
+    """What the run's cgroup counted (OOM kills, refused forks), for the reason."""
+    conf = ctx.confinement
+    if conf is None or conf.procs is None:
+        return []
+    from run_job.run import confine, limits
+
+    return limits.counter_notes(conf.limits, confine.counter(conf.oom_counter),
+                                confine.counter(conf.fork_counter))
+
+
 def signal_name(signum: int) -> str:
     import signal as signal_module
 
@@ -331,7 +405,8 @@ def execute(ctx: RunContext) -> ExecResult:
             result = _run_commands(ctx, pipe_w if pipe_w is not None else log_fd, copier, pgids)
         except BaseException as err:
             # run-job itself failed while the job ran: stop the job, then say why
-            proctree.sweep(ctx.run_id, ctx.job.kill_grace, pgids=pgids, wait=_wait_events)
+            proctree.sweep(ctx.run_id, ctx.job.kill_grace, pgids=pgids, wait=_wait_events,
+                           members=_members(ctx))
             if not isinstance(err, Exception):
                 raise
             result = ExecResult("failed", 125, reason=(
@@ -369,6 +444,8 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
     grace = job.kill_grace
     deadline = None if not job.timeout else time.monotonic() + job.timeout
     env = ctx.environment
+    members = _members(ctx)
+    rlimits = ctx.confinement.limits if ctx.confinement is not None else None
     result: ExecResult | None = None
     for index, argv in enumerate(ctx.commands):
         label = ctx.command_text[index] if index < len(ctx.command_text) else " ".join(argv)
@@ -380,34 +457,48 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
             result = ExecResult("failed", status, exit_code=status, reason=f"{where}: {why}")
             break
         try:
-            pid = spawn(path, argv, env, out_fd)
+            pid, err_r = _start(ctx, path, argv, out_fd)
         except OSError as err:
-            import errno
-
-            code = 127 if err.errno == errno.ENOENT else 126
-            what = ("not found (or its interpreter is missing)" if code == 127
-                    else f"cannot be executed: {err.strerror}")
-            result = ExecResult("failed", code, exit_code=code, reason=f"{where}: {path} {what}")
+            result = _exec_failure(where, path, err.errno or 0)
             break
         pgids.append(pid)
         wait_status = _wait_main(pid, deadline, copier)
+        report = _shim_report(err_r)
         if wait_status is None:  # timeout or stop signal: stop everything now
             signum = stop_requested()
             if signum is not None:
-                proctree.sweep(ctx.run_id, grace, first_signal=signum, pgids=[pid], wait=_wait_events)
+                proctree.sweep(ctx.run_id, grace, first_signal=signum, pgids=[pid], wait=_wait_events,
+                               members=members)
                 result = ExecResult("killed", 128 + signum, signal=signum, reason=(
                     f"{stopped_by(ctx.run_dir, signum)}; {where} and its process"
                     " tree were stopped"))
             else:
-                proctree.sweep(ctx.run_id, grace, pgids=[pid], wait=_wait_events)
+                proctree.sweep(ctx.run_id, grace, pgids=[pid], wait=_wait_events, members=members)
                 result = ExecResult("timed_out", 124, reason=(
                     f"timed out after {_fmt_duration(job.timeout)} in {where};"
                     " the whole process tree was stopped"))
             break
+        if report is not None:  # the shim could not set a limit or exec the command
+            kind, what, number = report
+            if kind == "exec":
+                result = _exec_failure(where, path, number)
+            else:
+                from run_job.run.limits import RLIMIT_NAMES
+
+                name = f"limits.{RLIMIT_NAMES[what]}" if what in RLIMIT_NAMES else "its environment"
+                result = ExecResult("failed", 125, reason=(
+                    f"{where} did not start: run-job could not set {name}"
+                    f" ({os.strerror(number)})"))
+            break
         code = os.waitstatus_to_exitcode(wait_status)
         if code < 0:
+            note = ""
+            if rlimits is not None:
+                from run_job.run.limits import signal_note
+
+                note = signal_note(-code, rlimits)
             result = ExecResult("failed", 128 - code, signal=-code, reason=(
-                f"{where} was killed by {signal_name(-code)}"))
+                f"{where} was killed by {signal_name(-code)}{note}"))
             break
         if code != 0:
             result = ExecResult("failed", code, exit_code=code,
@@ -420,13 +511,16 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
                                 reason=f"run-job received {signal_name(signum)}")
         else:
             result = ExecResult("success", 0, exit_code=0)
-    # Leftovers: anything still below us (or carrying the marker) is swept.
-    if proctree.has_children():
-        count = proctree.sweep(ctx.run_id, grace, pgids=pgids, wait=_wait_events)
+    # Leftovers: anything still below us (or carrying the marker, or in the
+    # run's cgroup) is swept.
+    if proctree.has_children() or (members is not None and members()):
+        count = proctree.sweep(ctx.run_id, grace, pgids=pgids, wait=_wait_events, members=members)
         if count:
             note = (f"{count} leftover process{'es' if count != 1 else ''} stopped"
                     f" after the last command (TERM, {_fmt_duration(grace)} grace, KILL)")
             result = replace(result, reason=f"{result.reason}; {note}" if result.reason else note)
+    for note in _limit_notes(ctx):
+        result = replace(result, reason=f"{result.reason}; {note}" if result.reason else note)
     return result
 
 

@@ -111,7 +111,7 @@ def check_schedule(schedule: str) -> str | None:
     if len(fields) != 5:
         return (f"a schedule has 5 fields (minute hour day-of-month month day-of-week), this one has {len(fields)}; "
                 "for example \"*/5 * * * *\"")
-    for value, (label, low, high, names) in zip(fields, _FIELDS):
+    for value, (label, low, high, names) in zip(fields, _FIELDS, strict=True):
         problem = _check_field(value, label, low, high, names)
         if problem:
             return problem

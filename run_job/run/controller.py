@@ -67,7 +67,7 @@ def prepare(config: Config, job: Job) -> dict[str, str]:
         _ensure_run_directory(config)
     if job.runner == "slurm":
         # loaded while the code is certainly readable
-        from run_job.slurm import batch  # noqa: F401
+        from run_job.slurm import batch  # noqa: F401 - preloaded before the privilege drop
     supervise.become_subreaper()  # before the switch: prctl needs ctypes
     identity_env = privileges.become(config.user)
     privileges.check_code_readable(config.user)

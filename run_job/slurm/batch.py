@@ -181,7 +181,7 @@ class _Watch:
             fields["slurm_started_at"] = status.started_at
         try:
             self.ctx.update_status(**fields)
-        except Exception:  # a record detail; the run goes on
+        except Exception:  # noqa: BLE001 - a record detail; the run goes on
             pass
 
     def result(self, status: JobStatus | None, lost_reason: str = "") -> ExecResult:

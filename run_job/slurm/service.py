@@ -147,11 +147,11 @@ def tail_lines(path: Path, count: int = 5) -> str:
 
 def preload() -> None:
     """Import now what later steps import lazily (before dropping privileges)."""
-    import filelock  # noqa: F401
-    import pwd  # noqa: F401
+    import filelock  # noqa: F401 - preloaded before the privilege drop
+    import pwd  # noqa: F401 - preloaded before the privilege drop
 
-    import run_job.slurm.client  # noqa: F401
-    import run_job.slurm.options  # noqa: F401
+    import run_job.slurm.client  # noqa: F401 - preloaded before the privilege drop
+    import run_job.slurm.options  # noqa: F401 - preloaded before the privilege drop
 
 
 def become_service_user(user: str) -> None:

@@ -397,7 +397,7 @@ def parse_squeue(text: str, fields: Sequence[str] = BATCH_FIELDS) -> list[QueueE
         parts = line.split("|", len(fields) - 1)
         if len(parts) != len(fields) or not parts[0].strip():
             raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
-        values = {field: part.strip() for field, part in zip(fields[:-1], parts)}
+        values = {field: part.strip() for field, part in zip(fields[:-1], parts, strict=False)}  # not the last
         values[fields[-1]] = parts[-1]
         entries.append(QueueEntry(**values))
     return entries

@@ -158,9 +158,9 @@ class _Run:
 
     def locked(self, lock_fd: int) -> int:
         config, job = self.config, self.job
-        slurm = None
+        slurm: Any = None  # the Slurm executor module, or None: the local one
         if job.runner == "slurm":
-            from run_job.slurm import batch as slurm  # type: ignore[no-redef]
+            from run_job.slurm import batch as slurm
 
             reason = slurm.precheck(config, job)  # SlurmUnreachable propagates: exit 125
             if reason:
@@ -357,7 +357,7 @@ def _home(identity_env: dict[str, str]) -> str:
     return default_working_directory(identity_env.get("HOME"))
 
 
-def _path(text: str) -> Any:
+def _path(text: str | os.PathLike[str]) -> Any:
     from pathlib import Path
 
     return Path(text)

@@ -307,7 +307,8 @@ def execute(ctx: RunContext) -> ExecResult:
                 f"run-job failed while supervising the job ({type(err).__name__}: {err});"
                 " the job's processes were stopped"))
         if copier is not None:
-            os.close(pipe_w)
+            if pipe_w is not None:
+                os.close(pipe_w)
             pipe_w = None
             try:
                 copier.pump(drain=True)

@@ -212,11 +212,11 @@ class FlakyClient(SlurmClient):
         self.dead_until = time.monotonic() + self.dead_for
         return job_id
 
-    def run(self, argv, **kw):
+    def _run(self, argv, **kw):  # every Slurm command of the client goes through it
         dead = self.dead_until is not None and time.monotonic() < self.dead_until
         self.env = self.dead if dead else self.live
         try:
-            return super().run(argv, **kw)
+            return super()._run(argv, **kw)
         except SlurmUnreachable:
             self.failures += 1
             raise

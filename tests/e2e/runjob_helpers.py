@@ -1,4 +1,5 @@
-"""Helpers of the run-job end-to-end tests: adversarial sites, /proc markers."""
+"""Helpers of the run-job end-to-end tests: adversarial sites, /proc markers,
+run records (the shared ones, ``wait_for`` and ``Site``, are in ``pctest``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ import json
 import os
 import shlex
 import sys
-import time
 import uuid
 from pathlib import Path
 
 from pctest import Site
+from pctest import wait_for  # noqa: F401 - re-exported for older tests; import it from pctest
 
 # Folder names with spaces, quotes, '%' and ';' (SPEC: names are adversarial).
 HOSTILE = "a site; 'q' \"dq\" %s"
@@ -86,16 +87,6 @@ def marked_pids(mark: str) -> list[int]:
         if mark.encode() in cmdline and state not in (b"Z", b"X"):
             found.append(int(name))
     return found
-
-
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def kill_marked(mark: str) -> None:

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 import pctest
-from runjob_helpers import job_yaml, wait_for
+from pctest import wait_for
+from runjob_helpers import job_yaml
 
 SERVICE_USER = "pc-run-test"
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -52,34 +53,15 @@ def service_user():
         return pwd.getpwnam(SERVICE_USER)
 
 
-class RootSite:
+class RootSite(pctest.Site):
     """A config (root's, 0644) and its folders; ``var`` belongs to the service user."""
 
     def __init__(self, top: Path, user: pwd.struct_passwd, **settings: object) -> None:
-        import yaml
-
+        super().__init__(top, var=top / "var", user=user.pw_name, **settings)
         self.top = top
         self.user = user
-        self.jobs = top / "jobs"
-        self.var = top / "var"
-        self.jobs.mkdir(parents=True)
         self.var.mkdir()
-        for folder in (top, self.jobs):
-            folder.chmod(0o755)
         os.chown(self.var, user.pw_uid, user.pw_gid)
-        self.config = top / "process-control.yaml"
-        base = {"job_directory": str(self.jobs), "output_directory": str(self.var / "log"),
-                "state_directory": str(self.var / "state"), "run_directory": str(self.var / "run"),
-                "output_crontab": "console", "user": user.pw_name}
-        base.update(settings)
-        self.config.write_text(yaml.safe_dump(base))
-        self.config.chmod(0o644)
-
-    def job(self, slug: str, text: str) -> Path:
-        path = self.jobs / f"{slug}.yaml"
-        path.write_text(text)
-        path.chmod(0o644)
-        return path
 
     def run(self, name: str, *args: str, as_user: bool = False, timeout: float = 60,
             env: dict | None = None) -> subprocess.CompletedProcess:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pctest import config_record
 from run_job.slurm import service as svc
 from run_job.slurm import vocabulary as voc
 from run_job.errors import SlurmError
@@ -25,10 +26,7 @@ HOSTILE = "a b'c \"d\" $HOME `id` ; 100% \\ \n second line"
 
 
 def make_config(root: Path) -> Config:
-    return Config(source=None, job_directory=root / "jobs", output_directory=root / "log",
-                  state_directory=root / "state", run_directory=root / "run",
-                  output_crontab="console", user="svc", runner_path="/usr/bin/run-job",
-                  service_runner_path="/usr/bin/sbatch-service")
+    return config_record(root, user="svc")
 
 
 def make_job(**changes) -> Job:

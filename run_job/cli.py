@@ -1,7 +1,7 @@
 """The ``run-job`` command line: argparse front end, one error line, exit status.
 
 ``run-job --job NAME`` is what cron starts every minute, so its common forms
-(``[--config P] -j|--job NAME [-w]``, or a bare ``NAME``) are parsed by hand
+(``[--config P] -j|--job NAME [-w] [--if-due]``, or a bare ``NAME``) are parsed by hand
 without importing argparse; everything else goes through argparse. Library
 code raises ``ProcessControlError``; only ``main`` turns it into one message
 on stderr and its ``exit_status`` (a traceback only with ``--debug``).
@@ -34,6 +34,7 @@ class Options:
         self.status = False
         self.only_running = False
         self.slow_start = False
+        self.if_due = False
         self.config: Any = None
         self.validate: Any = None
         self.history: Any = None
@@ -67,6 +68,8 @@ def fast_parse(argv: list[str]) -> Options | None:
             opts.config = arg[9:]
         elif arg in ("-w", "--slow-start"):
             opts.slow_start = True
+        elif arg == "--if-due":
+            opts.if_due = True
         elif arg == "--debug":
             opts.debug = True
         elif not arg.startswith("-") and arg and opts.job is None:
@@ -96,6 +99,10 @@ def build_parser():
                    help="with --status or --list-jobs (or alone): only running jobs")
     p.add_argument("-w", "--slow-start", action="store_true",
                    help="run the job's slow_start_command instead of its command")
+    p.add_argument("--if-due", action="store_true",
+                   help="with --job: run only if a start of the job (in its timezone) falls in"
+                        " this minute and has not run yet; else exit 0 silently, leaving no"
+                        " record (cron-generate writes it for jobs with a timezone)")
     p.add_argument("--config", metavar="PATH", help="global config file")
     p.add_argument("--validate", nargs="*", metavar="NAME|FILE",
                    help="validate jobs (no argument: the whole job directory and the config)")
@@ -133,6 +140,8 @@ def parse(argv: list[str]) -> Options:
                      " --history NAME, --kill-job NAME, --validate")
     if opts.slow_start and not opts.job:
         parser.error("--slow-start goes with --job NAME")
+    if opts.if_due and not opts.job:
+        parser.error("--if-due goes with --job NAME")
     if opts.json and opts.job:
         parser.error("--json goes with --status, --list-jobs, --history or --validate")
     return opts
@@ -264,6 +273,14 @@ def _run(opts: Options) -> int:
 
     config, job = load_validated(opts.config, opts.job)
     controller.check_runnable(job)
+    due = None
+    if opts.if_due:  # before anything is touched: most calls are not due
+        from run_job.run.due import due_now
+
+        due = due_now(config, job)
+        if due is None:
+            return 0
     identity_env = controller.prepare(config, job)
     _configure_logging(config, opts.debug)
-    return controller.run(config, job, identity_env=identity_env, slow_start=opts.slow_start)
+    return controller.run(config, job, identity_env=identity_env, slow_start=opts.slow_start,
+                          due=due)

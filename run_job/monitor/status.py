@@ -191,12 +191,17 @@ def list_jobs(config: Any, config_path: str | None, only_running: bool = False) 
     return [job_row(*item) for item in load_all(config, config_path)]
 
 
-def _when(text: str | None) -> str:
+def _when(text: str | None, zone_name: str | None = None) -> str:
+    """An instant in the host's zone, or in ``zone_name`` (named after it)."""
     from run_job import clock
 
     ts = clock.parse_iso(text)
     if ts is None:
         return "-"
+    if zone_name:
+        from run_job.config.schedule import zone_of
+
+        return ts.astimezone(zone_of(zone_name)).strftime("%Y-%m-%d %H:%M:%S %Z") + f" ({zone_name})"
     return ts.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
@@ -235,7 +240,7 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         elif row.get("schedule"):
             sched = printable(row["schedule"]) + (" (disabled)" if row.get("disabled") else "")
             if row.get("next_run"):
-                sched += f", next run {_when(row['next_run'])}"
+                sched += f", next run {_when(row['next_run'], row.get('timezone'))}"
         else:
             sched = "not scheduled"
         out.append(f"  schedule: {sched}")

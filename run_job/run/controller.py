@@ -346,7 +346,8 @@ class _Run:
                 number += 1
         finally:
             os.set_inheritable(lock_fd, False)
-        told = retries.summary(attempts, job.retry, result.outcome, plan.why) if retrying else ""
+        told = (retries.summary(attempts, job.retry, result.outcome, plan.why)
+                if retrying and job.retry is not None else "")
         reason = "; ".join(r for r in (*self.notes, result.reason, told) if r)
         final = transitions.finished(
             state["record"], ended_at=clock.now(), outcome=result.outcome,
@@ -386,7 +387,7 @@ class _Run:
             return None
         try:
             size = os.fstat(fd).st_size
-            if number > 1 and attempts:
+            if number > 1 and attempts and self.job.retry is not None:
                 line = retries.marker_line(number, self.job.retry.maximum_retries + 1, begun,
                                            attempts[-1])
                 if size and os.pread(fd, 1, size - 1) != b"\n":

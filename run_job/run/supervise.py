@@ -73,7 +73,7 @@ def stop_requested() -> int | None:
     return None
 
 
-def stopped_by(run_dir: object, signum: int) -> str:
+def stopped_by(run_dir: str | os.PathLike[str], signum: int) -> str:
     """Who stopped the run, in words: ``run-job --kill-job SIGTERM`` when
     ``--kill-job`` left its request in the run folder, else ``run-job
     received SIGTERM``."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
 USAGE_EXIT = 2
-_ACTIONS = ("job", "kill_job", "list_jobs", "status", "history", "validate")
+_ACTIONS = ("job", "kill_job", "list_jobs", "status", "history", "validate", "metrics")
 
 
 class Options:
@@ -38,6 +38,7 @@ class Options:
         self.config: Any = None
         self.validate: Any = None
         self.history: Any = None
+        self.metrics = False
         self.json = False
         self.debug = False
         self.name: Any = None
@@ -107,6 +108,8 @@ def build_parser():
     p.add_argument("--validate", nargs="*", metavar="NAME|FILE",
                    help="validate jobs (no argument: the whole job directory and the config)")
     p.add_argument("--history", metavar="NAME", help="show the run history of NAME")
+    p.add_argument("--metrics", action="store_true",
+                   help="print every job's Prometheus metrics (text exposition format)")
     p.add_argument("--json", action="store_true",
                    help="one JSON document (with --status, --list-jobs, --history, --validate)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and logging problems")
@@ -134,15 +137,16 @@ def parse(argv: list[str]) -> Options:
         opts.status = True
     chosen = [a for a in _ACTIONS if getattr(opts, a) not in (None, False)]
     if len(chosen) > 1:
-        parser.error("choose one of --job, --kill-job, --list-jobs, --status, --history, --validate")
+        parser.error("choose one of --job, --kill-job, --list-jobs, --status, --history, --validate,"
+                     " --metrics")
     if not chosen:
         parser.error("nothing to do: give a job NAME, or one of --list-jobs, --status,"
-                     " --history NAME, --kill-job NAME, --validate")
+                     " --history NAME, --kill-job NAME, --validate, --metrics")
     if opts.slow_start and not opts.job:
         parser.error("--slow-start goes with --job NAME")
     if opts.if_due and not opts.job:
         parser.error("--if-due goes with --job NAME")
-    if opts.json and opts.job:
+    if opts.json and (opts.job or opts.metrics):
         parser.error("--json goes with --status, --list-jobs, --history or --validate")
     return opts
 
@@ -186,6 +190,11 @@ def dispatch(opts: Options) -> int:
         return _history(config, opts)
     if opts.kill_job:
         return _kill(config, opts)
+    if opts.metrics:
+        from run_job.monitor.metrics import render
+
+        sys.stdout.write(render(status_mod.load_states(config, opts.config)))
+        return 0
     if opts.list_jobs:
         rows = status_mod.list_jobs(config, opts.config, only_running=opts.only_running)
         if opts.json:
@@ -250,10 +259,9 @@ def _load_config(path: str | None) -> Any:
 
 def _become_if_root(config: Any) -> None:
     """Root reads and writes state as the service user (so files stay theirs)."""
-    if os.geteuid() == 0 and config.user != "root":
-        from run_job.privileges import become
+    from run_job.privileges import become_if_root
 
-        become(config.user)
+    become_if_root(config.user)
 
 
 def _configure_logging(config: Any, debug: bool) -> None:

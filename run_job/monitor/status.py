@@ -112,22 +112,45 @@ def _local_iso(when: Any, spec: Any) -> str | None:
 # Effects: --status, --list-jobs, --history
 
 
-def load_states(config: Any, config_path: str | None, *, now: Any = None) -> list[JobState]:
+def load_states(config: Any, config_path: str | None, *, now: Any = None,
+                strict: bool = False) -> list[JobState]:
     """Every job's state, each file read once: the job files (through the
-    validation cache), histories (``reconcile.refresh``), pauses and the clock."""
+    validation cache), histories (``reconcile.refresh``), pauses and the clock.
+    ``strict`` (the check): a state folder or history that is there but cannot
+    be read raises ProcessControlError instead of looking like no runs."""
+    now = now or clock.now()
+    if strict:
+        _check_state_directory(config)
+    return [state_of(config, slug, path, job, problems, now=now, strict=strict)
+            for slug, path, job, problems in load_all(config, config_path)]
+
+
+def state_of(config: Any, slug: str, path: str, job: Any, problems: list[str] | tuple = (), *,
+             now: Any, strict: bool = False) -> JobState:
+    """One job's state from its files: the one way every face gets it."""
     from run_job.config.schedule import expand
     from run_job.run import pauses
 
-    now = now or clock.now()
-    states = []
-    for slug, path, job, problems in load_all(config, config_path):
-        entries = reconcile.refresh(config, slug, history.read(config.state_directory, slug))
-        states.append(job_state(
-            slug=slug, file=path, job=job, problems=problems, entries=entries,
-            pause=pauses.read(config.state_directory, slug, now=now), now=now,
-            appeared=_appeared(path),
-            schedule=expand(job.schedule, config.hash_seed, slug) if job and job.schedule else None))
-    return states
+    entries = reconcile.refresh(config, slug,
+                                history.read(config.state_directory, slug, strict=strict))
+    return job_state(
+        slug=slug, file=path, job=job, problems=problems, entries=entries,
+        pause=pauses.read(config.state_directory, slug, now=now), now=now,
+        appeared=_appeared(path),
+        schedule=expand(job.schedule, config.hash_seed, slug) if job and job.schedule else None)
+
+
+def _check_state_directory(config: Any) -> None:
+    """A state folder that is there must be a folder this process can read
+    (missing is fine: nothing ran yet)."""
+    directory = os.fspath(config.state_directory)
+    try:
+        os.listdir(directory)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ProcessControlError(
+            f"cannot read state_directory {directory}: {err.strerror or err}") from err
 
 
 def _appeared(path: str) -> Any:

@@ -25,6 +25,10 @@ Order of a run:
    in a recorded outcome;
 6. final ``status.json`` and history (each written even when the other
    cannot be), end alerts, retention.
+
+With ``metrics.textfile_directory`` set, the job's Prometheus textfile is
+rewritten after the start entry, after the end (and after a skip), from the
+history just written (``monitor/textfile.py``); a failure is logged only.
 """
 
 from __future__ import annotations
@@ -236,6 +240,7 @@ class _Run:
         logsetup.info("%s: run %s started (%s)", job.slug, self.run_id,
                       "; ".join(self.command_text))
         self._warn_setup()
+        _metrics(config, job)
         _alerts_start(config, job, self.record)
         return self.execute(slurm, lock_fd)
 
@@ -448,6 +453,7 @@ class _Run:
                 records.write_status(self.run_dir, final, fsync=False)
             except RunRecordError:
                 pass  # said above
+        _metrics(config, job)
         for problem in records.prune_runs(config.output_directory, job.slug, self.run_id,
                                           config.keep_runs, config.keep_days):
             logsetup.warning("%s: %s", job.slug, problem)
@@ -481,6 +487,7 @@ class _Run:
                                                             only="skipped"))
             except RunRecordError:
                 pass
+        _metrics(config, job)
         return status
 
     def _auto_pause(self, record: dict[str, Any], previous: list[dict[str, Any]]
@@ -540,6 +547,7 @@ class _Run:
         except RunRecordError as err:
             logsetup.error("%s: %s", job.slug, err)
         logsetup.info("%s: skipped: %s", job.slug, reason)
+        _metrics(config, job)
         if logsetup.stderr_is_terminal():
             import sys
 
@@ -600,6 +608,17 @@ def _log_end(job: Job, record: dict[str, Any], status: int) -> None:
     level = logsetup.INFO if record["outcome"] == "success" else logsetup.WARNING
     logsetup.log(level, "%s: run %s %s (exit %s)%s", job.slug, record["run_id"],
                  record["outcome"], status, f": {record['reason']}" if record["reason"] else "")
+
+
+def _metrics(config: Config, job: Job) -> None:
+    """The job's Prometheus textfile, when ``metrics.textfile_directory`` is
+    set (without it nothing of the monitor package is imported); never
+    raises, never fails the run."""
+    if config.metrics_directory is None:
+        return
+    from run_job.monitor.textfile import write_job
+
+    write_job(config, job.slug, job=job)
 
 
 def _alerts_start(config: Config, job: Job, record: dict[str, Any]) -> None:

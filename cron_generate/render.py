@@ -77,7 +77,7 @@ class Template(NamedTuple):
     entry_index: int  # which line is the cron entry
 
 
-def check_line_safe(value: str, what: str) -> str:
+def check_line_safe(value: object, what: str) -> str:
     """Return ``value`` when it holds no CR, LF or NUL; else raise."""
     if not isinstance(value, str):
         raise CrontabError(f"{what} is not a string: {value!r}")

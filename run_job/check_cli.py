@@ -31,7 +31,7 @@ def build_parser():
     from run_job import __version__
     from run_job.console import argument_parser_class
 
-    class _Parser(argument_parser_class()):
+    class _Parser(argument_parser_class()):  # type: ignore[misc]  # a class made at run time
         def error(self, message: str):  # argparse would exit 2: a plugin says UNKNOWN (3)
             raise UsageError(f"{message} (see {PROG} --help)")
 

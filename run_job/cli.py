@@ -27,20 +27,21 @@ class Options:
     """Parsed command line (a plain namespace, argparse's or ours)."""
 
     def __init__(self, **values: Any) -> None:
-        self.job = None
-        self.kill_job = None
+        # Any, as in argparse's namespace: each action reads its own, once given
+        self.job: Any = None
+        self.kill_job: Any = None
         self.list_jobs = False
         self.status = False
         self.only_running = False
         self.slow_start = False
         self.if_due = False
-        self.config = None
-        self.validate = None
-        self.history = None
+        self.config: Any = None
+        self.validate: Any = None
+        self.history: Any = None
         self.metrics = False
         self.json = False
         self.debug = False
-        self.name = None
+        self.name: Any = None
         self.__dict__.update(values)
 
 

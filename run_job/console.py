@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Callable, Iterable
 
+    from run_job.errors import ProcessControlError
+
 from run_job.printable import printable
 
 from run_job.errors import EXIT_INTERRUPTED, EXIT_PIPE
@@ -63,8 +65,8 @@ def _silence(fd: int) -> None:
 
 
 def run_main(prog: str, body: Callable[[], int], *, debug: bool,
-             status_of: Callable[[BaseException], int], internal: int,
-             report: Callable[[BaseException], list[str]] | None = None,
+             status_of: Callable[[ProcessControlError], int], internal: int,
+             report: Callable[[ProcessControlError], list[str]] | None = None,
              say: Callable[[str | None, list[str]], None] | None = None) -> int:
     """The one way a command's ``main`` turns what happened into an exit status.
 

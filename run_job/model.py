@@ -50,7 +50,7 @@ class Record:
         fields = self._fields
         if len(args) > len(fields):
             raise TypeError(f"{type(self).__name__} takes {len(fields)} fields, got {len(args)}")
-        values = dict(zip(fields, args))
+        values = dict(zip(fields, args, strict=False))  # the first fields, by position
         for name, value in kwargs.items():
             if name not in fields:
                 raise TypeError(f"{type(self).__name__} has no field {name!r}")

@@ -314,12 +314,16 @@ class _SMTP(smtplib.SMTP):
     would connect before the caller can reach the socket to cut it.)
     """
 
+    sock: socket.socket  # for the type checker: read only after connect
+
     def connect(self, host: str = "localhost", port: int = 0, source_address=None):
         self._host = host
         return super().connect(host, port, source_address)
 
 
 class _SMTP_SSL(smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib's name
+    sock: socket.socket  # for the type checker: read only after connect
+
     def connect(self, host: str = "localhost", port: int = 0, source_address=None):
         self._host = host
         return super().connect(host, port, source_address)
@@ -348,7 +352,7 @@ def _converse(mail: MailConfig, msg: EmailMessage, sender: str,
     # Loading the CA store costs ~20 ms: only when TLS is asked for.
     context = ssl.create_default_context() if (mail.ssl or mail.starttls) else None
     if mail.ssl:
-        smtp: smtplib.SMTP = _SMTP_SSL(timeout=remaining(), context=context)
+        smtp: _SMTP | _SMTP_SSL = _SMTP_SSL(timeout=remaining(), context=context)
     else:
         smtp = _SMTP(timeout=remaining())
     with attempt.lock:

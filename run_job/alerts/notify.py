@@ -24,6 +24,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost of run-job --job)
     from typing import Any, Iterable, Mapping
 
+    from run_job.model import FailMail
+
 from run_job import logsetup as log
 from run_job.model import Config, Job
 
@@ -180,13 +182,12 @@ def _output_path(record: Mapping[str, Any]) -> Path | None:
     return Path(run_dir) / "output.log" if run_dir else None
 
 
-def _send_mail(config: Config, job: Job, record: Mapping[str, Any], kind: str,
+def _send_mail(config: Config, job: Job, failmail: FailMail, record: Mapping[str, Any], kind: str,
                consecutive: int, paused: Mapping[str, Any] | None = None) -> dict:
-    failmail = job.failmail
     result: dict[str, Any] = {
         "kind": kind,
         "sent": False,
-        "to": list(failmail.to_addresses) if failmail else [],
+        "to": list(failmail.to_addresses),
         "subject": None,
         "error": None,
         "duration_s": 0.0,
@@ -289,8 +290,8 @@ def on_end(config: Config, job: Job, record: dict, previous: list[dict],
             alerts["events"].append("pause")
             alerts["paused"] = True
         kind = mail_kind(record, previous, job, streak, paused is not None)
-        if kind is not None:
-            alerts["mail"] = _send_mail(config, job, record, kind, streak, paused)
+        if kind is not None and job.failmail is not None:  # (mail_kind: None without failmail)
+            alerts["mail"] = _send_mail(config, job, job.failmail, record, kind, streak, paused)
         elif is_failure(outcome, job.allow_overtime) and job.failmail is not None:
             log.info("mail: %s has %d consecutive failure(s), below the threshold of %d;"
                      " no mail", job.slug, streak, job.failure_threshold_for_mail)

@@ -374,7 +374,7 @@ class _JobBuilder:
             fm = d["failmail"]
             to = fm["to_address"]
             to = (to,) if isinstance(to, str) else tuple(to)
-            for index, address in enumerate(to):
+            for address in to:
                 if "@" not in address or any(c in address for c in "\r\n\0 "):
                     self.fail(("failmail", "to_address"), f"'{address}' is not a mail address")
             sender = fm.get("from_address") or f"process-control@{_hostname()}"

@@ -120,7 +120,7 @@ def check_schedule(schedule: str) -> str | None:
     if len(fields) != 5:
         return (f"a schedule has 5 fields (minute hour day-of-month month day-of-week), this one has {len(fields)}; "
                 "for example \"*/5 * * * *\"")
-    for index, (value, (label, low, high, names)) in enumerate(zip(fields, _FIELDS)):
+    for index, (value, (label, low, high, names)) in enumerate(zip(fields, _FIELDS, strict=True)):
         hashed = any(item.startswith("H") for item in value.split(","))
         problem = (_check_hashed(value, index) if hashed
                    else _check_field(value, label, low, high, names))
@@ -151,6 +151,8 @@ def field_values(field: str, index: int) -> frozenset[int]:
     values: set[int] = set()
     for item in field.split(","):
         match = _ITEM.match(item)
+        if match is None:  # (the field passed _check_field)
+            raise ValueError(field)
         base, step = match.group(1), int(match.group(2) or 1)
         if base == "*":
             first, last = low, high
@@ -215,7 +217,7 @@ _HASH_ITEM = re.compile(r"(?:^|[\s,])H(?:$|[\s,(/])")  # an item starting with H
 
 def has_hash(schedule: str | None) -> bool:
     """Does ``schedule`` have a hashed field (pure)? Macros never do."""
-    return bool(schedule) and _HASH_ITEM.search(schedule) is not None \
+    return schedule is not None and _HASH_ITEM.search(schedule) is not None \
         and not schedule.strip(_BLANKS).startswith("@")
 
 
@@ -277,7 +279,7 @@ def format_values(values: list[int]) -> str:
     values = sorted(set(values))
     parts: list[str] = []
     start = prev = values[0]
-    for value in values[1:] + [None]:  # type: ignore[list-item]
+    for value in values[1:] + [None]:
         if value is not None and value == prev + 1:
             prev = value
             continue

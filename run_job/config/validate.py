@@ -18,6 +18,7 @@ from pathlib import Path
 from run_job.config import yamlfile
 from run_job.config.settings import locate_config, read_config
 from run_job.errors import ConfigError, Problem
+from run_job.model import Job
 from run_job.printable import printable
 from run_job.config.jobs import ScanResult, check_job_file, classify, is_slug, job_path, scan_job_directory
 
@@ -30,7 +31,7 @@ class _Report:
         self.jobs_skipped = False  # the job files were not checked: the config is invalid
         self.config_source: Path | None = None
         self.warnings: list[str] = []
-        self.jobs: list[tuple[str, object]] = []  # (file, Job) of every valid job
+        self.jobs: list[tuple[str, Job]] = []  # (file, Job) of every valid job
 
     def add(self, file: str, kind: str, job: str | None, problems: list[Problem]) -> None:
         self.files.append({"file": file, "kind": kind, "job": job, "valid": not problems,

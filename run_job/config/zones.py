@@ -186,8 +186,8 @@ def _host_schedules(schedule: str, job_zone: tzinfo, host_zone: tzinfo, year: in
         # the dates a yearly rule ("first Sunday of November") can fall on:
         # every 7-day span that holds all the dates seen
         low, high = max(1, max(doms) - 6), min(31, min(doms) + 6)
-        months = format_values(sorted({d.month for d in dates}))
-        lines.append(f"{minute_of_day % 60} * {format_values(list(range(low, high + 1)))} {months} *")
+        month_field = format_values(sorted({d.month for d in dates}))
+        lines.append(f"{minute_of_day % 60} * {format_values(list(range(low, high + 1)))} {month_field} *")
     return tuple(lines)
 
 
@@ -212,7 +212,7 @@ def _day_plan(dom_f: str, month_f: str, dow_f: str, job_zone: tzinfo, host_zone:
             if index < len(changes) and changes[index] <= noon + _MARGIN:
                 near.append(day)
             else:
-                delta = noon.astimezone(host_zone).utcoffset() - noon.astimezone(job_zone).utcoffset()
+                delta = _offset(noon, host_zone) - _offset(noon, job_zone)
                 deltas.add(int(delta.total_seconds() // 60))
         day += _DAY
     return frozenset(deltas), tuple(near)
@@ -232,6 +232,11 @@ def _exact_day(day: date, hours: list[int], minutes: list[int], job_zone: tzinfo
                     wild.setdefault(minute_of_day, set()).add(host.date())
 
 
+def _offset(moment: datetime, zone: tzinfo) -> timedelta:
+    """``zone``'s UTC offset at ``moment`` (an aware time always has one)."""
+    return moment.astimezone(zone).utcoffset() or timedelta(0)
+
+
 def _repeated(host: datetime, zone: tzinfo) -> bool:
     """Is ``host``'s wall time one that the host's clock shows twice?"""
     naive = host.replace(tzinfo=None)
@@ -247,8 +252,8 @@ def _group(minutes_of_day: set[int], day_fields: str) -> list[tuple[str, set[int
     for t in minutes_of_day:
         by_hour.setdefault(t // 60, set()).add(t % 60)
     by_minutes: dict[frozenset[int], list[int]] = {}
-    for hour, mins in by_hour.items():
-        by_minutes.setdefault(frozenset(mins), []).append(hour)
+    for hour, minutes in by_hour.items():
+        by_minutes.setdefault(frozenset(minutes), []).append(hour)
     lines = []
     for mins, hrs in sorted(by_minutes.items(), key=lambda item: (sorted(item[1]), sorted(item[0]))):
         minute_f = "*" if len(mins) == 60 else format_values(sorted(mins))

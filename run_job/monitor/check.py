@@ -92,8 +92,8 @@ def decide(states: Sequence[JobState], services: Mapping[str, tuple[str, str]] |
             groups["late"].append(state.job)
             lines.append(_line(state.job, "late", _lateness(state)))
     for slug in sorted(services):
-        state = monitored.get(slug)
-        if state is None or not state.enabled or state.paused is not None:
+        watched = monitored.get(slug)
+        if watched is None or not watched.enabled or watched.paused is not None:
             continue  # not asked for, disabled or paused: never down
         found, detail = services[slug]
         if found == "down":

@@ -293,7 +293,7 @@ def render_list(rows: list[dict[str, Any]]) -> str:
     names = [printable(r["job"]) for r in rows]
     width = max(len(name) for name in names)
     lines = []
-    for name, row in zip(names, rows):
+    for name, row in zip(names, rows, strict=True):
         if not row["valid"]:
             lines.append(f"{name:<{width}}  (invalid: {printable(row['problems'][0]) if row['problems'] else ''})")
         else:

@@ -89,7 +89,7 @@ def prepare(config: Config, job: Job) -> Prepared:
         _ensure_run_directory(config)
     if job.runner == "slurm":
         # loaded while the code is certainly readable
-        from run_job.slurm import batch  # noqa: F401
+        from run_job.slurm import batch  # noqa: F401 - preloaded before the privilege drop
     confinement = None
     if job.limits is not None:
         from run_job.run import confine
@@ -237,9 +237,9 @@ class _Run:
 
     def locked(self, lock_fd: int) -> int:
         config, job = self.config, self.job
-        slurm = None
+        slurm: Any = None  # the Slurm executor module, or None: the local one
         if job.runner == "slurm":
-            from run_job.slurm import batch as slurm  # type: ignore[no-redef]
+            from run_job.slurm import batch as slurm
 
             reason = slurm.precheck(config, job)  # SlurmUnreachable propagates: exit 125
             if reason:
@@ -372,7 +372,8 @@ class _Run:
                 number += 1
         finally:
             os.set_inheritable(lock_fd, False)
-        told = retries.summary(attempts, job.retry, result.outcome, plan.why) if retrying else ""
+        told = (retries.summary(attempts, job.retry, result.outcome, plan.why)
+                if retrying and job.retry is not None else "")
         reason = "; ".join(r for r in (*self.notes, result.reason, told) if r)
         final = transitions.finished(
             state["record"], ended_at=clock.now(), outcome=result.outcome,
@@ -412,7 +413,7 @@ class _Run:
             return None
         try:
             size = os.fstat(fd).st_size
-            if number > 1 and attempts:
+            if number > 1 and attempts and self.job.retry is not None:
                 line = retries.marker_line(number, self.job.retry.maximum_retries + 1, begun,
                                            attempts[-1])
                 if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -618,7 +619,7 @@ def _home(identity_env: dict[str, str]) -> str:
     return default_working_directory(identity_env.get("HOME"))
 
 
-def _path(text: str) -> Any:
+def _path(text: str | os.PathLike[str]) -> Any:
     from pathlib import Path
 
     return Path(text)

@@ -134,7 +134,7 @@ def pause(state_directory: str | os.PathLike, slug: str, *, reason: str,
     from run_job.run.records import to_json
 
     now = now or clock.now()
-    record = {"job": slug, "by": by or who(), "since": clock.iso(now),
+    record: dict[str, Any] = {"job": slug, "by": by or who(), "since": clock.iso(now),
               "until": clock.iso(until) if until is not None else None,
               "reason": one_line(reason), "source": source}
     path = pause_path(state_directory, slug)

@@ -135,7 +135,7 @@ def marked_processes(run_id: str, table: dict[int, tuple[str, int, int]] | None 
 
 def reap() -> list[tuple[int, int]]:
     """Reap every exited child; [(pid, wait status)]."""
-    reaped = []
+    reaped: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)

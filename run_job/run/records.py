@@ -119,7 +119,8 @@ def loads(data: bytes | str) -> Any:
     if not _scanner:
         from _json import make_scanner
 
-        _scanner.append(make_scanner(_ScanContext()))
+        # typeshed wants a JSONDecoder-like context; _ScanContext has what the scanner reads
+        _scanner.append(make_scanner(_ScanContext()))  # type: ignore[arg-type]
     start = len(text) - len(text.lstrip(_WS))
     try:
         value, end = _scanner[0](text, start)
@@ -234,8 +235,9 @@ def runs_to_prune(run_ids: Iterable[str], keep: str, now: datetime, keep_runs: i
             kept += 1
             continue
         too_many = kept >= keep_runs
-        too_old = (keep_days is not None
-                   and (now - run_id_time(run_id)).total_seconds() > keep_days * 86400)
+        started = run_id_time(run_id)
+        too_old = (keep_days is not None and started is not None
+                   and (now - started).total_seconds() > keep_days * 86400)
         if too_many or too_old:
             doomed.append(run_id)
         else:

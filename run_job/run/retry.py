@@ -24,7 +24,7 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from datetime import datetime
-    from typing import Any
+    from typing import Any, TypeGuard
 
 from run_job import clock
 from run_job.model import Retry
@@ -32,7 +32,7 @@ from run_job.model import Retry
 RETRIED_OUTCOMES = frozenset({"failed", "timed_out"})
 
 
-def enabled(retry: Retry | None) -> bool:
+def enabled(retry: Retry | None) -> TypeGuard[Retry]:
     """Does the job retry at all (pure)? Only such runs list their attempts."""
     return retry is not None and retry.maximum_retries > 0
 

@@ -79,7 +79,7 @@ def stop_requested() -> int | None:
     return None
 
 
-def stopped_by(run_dir: object, signum: int) -> str:
+def stopped_by(run_dir: str | os.PathLike[str], signum: int) -> str:
     """Who stopped the run, in words: ``run-job --kill-job SIGTERM`` when
     ``--kill-job`` left its request in the run folder, else ``run-job
     received SIGTERM``."""
@@ -413,7 +413,8 @@ def execute(ctx: RunContext) -> ExecResult:
                 f"run-job failed while supervising the job ({type(err).__name__}: {err});"
                 " the job's processes were stopped"))
         if copier is not None:
-            os.close(pipe_w)
+            if pipe_w is not None:
+                os.close(pipe_w)
             pipe_w = None
             try:
                 copier.pump(drain=True)

@@ -109,8 +109,8 @@ def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult
         output_path=str(ctx.output_path), run_dir=str(run_dir),
         partition=job.slurm.partition or config.slurm.partition,
         time=time_limit(job.slurm.time, job.timeout), options=job.slurm.options)
-    if ctx.stop_requested() is not None:
-        sig = ctx.stop_requested()
+    sig = ctx.stop_requested()
+    if sig is not None:
         return ExecResult(outcome="killed", exit_status=128 + sig, signal=sig,
                           reason=f"run-job received signal {sig} before submitting")
     job_id = client.submit(argv)
@@ -190,12 +190,12 @@ class _Watch:
             return
         self.started = now
         pending = round(now - self.submitted, 3)
-        fields = {"slurm_pending_s": pending}
+        fields: dict[str, object] = {"slurm_pending_s": pending}
         if status is not None and status.started_at:
             fields["slurm_started_at"] = status.started_at
         try:
             self.ctx.update_status(**fields)
-        except Exception:  # a record detail; the run goes on
+        except Exception:  # noqa: BLE001 - a record detail; the run goes on
             pass
 
     def result(self, status: JobStatus | None, lost_reason: str = "") -> ExecResult:
@@ -277,7 +277,7 @@ class _Watch:
                         return self.result(status)
                     if sj.started:
                         self.note_started(now, status)
-                elif now - self.unreachable_since >= unreachable_timeout:
+                elif self.unreachable_since is not None and now - self.unreachable_since >= unreachable_timeout:
                     return ExecResult(
                         outcome="lost", exit_status=125, slurm_job_id=self.job_id,
                         reason=(f"Slurm unreachable for {unreachable_timeout:g} s "

@@ -34,13 +34,13 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from run_job.atomic import write_atomic
 from run_job.clock import iso, now
 from run_job.errors import (EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE,
                             ProcessControlError, SlurmError, SlurmUnreachable)
-from run_job.model import Config, Job
+from run_job.model import Config, Job, Service
 from run_job.security import STATE_LIMIT, open_regular, read_bounded
 from run_job.slurm.vocabulary import (ACTIVE_STATES, SERVICE_FIELDS, SIGNALABLE_STATES, QueueEntry,
                                       build_service_sbatch_argv, build_service_script, entries_of,
@@ -65,6 +65,13 @@ class ServiceError(ProcessControlError):
     """A service verb failed (exit 1)."""
 
     exit_status = EXIT_FAILED
+
+
+def _spec(job: Job) -> Service:
+    """The ``service`` section of a service job (the command refuses other jobs)."""
+    if job.service is None:
+        raise ServiceError(f"{job.slug} is a job, not a service")
+    return job.service
 
 
 # ---------------------------------------------------------------- pure part
@@ -114,7 +121,7 @@ def combine_exit(statuses: Iterable[int]) -> int:
     return EXIT_OK
 
 
-def render_status_table(rows: Sequence[Sequence[str]]) -> str:
+def render_status_table(rows: Sequence[Sequence[str | None]]) -> str:
     """Aligned columns SERVICE JOB STATE NODE SINCE (pure)."""
     header = ("SERVICE", "JOB", "STATE", "NODE", "SINCE")
     table = [header] + [tuple(r) for r in rows]
@@ -168,11 +175,11 @@ def tail_lines(path: Path, count: int = 5) -> str:
 
 def preload() -> None:
     """Import now what later steps import lazily (before dropping privileges)."""
-    import filelock  # noqa: F401
-    import pwd  # noqa: F401
+    import filelock  # noqa: F401 - preloaded before the privilege drop
+    import pwd  # noqa: F401 - preloaded before the privilege drop
 
-    import run_job.slurm.client  # noqa: F401
-    import run_job.slurm.options  # noqa: F401
+    import run_job.slurm.client  # noqa: F401 - preloaded before the privilege drop
+    import run_job.slurm.options  # noqa: F401 - preloaded before the privilege drop
 
 
 def become_service_user(user: str) -> None:
@@ -289,11 +296,11 @@ class ServiceManager:
 
     def run_stage(self, job: Job, stage: str, job_id: str | None = None) -> str:
         """Call the stages executable with ``stage``; its stdout (init: passed through)."""
-        path = job.service.stages
-        if not os.access(path, os.X_OK) or not os.path.isfile(path):
+        path = _spec(job).stages
+        if path is None or not os.access(path, os.X_OK) or not os.path.isfile(path):
             raise ServiceError(f"{job.path}: service.stages: {path} is not an executable file")
         argv = [str(path), stage]
-        kwargs = dict(env=self._local_env(job, stage, job_id), cwd=self._workdir(job),
+        kwargs: dict[str, Any] = dict(env=self._local_env(job, stage, job_id), cwd=self._workdir(job),
                       stdin=subprocess.DEVNULL)
         try:
             if stage == "init":
@@ -315,7 +322,7 @@ class ServiceManager:
         return out
 
     def run_init_commands(self, job: Job) -> None:
-        for index, argv in enumerate(job.service.init_command, 1):
+        for index, argv in enumerate(_spec(job).init_command, 1):
             try:
                 proc = subprocess.run(list(argv), env=self._local_env(job, "init"),
                                       cwd=self._workdir(job), stdin=subprocess.DEVNULL)
@@ -338,11 +345,11 @@ class ServiceManager:
                 self.say(f"{slug}: already present, Slurm job {entry.job_id} {entry.describe()}{extra}")
             return entry
         options = list(job.slurm.options)
-        if job.service.stages:
+        if _spec(job).stages:
             out = self.run_stage(job, "start")
             stage_options, problems = parse_stage_start(out)
             if problems:
-                raise ServiceError(f"{slug}: stage start of {job.service.stages}: "
+                raise ServiceError(f"{slug}: stage start of {_spec(job).stages}: "
                                    + "; ".join(problems) + "; nothing submitted")
             options += stage_options
         log = log_path(self.config, slug)
@@ -414,8 +421,8 @@ class ServiceManager:
         if not found:
             self.say(f"{slug}: not running")
             return False
-        sig = job.service.stop_signal
-        if job.service.stages:
+        sig = _spec(job).stop_signal
+        if _spec(job).stages:
             try:
                 named = parse_stage_signal(self.run_stage(job, "stop", found[0].job_id))
                 if named is not None:
@@ -484,12 +491,12 @@ class ServiceManager:
         if entry.state not in SIGNALABLE_STATES:
             raise ServiceError(f"{slug}: Slurm job {entry.job_id} is {entry.describe()}: "
                                "its main process has not started, nothing to reload")
-        sig = job.service.reload_signal
-        if job.service.stages:
+        sig = _spec(job).reload_signal
+        if _spec(job).stages:
             try:
                 named = parse_stage_signal(self.run_stage(job, "reload", entry.job_id))
             except ValueError as err:
-                raise ServiceError(f"{slug}: stage reload of {job.service.stages}: {err}; "
+                raise ServiceError(f"{slug}: stage reload of {_spec(job).stages}: {err}; "
                                    "nothing sent") from err
             if named is not None:
                 sig = named
@@ -500,7 +507,7 @@ class ServiceManager:
 
     def init(self, job: Job) -> None:
         self.stop(job)
-        if job.service.stages:
+        if _spec(job).stages:
             self.run_stage(job, "init")
         self.run_init_commands(job)
         self.write_state(job.slug, last_action="init", initialized_at=iso(now()))
@@ -533,8 +540,8 @@ class ServiceManager:
         return sorted(p.stem for p in folder.glob("*.json") if p.stem not in known)
 
     def status_rows(self, jobs: Sequence[Job], entries: Sequence[QueueEntry]
-                    ) -> tuple[list[tuple[str, ...]], int]:
-        rows = []
+                    ) -> tuple[list[tuple[str | None, ...]], int]:
+        rows: list[tuple[str | None, ...]] = []
         status = EXIT_OK
         for job in jobs:
             found = entries_of(entries, job.slug, self.user)
@@ -581,7 +588,7 @@ def service_states(config: Config, jobs: Iterable[Job], client=None) -> dict[str
     states = {}
     for job in services:
         found = entries_of(entries, job.slug, config.user)
-        states[job.slug] = found[0].state if found else NOT_RUNNING
+        states[job.slug] = str(found[0].state) if found else NOT_RUNNING  # (an active state)
     return states
 
 

@@ -1,5 +1,6 @@
 """Helpers of the run-job end-to-end tests: adversarial sites, /proc markers,
-a root site with a real service user."""
+run records, a root site with a real service user (the shared ones,
+``wait_for`` and ``Site``, are in ``pctest``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +19,7 @@ import pytest
 
 import pctest
 from pctest import Site
+from pctest import wait_for  # noqa: F401 - re-exported for older tests; import it from pctest
 
 SERVICE_USER = "pc-run-test"  # a real second user, made by the root tests when missing
 
@@ -98,16 +99,6 @@ def marked_pids(mark: str) -> list[int]:
     return found
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
-
-
 def kill_marked(mark: str) -> None:
     for pid in marked_pids(mark):
         try:
@@ -147,34 +138,15 @@ def ensure_service_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SERVICE_USER)
 
 
-class RootSite:
+class RootSite(pctest.Site):
     """A config (root's, 0644) and its folders; ``var`` belongs to the service user."""
 
     def __init__(self, top: Path, user: pwd.struct_passwd, **settings: object) -> None:
-        import yaml
-
+        super().__init__(top, var=top / "var", user=user.pw_name, **settings)
         self.top = top
         self.user = user
-        self.jobs = top / "jobs"
-        self.var = top / "var"
-        self.jobs.mkdir(parents=True)
         self.var.mkdir()
-        for folder in (top, self.jobs):
-            folder.chmod(0o755)
         os.chown(self.var, user.pw_uid, user.pw_gid)
-        self.config = top / "process-control.yaml"
-        base = {"job_directory": str(self.jobs), "output_directory": str(self.var / "log"),
-                "state_directory": str(self.var / "state"), "run_directory": str(self.var / "run"),
-                "output_crontab": "console", "user": user.pw_name}
-        base.update(settings)
-        self.config.write_text(yaml.safe_dump(base))
-        self.config.chmod(0o644)
-
-    def job(self, slug: str, text: str) -> Path:
-        path = self.jobs / f"{slug}.yaml"
-        path.write_text(text)
-        path.chmod(0o644)
-        return path
 
     def run(self, name: str, *args: str, as_user: bool = False, timeout: float = 60,
             env: dict | None = None) -> subprocess.CompletedProcess:

@@ -11,7 +11,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -42,9 +41,7 @@ def test_a_run_writes_its_file_at_start_and_end(site):
     target = prom(site) / "process_control_sleepy.prom"
     proc = subprocess.Popen(pctest.command("run-job") + ["--config", str(site.config), "sleepy"],
                             env=pctest.command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while not target.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    pctest.wait_for(target.exists, timeout=10)
     during = samples(target.read_text())
     assert during['process_control_job_running{job="sleepy"}'] == "1"
     assert 'process_control_job_last_end_timestamp_seconds{job="sleepy"}' not in during

@@ -8,7 +8,8 @@ import sys
 import time
 
 
-from runjob_helpers import history, job_yaml, new_site, q, run_dirs, wait_for
+from pctest import wait_for
+from runjob_helpers import history, job_yaml, new_site, q, run_dirs
 from test_policy_retry import smtp  # noqa: F401 - the fixture
 
 from run_job.run import pauses

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import email
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pctest import command, command_env
-from runjob_helpers import history, job_yaml, latest_status, new_site, q, run_dirs, wait_for
+from pctest import command, command_env, free_port, wait_for
+from runjob_helpers import history, job_yaml, latest_status, new_site, q, run_dirs
 
 PY = sys.executable
 # Fails (exit 3) until it has been called N times; prints which call it is.
@@ -58,9 +57,7 @@ def smtp_server():
                                                           policy=policy.default))
             return "250 OK"
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     handler = Recorder()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()

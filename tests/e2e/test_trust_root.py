@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,7 +27,8 @@ from pathlib import Path
 import pytest
 
 import pctest
-from runjob_helpers import RootSite, ensure_service_user, job_yaml, wait_for
+from pctest import wait_for
+from runjob_helpers import RootSite, ensure_service_user, job_yaml
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -47,8 +49,12 @@ def top():
     folder = Path(tempfile.mkdtemp(prefix="pc-trust-root-"))
     folder.chmod(0o755)
     yield folder
-    subprocess.run(["umount", "-l", str(folder / "var" / "log")], capture_output=True)
-    subprocess.run(["umount", "-l", str(folder / "var" / "state")], capture_output=True)
+    # every tmpfs a test mounted in a site under it (_tmpfs), deepest first
+    with open("/proc/self/mounts") as mounts:
+        points = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[1])
+                  for line in mounts]
+    for point in sorted((p for p in points if p.startswith(f"{folder}/")), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -188,13 +188,9 @@ def test_icinga_sees_a_cancelled_service_as_down_and_a_dead_slurm_as_unknown(
             # the service's Slurm job goes away behind sbatch-service's back
             subprocess.run(["scancel", "-n", f"{slug}-service"], env=slurm_env, check=True,
                            timeout=30)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                queue = subprocess.run(["squeue", "-h", "-n", f"{slug}-service"], env=slurm_env,
-                                       capture_output=True, text=True, timeout=30).stdout
-                if not queue.strip():
-                    break
-                time.sleep(0.2)
+            pctest.wait_for(lambda: not subprocess.run(
+                ["squeue", "-h", "-n", f"{slug}-service"], env=slurm_env, capture_output=True,
+                text=True, timeout=30).stdout.strip(), timeout=60, step=0.2)
             down = icinga.result("services", after=time.time())
             assert down["exit_status"] == 2, down
             assert summary(down) == f"SERVICES DOWN: {slug}"

@@ -72,9 +72,7 @@ def test_node_exporter_reads_every_jobs_file(site, tmp_path):
                             stderr=subprocess.DEVNULL)
     try:
         target = folder / "process_control_slow.prom"
-        deadline = time.monotonic() + 10
-        while not target.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        pctest.wait_for(target.exists, timeout=10)
         exporter = NodeExporter(folder, tmp_path / "node_exporter.log")
         try:
             seen = values(exporter.scrape())

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 
-from pctest import session_env
-from test_cron_daemon import REPO, cron_file, cron_running, runner_wrapper  # noqa: F401 - fixture
+from pctest import REPO, config_settings, session_env, wait_for
+from test_cron_daemon import cron_file, cron_running, runner_wrapper  # noqa: F401 - fixture
 
 pytestmark = [
     pytest.mark.cron,
@@ -50,18 +51,11 @@ def test_real_cron_runs_a_kolkata_job_at_its_kolkata_time(tmp_path, cron_file):
         f"schedule: '{local.minute} {local.hour} * * *'\n"
         "timezone: Asia/Kolkata\n", encoding="utf-8")
     cfg = root / "process-control.yaml"
-    cfg.write_text(
-        f"job_directory: {jobs}\n"
-        f"output_directory: {root / 'log'}\n"
-        f"state_directory: {root / 'state'}\n"
-        f"run_directory: {root / 'run'}\n"
-        f"output_crontab: {cron_file}\n"
-        "user: root\n"
-        f"runner_path: {runner}\n"
-        "cron_environment:\n"
-        "  MAILTO: ''\n"
-        f"  PROCESS_CONTROL_CONFIG: {cfg}\n"
-        f"  XDG_CACHE_HOME: {session_env()['XDG_CACHE_HOME']}\n", encoding="utf-8")
+    environment = {"MAILTO": "", "PROCESS_CONTROL_CONFIG": str(cfg),
+                   "XDG_CACHE_HOME": session_env()["XDG_CACHE_HOME"]}
+    settings = config_settings(root, output_crontab=str(cron_file), user="root", runner_path=str(runner),
+                               cron_environment=environment)
+    cfg.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     res = subprocess.run([sys.executable, "-m", "cron_generate", "--config", str(cfg)],
                          capture_output=True, text=True, env=env, timeout=120)
@@ -72,15 +66,13 @@ def test_real_cron_runs_a_kolkata_job_at_its_kolkata_time(tmp_path, cron_file):
                        " --job kolkata --if-due"]
 
     history = root / "state" / "kolkata.history.json"
+    def finished() -> bool:
+        return history.exists() and any(e.get("outcome") != "running"
+                                        for e in json.loads(history.read_text()))
+
     with cron_running():
-        deadline = time.monotonic() + (target - datetime.now(timezone.utc)).total_seconds() + 75
-        while time.monotonic() < deadline:
-            if history.exists():
-                done = [e for e in json.loads(history.read_text()) if e.get("outcome") != "running"]
-                if done:
-                    break
-            time.sleep(0.5)
-        else:
+        wait = (target - datetime.now(timezone.utc)).total_seconds() + 75
+        if not wait_for(finished, timeout=wait, step=0.5):
             pytest.fail(f"cron did not run the job by {target + timedelta(seconds=75)}"
                         f" (entry {entries[0]!r})")
         time.sleep(2)  # a second firing would show by now

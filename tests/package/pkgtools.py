@@ -90,16 +90,6 @@ def remove_traces(slug: str) -> None:
                     path.unlink(missing_ok=True)
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.5) -> object:
-    """Poll ``predicate`` until it returns something true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step)
-
-
 def sweep_leftovers(max_age: float = 600) -> None:
     """Remove what a killed earlier session left: pkgtest-* job files older
     than ``max_age`` seconds (no test here runs that long) and their traces."""

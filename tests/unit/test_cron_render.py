@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pctest import config_record
 from cron_generate.render import (
     CrontabError,
     check_output_name,
@@ -28,19 +29,15 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cron"
 
 
 def make_config(**kw) -> Config:
+    """A config at the packaged paths (the golden files name them)."""
     base = dict(
-        source=None,
-        job_directory=Path("/srv/process-control/jobs"),
         output_directory=Path("/var/log/process-control"),
         state_directory=Path("/var/cache/process-control"),
         run_directory=Path("/run/process-control"),
-        output_crontab="console",
         user="process-control",
-        runner_path="/usr/bin/run-job",
-        service_runner_path="/usr/bin/sbatch-service",
     )
     base.update(kw)
-    return Config(**base)
+    return config_record(Path("/srv/process-control"), **base)
 
 
 def make_job(slug: str, schedule: str | None = "*/5 * * * *", **kw) -> Job:

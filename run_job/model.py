@@ -290,6 +290,10 @@ class RunContext(Record):
     update_status: Callable[..., None]
     # The signal number run-job received (TERM, INT, HUP), or None.
     stop_requested: Callable[[], int | None]
+    # The run's events from inside (``run/jobevents.EventWatch``), or None
+    # when the job declares none: executors call ``poll``/``check`` while
+    # they wait and spare its hook runners when they sweep.
+    events: object | None = None
 
 
 class ExecResult(Record):

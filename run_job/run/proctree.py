@@ -153,7 +153,8 @@ def has_children() -> bool:
     return True
 
 
-def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool) -> set[int]:
+def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool,
+             spare: Iterable[int] = ()) -> set[int]:
     table = process_table()
     found: set[int] = set()
     if own_tree:
@@ -165,6 +166,9 @@ def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool) -> set[in
     if run_id:
         found |= marked_processes(run_id, table)
     found.discard(os.getpid())
+    for pid in spare:  # run-job's own helpers (event hooks) and what they started
+        if pid in table:
+            found -= {pid} | descendants(pid, table)
     return found
 
 
@@ -179,16 +183,17 @@ def _send(pids: Iterable[int], signum: int) -> None:
 def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTERM,
           pgids: Iterable[int] = (), own_tree: bool = True,
           on_reap: Callable[[int, int], None] | None = None,
-          wait: Callable[[float], object] = time.sleep) -> int:
+          wait: Callable[[float], object] = time.sleep, spare: Iterable[int] = ()) -> int:
     """Stop a run's processes: ``first_signal``, up to ``grace`` seconds, SIGKILL.
 
     Targets: run-job's descendants (``own_tree``), members of ``pgids`` and
-    processes with the run's marker. ``wait(seconds)`` sleeps between two
+    processes with the run's marker; never the processes of ``spare`` nor
+    their descendants (run-job's hook runners, not the job's). ``wait(seconds)`` sleeps between two
     looks (the supervisor passes its signal-aware wait, which SIGCHLD ends
     early). Returns how many processes were found.
     """
-    pgids = tuple(pgids)
-    targets = _targets(run_id, pgids, own_tree)
+    pgids, spare = tuple(pgids), tuple(spare)
+    targets = _targets(run_id, pgids, own_tree, spare)
     if not targets:
         return 0
     seen = set(targets)
@@ -203,7 +208,7 @@ def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTER
         for pid, status in reap():
             if on_reap:
                 on_reap(pid, status)
-        targets = _targets(run_id, pgids, own_tree)
+        targets = _targets(run_id, pgids, own_tree, spare)
         seen |= targets
         if not targets:
             return len(seen)
@@ -218,7 +223,7 @@ def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTER
         for pid, status in reap():
             if on_reap:
                 on_reap(pid, status)
-        targets = _targets(run_id, pgids, own_tree)
+        targets = _targets(run_id, pgids, own_tree, spare)
         seen |= targets
         if not targets:
             break

@@ -341,21 +341,23 @@ def _wait_supervisor(ending: Ending, left: float | None) -> bool:
 def _next_run(config: Any, slug: str, deadline: float | None) -> str | None:
     """The run that starts after this call (``latest`` changes), or None at
     the deadline. inotify on the job's output folder (or on the output
-    directory until the job's folder exists), and a look every NEXT_CHECK s."""
+    directory until the job's folder exists), and a look every NEXT_CHECK s
+    (every second while neither exists)."""
     base = latest_run(config, slug)
     job_dir = records.job_output_dir(config.output_directory, slug)
     watch = inotify.Watch.open()
-    watching_job_dir = False
+    watching_job_dir = watching = False
     try:
         while True:
             if watch is not None and not watching_job_dir:
                 watching_job_dir = watch.add(job_dir, inotify.IN_CREATE | inotify.IN_MOVED_TO)
-                if not watching_job_dir:
-                    watch.add(config.output_directory, inotify.IN_CREATE | inotify.IN_MOVED_TO)
+                watching = watching_job_dir or watch.add(
+                    config.output_directory, inotify.IN_CREATE | inotify.IN_MOVED_TO)
             current = latest_run(config, slug)
             if current is not None and current != base:
                 return current
-            period = NEXT_CHECK if watch is not None else STATUS_CHECK
+            # nothing to watch yet (no output directory): look every second
+            period = NEXT_CHECK if watching else STATUS_CHECK
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:

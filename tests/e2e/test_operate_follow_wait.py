@@ -170,7 +170,9 @@ def test_wait_timeout_is_75_and_the_run_is_unaffected(site):
 def test_wait_next_waits_for_the_next_run(site):
     gated(site, "nx", exit_code=5)
     waiters = [start(site, "--wait", "nx", "--next") for _ in range(3)]
-    time.sleep(1.0)
+    for waiter in waiters:  # "next" counts from when each took its baseline
+        while "anon_inode:inotify" not in open_files(waiter.pid):
+            time.sleep(0.02)
     assert all(w.poll() is None for w in waiters)  # no run yet: they wait
     run = start_as_cron(site, "nx")
     status = wait_running(site, "nx")
@@ -211,7 +213,11 @@ def test_followers_and_waiters_never_take_the_job_lock(site):
     next_waiters = [start(site, "--wait", "busy", "--next") for _ in range(20)]
     previous = None
     for round_ in range(2):
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        for proc in next_waiters:  # each has taken its baseline (then opened inotify)
+            while "anon_inode:inotify" not in open_files(proc.pid):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.02)
         run = start_as_cron(site, "busy")
         status = wait_running(site, "busy", previous=previous)
         attached = [start(site, "--follow", "busy") for _ in range(10)]

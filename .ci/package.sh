@@ -101,7 +101,7 @@ say "tests against the installed package"
 # only run_job it can import is the installed one.
 tests="$work/tests-installed"
 mkdir -p "$tests"
-for f in tests setup.cfg pyproject.toml examples schemas README.md; do
+for f in tests setup.cfg pyproject.toml examples schemas README.md docs contrib; do
     if [[ -e $repo/$f ]]; then cp -r "$repo/$f" "$tests/"; fi
 done
 rm -rf "$tests/schemas/__init__.py"

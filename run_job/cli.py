@@ -1,7 +1,7 @@
 """The ``run-job`` command line: argparse front end, one error line, exit status.
 
 ``run-job --job NAME`` is what cron starts every minute, so its common forms
-(``[--config P] -j|--job NAME [-w]``, or a bare ``NAME``) are parsed by hand
+(``[--config P] -j|--job NAME [-w] [--if-due]``, or a bare ``NAME``) are parsed by hand
 without importing argparse; everything else goes through argparse. Library
 code raises ``ProcessControlError``; only ``main`` turns it into one message
 on stderr and its ``exit_status`` (a traceback only with ``--debug``).
@@ -20,10 +20,10 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
 USAGE_EXIT = 2
-_ACTIONS = ("job", "kill_job", "list_jobs", "status", "history", "validate", "pause", "resume",
-            "follow", "wait", "trigger")
+_ACTIONS = ("job", "kill_job", "list_jobs", "status", "history", "validate", "metrics", "pause",
+            "resume", "follow", "wait", "trigger")
 _FLAGS = {"kill_job": "--kill-job", "pause": "--pause", "resume": "--resume",
-          "follow": "--follow", "wait": "--wait", "trigger": "--trigger"}
+          "follow": "--follow", "wait": "--wait", "trigger": "--trigger", "metrics": "--metrics"}
 
 
 class Options:
@@ -36,9 +36,11 @@ class Options:
         self.status = False
         self.only_running = False
         self.slow_start = False
+        self.if_due = False
         self.config = None
         self.validate = None
         self.history = None
+        self.metrics = False
         self.json = False
         self.debug = False
         self.name = None
@@ -82,6 +84,8 @@ def fast_parse(argv: list[str]) -> Options | None:
             opts.config = arg[9:]
         elif arg in ("-w", "--slow-start"):
             opts.slow_start = True
+        elif arg == "--if-due":
+            opts.if_due = True
         elif arg == "--force":
             opts.force = True
         elif arg == "--debug":
@@ -145,10 +149,16 @@ def build_parser():
                    help="with --status or --list-jobs (or alone): only running jobs")
     p.add_argument("-w", "--slow-start", action="store_true",
                    help="run the job's slow_start_command instead of its command")
+    p.add_argument("--if-due", action="store_true",
+                   help="with --job: run only if a start of the job (in its timezone) falls in"
+                        " this minute and has not run yet; else exit 0 silently, leaving no"
+                        " record (cron-generate writes it for jobs with a timezone)")
     p.add_argument("--config", metavar="PATH", help="global config file")
     p.add_argument("--validate", nargs="*", metavar="NAME|FILE",
                    help="validate jobs (no argument: the whole job directory and the config)")
     p.add_argument("--history", metavar="NAME", help="show the run history of NAME")
+    p.add_argument("--metrics", action="store_true",
+                   help="print every job's Prometheus metrics (text exposition format)")
     p.add_argument("--json", action="store_true",
                    help="one JSON document (with --status, --list-jobs, --history, --validate;"
                         " with --wait: the run's final status.json record)")
@@ -180,11 +190,11 @@ def parse(argv: list[str]) -> Options:
     chosen = [a for a in _ACTIONS if getattr(opts, a) not in (None, False)]
     if len(chosen) > 1:
         parser.error("choose one of --job, --kill-job, --list-jobs, --status, --history,"
-                     " --validate, --pause, --resume, --follow, --wait, --trigger")
+                     " --validate, --metrics, --pause, --resume, --follow, --wait, --trigger")
     if not chosen:
         parser.error("nothing to do: give a job NAME, or one of --list-jobs, --status,"
-                     " --history NAME, --kill-job NAME, --validate, --pause NAME, --resume NAME,"
-                     " --follow NAME, --wait NAME, --trigger EVENT")
+                     " --history NAME, --kill-job NAME, --validate, --metrics, --pause NAME,"
+                     " --resume NAME, --follow NAME, --wait NAME, --trigger EVENT")
     action = chosen[0]
     for flag, value in (("--kill-job", opts.kill_job), ("--pause", opts.pause),
                         ("--resume", opts.resume)):
@@ -192,6 +202,7 @@ def parse(argv: list[str]) -> Options:
             parser.error(f"{flag} needs a job NAME or --tag TAG")
     _only(parser, opts.tag, "--tag", action, ("status", "list_jobs", "kill_job", "pause", "resume"))
     _only(parser, opts.slow_start, "--slow-start", action, ("job",))
+    _only(parser, opts.if_due, "--if-due", action, ("job",))
     _only(parser, opts.force, "--force", action, ("job",))
     _only(parser, opts.reason is not None, "--reason", action, ("pause",))
     _only(parser, opts.until is not None, "--until", action, ("pause",))
@@ -209,7 +220,7 @@ def parse(argv: list[str]) -> Options:
 def _only(parser: Any, given: Any, flag: str, action: str, allowed: tuple[str, ...]) -> None:
     """Refuse ``flag`` with an action it does not go with (a usage error)."""
     if given and action not in allowed:
-        names = {"job": "--job", "status": "--status", "list_jobs": "--list-jobs",
+        names = {"job": "--job NAME", "status": "--status", "list_jobs": "--list-jobs",
                  "history": "--history", "validate": "--validate", **_FLAGS}
         parser.error(f"{flag} goes with " + ", ".join(names[a] for a in allowed))
 
@@ -255,6 +266,11 @@ def dispatch(opts: Options) -> int:
         return _history(config, opts)
     if opts.kill_job is not None:
         return _kill(config, opts)
+    if opts.metrics:
+        from run_job.monitor.metrics import render
+
+        sys.stdout.write(render(status_mod.load_states(config, opts.config)))
+        return 0
     if opts.pause is not None or opts.resume is not None:
         from run_job import operate
 
@@ -400,10 +416,9 @@ def _load_config(path: str | None) -> Any:
 
 def _become_if_root(config: Any) -> None:
     """Root reads and writes state as the service user (so files stay theirs)."""
-    if os.geteuid() == 0 and config.user != "root":
-        from run_job.privileges import become
+    from run_job.privileges import become_if_root
 
-        become(config.user)
+    become_if_root(config.user)
 
 
 def _configure_logging(config: Any, debug: bool) -> None:
@@ -423,7 +438,14 @@ def _run(opts: Options) -> int:
 
     config, job = load_validated(opts.config, opts.job)
     controller.check_runnable(job)
+    due = None
+    if opts.if_due:  # before anything is touched: most calls are not due
+        from run_job.run.due import due_now
+
+        due = due_now(config, job)
+        if due is None:
+            return 0
     identity_env = controller.prepare(config, job)
     _configure_logging(config, opts.debug)
     return controller.run(config, job, identity_env=identity_env, slow_start=opts.slow_start,
-                          force=opts.force)
+                          due=due, force=opts.force)

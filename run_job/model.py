@@ -290,6 +290,10 @@ class RunContext(Record):
     update_status: Callable[..., None]
     # The signal number run-job received (TERM, INT, HUP), or None.
     stop_requested: Callable[[], int | None]
+    # Which attempt of the run this is (1 unless the job retries, SPEC §10):
+    # the controller calls the executor once per attempt, in the same run
+    # folder; executors append to output.log.
+    attempt: int = 1
     # The run's events from inside (``run/jobevents.EventWatch``), or None
     # when the job declares none: executors call ``poll``/``check`` while
     # they wait and spare its hook runners when they sweep.

@@ -19,7 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
-from run_job import clock, logsetup
+from run_job import clock
 from run_job.errors import UsageError
 from run_job.printable import printable
 
@@ -50,7 +50,8 @@ def parse_until(text: str, now: datetime) -> datetime:
     return when
 
 
-def pause(config: Any, slug: str, *, reason: str, until: datetime | None, by: str) -> dict:
+def pause(config: Any, slug: str, *, reason: str, until: datetime | None, by: str,
+          config_path: str | None = None) -> dict:
     """Pause ``slug`` (replacing an earlier pause); the pause record."""
     from run_job.alerts import notify
     from run_job.run import pauses
@@ -58,11 +59,11 @@ def pause(config: Any, slug: str, *, reason: str, until: datetime | None, by: st
     record = pauses.pause(config.state_directory, slug, reason=reason, until=until,
                           source="manual", by=by)
     notify.on_pause_change(config, slug, "pause", record, by)
-    refresh_metrics(config, slug)
+    refresh_metrics(config, slug, config_path)
     return record
 
 
-def resume(config: Any, slug: str, *, by: str) -> dict | None:
+def resume(config: Any, slug: str, *, by: str, config_path: str | None = None) -> dict | None:
     """End the pause of ``slug``; the pause that ended, or None if there was none."""
     from run_job.alerts import notify
     from run_job.run import pauses
@@ -70,27 +71,19 @@ def resume(config: Any, slug: str, *, by: str) -> dict | None:
     record = pauses.resume(config.state_directory, slug, by=by)
     if record is not None:
         notify.on_pause_change(config, slug, "resume", record, by)
-        refresh_metrics(config, slug)
+        refresh_metrics(config, slug, config_path)
     return record
 
 
-def refresh_metrics(config: Any, slug: str) -> None:
-    """Rewrite the job's Prometheus textfile (SPEC §11) when the config asks
-    for one. Never raises: the pause is recorded whatever the metrics do."""
-    if getattr(config, "metrics_directory", None) is None:
-        return
-    try:
-        # CALL SITE for run_job/monitor/textfile.py (the metrics branch): it
-        # writes <textfile_directory>/process_control_<slug>.prom.
-        from run_job.monitor import textfile
-    except ImportError:
-        logsetup.warning("%s: metrics.textfile_directory is set, but this version cannot"
-                         " write metrics files yet", slug)
-        return
-    try:
-        textfile.write_job(config, slug)
-    except Exception as err:  # noqa: BLE001 - metrics never undo a pause
-        logsetup.error("%s: the metrics file could not be written: %s", slug, err)
+def refresh_metrics(config: Any, slug: str, config_path: str | None = None) -> None:
+    """Rewrite the job's Prometheus textfile (SPEC §11) when
+    ``metrics.textfile_directory`` is set (``monitor/textfile.write_job``
+    never raises: the pause is recorded whatever the metrics do)."""
+    if config.metrics_directory is None:
+        return  # the monitor package stays unimported
+    from run_job.monitor import textfile
+
+    textfile.write_job(config, slug, config_path=config_path)
 
 
 def pause_or_resume(config: Any, opts: Any) -> int:
@@ -111,11 +104,12 @@ def pause_or_resume(config: Any, opts: Any) -> int:
     if opts.pause is not None:
         until = parse_until(opts.until, clock.now()) if opts.until else None
         for slug in chosen:
-            record = pause(config, slug, reason=opts.reason, until=until, by=by)
+            record = pause(config, slug, reason=opts.reason, until=until, by=by,
+                           config_path=opts.config)
             _say(f"{slug}: {pauses.describe(record)}")
         return 0
     for slug in chosen:
-        record = resume(config, slug, by=by)
+        record = resume(config, slug, by=by, config_path=opts.config)
         _say(f"{slug}: resumed (it was {pauses.describe(record)})" if record is not None
              else f"{slug}: was not paused")
     return 0

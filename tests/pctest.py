@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
 USER = pwd.getpwuid(os.geteuid()).pw_name
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-yaml & co (.ci/run installs them)
-MODULES = {"run-job": "run_job", "cron-generate": "cron_generate", "sbatch-service": "run_job.service_cli"}
+MODULES = {"run-job": "run_job", "cron-generate": "cron_generate", "sbatch-service": "run_job.service_cli",
+           "check-jobs-icinga": "run_job.check_cli"}
 PACKAGES = ("run_job", "cron_generate", "schemas")  # what a checkout run imports
 
 

@@ -155,12 +155,16 @@ def unalerted_lost(entries: Iterable[Mapping[str, Any]]) -> list[tuple[int, Mapp
 
 
 def mail_kind(record: Mapping[str, Any], previous: Iterable[Mapping[str, Any]],
-              job: Job, consecutive: int) -> str | None:
-    """``failure``, ``recovery`` or None: which mail this run gets."""
+              job: Job, consecutive: int, paused: bool = False) -> str | None:
+    """``failure``, ``recovery`` or None: which mail this run gets. A run that
+    paused its job (``pause_after_failures``) is mailed whatever the
+    threshold: nobody would learn of the pause otherwise."""
     if job.failmail is None or not job.failmail.to_addresses:
         return None
     outcome = record.get("outcome")
     if should_mail(outcome, job.allow_overtime, consecutive, job.failure_threshold_for_mail):
+        return "failure"
+    if paused and is_failure(outcome, job.allow_overtime):
         return "failure"
     if outcome == "success" and failure_mail_pending(previous, job.allow_overtime):
         return "recovery"
@@ -177,7 +181,7 @@ def _output_path(record: Mapping[str, Any]) -> Path | None:
 
 
 def _send_mail(config: Config, job: Job, record: Mapping[str, Any], kind: str,
-               consecutive: int) -> dict:
+               consecutive: int, paused: Mapping[str, Any] | None = None) -> dict:
     failmail = job.failmail
     result: dict[str, Any] = {
         "kind": kind,
@@ -203,7 +207,7 @@ def _send_mail(config: Config, job: Job, record: Mapping[str, Any], kind: str,
                 log.warning("mail: cannot read %s: %s", output, err.strerror)
         msg = mail_module.compose(failmail, job, record, kind=kind, tail=tail, tail_cut=cut,
                                   consecutive_failures=consecutive,
-                                  output_path=str(output) if output else None)
+                                  output_path=str(output) if output else None, paused=paused)
         result["subject"] = str(msg["Subject"])
         refused = mail_module.send(config.mail, msg, failmail.from_address,
                                    failmail.to_addresses)
@@ -373,10 +377,13 @@ def on_start(config: Config, job: Job, record: dict) -> None:
         log.error("alerts: start hooks of %s failed: %s: %s", job.slug, type(err).__name__, err)
 
 
-def on_end(config: Config, job: Job, record: dict, previous: list[dict]) -> dict:
+def on_end(config: Config, job: Job, record: dict, previous: list[dict],
+           paused: Mapping[str, Any] | None = None) -> dict:
     """Mail and hooks for a finished (or skipped) run. Never raises.
 
-    ``previous`` is the job's history before this run, oldest first. The
+    ``previous`` is the job's history before this run, oldest first;
+    ``paused``, the pause this run put on the job (``pause_after_failures``):
+    the failure mail says so and the ``pause`` hooks run. The
     result is stored as ``record["alerts"]``::
 
         {"counts_as": "failure"|"success"|"neutral",
@@ -397,14 +404,19 @@ def on_end(config: Config, job: Job, record: dict, previous: list[dict]) -> dict
         streak = consecutive_failures(outcome, job.allow_overtime, previous)
         alerts["consecutive_failures"] = streak
         alerts["events"] = events_for(record, previous, job.allow_overtime)
-        kind = mail_kind(record, previous, job, streak)
+        if paused is not None:
+            alerts["events"].append("pause")
+            alerts["paused"] = True
+        kind = mail_kind(record, previous, job, streak, paused is not None)
         if kind is not None:
-            alerts["mail"] = _send_mail(config, job, record, kind, streak)
+            alerts["mail"] = _send_mail(config, job, record, kind, streak, paused)
         elif is_failure(outcome, job.allow_overtime) and job.failmail is not None:
             log.info("mail: %s has %d consecutive failure(s), below the threshold of %d;"
                      " no mail", job.slug, streak, job.failure_threshold_for_mail)
         for event in alerts["events"]:
-            alerts["hooks"].extend(_run_hooks(config, job, event, record))
+            extra = (pause_environment("pause", paused, str(paused.get("by") or ""))
+                     if event == "pause" and paused is not None else None)
+            alerts["hooks"].extend(_run_hooks(config, job, event, record, extra=extra))
     except Exception as err:  # noqa: BLE001 - alerts must never break a run
         log.error("alerts: %s: %s: %s", job.slug, type(err).__name__, err)
         alerts["error"] = f"{type(err).__name__}: {err}"

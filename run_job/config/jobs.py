@@ -24,7 +24,7 @@ SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 # 255-byte limit of a file name: 200 leaves room for every suffix.
 SLUG_MAX = 200
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (SLUG_MAX - 1))  # SLUG_PATTERN, fullmatch
-_SERVICE_FORBIDDEN = ("timeout", "schedule")
+_SERVICE_FORBIDDEN = ("timeout", "schedule", "timezone")
 
 
 class ScanResult(Record):
@@ -490,8 +490,9 @@ class _JobBuilder:
             self.fail(("service",), "a service runs on Slurm: add runner: slurm")
         for key in _SERVICE_FORBIDDEN:
             if key in self.own:
-                hint = ("set its limit with slurm.time" if key == "timeout"
-                        else "use service.keep_alive for the watchdog schedule")
+                hint = {"timeout": "set its limit with slurm.time",
+                        "schedule": "use service.keep_alive for the watchdog schedule",
+                        "timezone": "service.keep_alive runs on the host's clock"}[key]
                 self.fail((key,), f"'{key}' is not allowed in a service: {hint}")
         keep_alive = raw.get("keep_alive")
         if keep_alive is not None:

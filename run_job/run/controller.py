@@ -23,11 +23,18 @@ Order of a run:
    ``running`` is settled (under the lock they are dead), and this run's
    entry added; lost runs get their alerts; start hooks. Until here nothing
    has started: a failure is exit 125 and the run folder says why;
-6. the executor (``supervise.execute`` or ``slurm.runner.execute``), with
-   the run's ``EventWatch`` (``jobevents.py``) when the job declares events;
-   from here on every error path still ends in a recorded outcome;
+6. the executor (``supervise.execute`` or ``slurm.batch.execute``), once
+   per attempt when the job retries (``retry.py``: the lock stays held, the
+   delays are slept on the signal wakeup, every attempt goes into
+   ``status.json``'s ``attempts``), with the run's ``EventWatch``
+   (``jobevents.py``) when the job declares events; from here on every
+   error path still ends in a recorded outcome;
 7. final ``status.json`` and history (each written even when the other
    cannot be), end alerts; the end lock let go; retention.
+
+With ``metrics.textfile_directory`` set, the job's Prometheus textfile is
+rewritten after the start entry, after the end (and after a skip), from the
+history just written (``monitor/textfile.py``); a failure is logged only.
 """
 
 from __future__ import annotations
@@ -106,9 +113,11 @@ def _ensure_run_directory(config: Config) -> None:
 
 
 def run(config: Config, job: Job, *, identity_env: dict[str, str],
-        slow_start: bool = False, force: bool = False) -> int:
+        slow_start: bool = False, due: Any = None, force: bool = False) -> int:
     """One run of ``job`` (after ``prepare``); returns run-job's exit status.
     Raises ProcessControlError for what stops a run before it starts (125).
+    ``due``: with ``--if-due``, the start (UTC) this run is for; when a run
+    of the job started since (or starts meanwhile), exit 0 with no record.
     ``force``: run a paused job anyway (its record says so)."""
     from run_job.privileges import user_name
 
@@ -121,20 +130,30 @@ def run(config: Config, job: Job, *, identity_env: dict[str, str],
     my_start = supervise.proctree.proc_start_time(os.getpid())
     run = _Run(config, job, commands, command_text, run_id, started, my_start, identity_env,
                user_name())
+    if due is not None and _ran_since(config, job, due):
+        return 0
     paused = pause_of(config, job.slug)
     if paused is not None:
         from run_job.run import pauses
 
         if not force:
-            return run.skip(pauses.describe(paused), paused=True)
+            return run.skip(pause=paused)
         run.notes.append(f"run although {pauses.describe(paused)} (--force by {pauses.who()})")
     lock_fd = lock.open_lock(lock.lock_path(config.run_directory, job.slug))
     try:
-        if not lock.try_lock(lock_fd):
+        held = not lock.try_lock(lock_fd)
+        if held and due is not None:
+            holder = _due_holder(lock_fd, due)
+            if holder == "same start":
+                return 0  # another cron entry of this minute runs it
+            held = holder != "free"
+        if held:
             acquired, why = _take_over_lost_run(config, job, lock_fd)
             if not acquired:
                 return run.skip(why)
             run.notes.append(why)
+        if due is not None and _ran_since(config, job, due):
+            return 0  # it ran while we waited for the lock
         lock.write_holder(lock_fd, lock.format_holder(os.getpid(), my_start, run_id))
         try:
             return run.locked(lock_fd)
@@ -146,6 +165,31 @@ def run(config: Config, job: Job, *, identity_env: dict[str, str],
                 pass
     finally:
         os.close(lock_fd)
+
+
+def _ran_since(config: Config, job: Job, due: Any) -> bool:
+    from run_job.run.due import ran_since
+
+    return ran_since(history.read(config.state_directory, job.slug), due)
+
+
+def _due_holder(lock_fd: int, due: Any) -> str:
+    """The lock is held: ``same start`` when by a run for the start ``due``
+    (another cron entry of this minute), ``free`` when it came free (ours
+    now), else ``other``. A holder that has just taken the lock may not have
+    written its id yet: wait for it a moment."""
+    import time
+
+    from run_job.run.due import run_started_since
+
+    deadline = time.monotonic() + 1.0
+    while True:
+        _, _, run_id = lock.read_holder(lock_fd)
+        if run_id or time.monotonic() >= deadline:
+            return "same start" if run_started_since(run_id, due) else "other"
+        if lock.try_lock(lock_fd):
+            return "free"
+        time.sleep(0.01)
 
 
 def pause_of(config: Config, slug: str) -> dict[str, Any] | None:
@@ -220,6 +264,7 @@ class _Run:
         logsetup.info("%s: run %s started (%s)", job.slug, self.run_id,
                       "; ".join(self.command_text))
         self._warn_setup()
+        _metrics(config, job)
         _alerts_start(config, job, self.record)
         return self.execute(slurm, lock_fd)
 
@@ -276,7 +321,10 @@ class _Run:
     # -- the job
 
     def execute(self, slurm: Any, lock_fd: int) -> int:
-        from run_job.model import ExecResult, RunContext
+        """Run the job: the executor once per attempt (SPEC §10, ``retry.py``),
+        the lock held throughout; then ``finish``."""
+        from run_job.model import RunContext, replace
+        from run_job.run import retry as retries
 
         config, job = self.config, self.job
         state = {"record": self.record}
@@ -307,22 +355,52 @@ class _Run:
             commands=self.commands, command_text=self.command_text, environment=env,
             working_directory=_path(workdir), update_status=update_status,
             stop_requested=supervise.stop_requested, events=events)
+        retrying = retries.enabled(job.retry)
+        attempts: list[dict[str, Any]] = []
+        plan = retries.Plan(None)
+        number = 1
         os.set_inheritable(lock_fd, True)  # the job's own tree holds the lock too
         try:
-            result = (slurm.execute(ctx) if slurm is not None else supervise.execute(ctx))
-        except ProcessControlError as err:
-            result = ExecResult("failed", err.exit_status, reason=str(err))
-        except OSError as err:
-            result = ExecResult("failed", EXIT_CANNOT_RUN, reason=f"run-job could not run the job: {err}")
-        except Exception as err:  # noqa: BLE001 - the executor swept the job; record it
-            result = ExecResult("failed", EXIT_CANNOT_RUN, reason=(
-                f"run-job failed while running the job: {type(err).__name__}: {err}"))
+            while True:
+                if retrying:
+                    begun = clock.now()
+                    offset = self._mark_attempt(ctx, number, attempts, begun)
+                    attempts.append(retries.attempt_record(number, begun, offset))
+                    update_status(attempts=list(attempts))
+                result = self._attempt(slurm, replace(ctx, attempt=number))
+                if not retrying:
+                    break
+                ended = clock.now()
+                plan = retries.plan(job.retry, attempt=number, outcome=result.outcome,
+                                    stopping=supervise.stop_requested() is not None, now=ended,
+                                    next_start=self._next_start() if result.outcome in
+                                    retries.RETRIED_OUTCOMES else None)
+                retry_at = None
+                if plan.delay is not None:
+                    from datetime import timedelta
+
+                    retry_at = ended + timedelta(seconds=plan.delay)
+                attempts[-1] = retries.ended_attempt(attempts[-1], result, ended, retry_at)
+                update_status(attempts=list(attempts))
+                if plan.delay is None:
+                    break
+                logsetup.info("%s: attempt %d %s; attempt %d in %gs", job.slug, number,
+                              result.outcome, number + 1, plan.delay)
+                signum = supervise.sleep(plan.delay)
+                if signum is not None:
+                    result = _killed_in_delay(result, signum, number, self.run_dir)
+                    attempts[-1] = {**attempts[-1], "retry_at": None}
+                    update_status(attempts=list(attempts))
+                    plan = retries.Plan(None)
+                    break
+                number += 1
         finally:
             os.set_inheritable(lock_fd, False)
         ended = clock.now()
         if events is not None:  # the last events, and their hooks' end (bounded)
             events.finish()
-        reason = "; ".join(r for r in (*self.notes, result.reason) if r)
+        told = retries.summary(attempts, job.retry, result.outcome, plan.why) if retrying else ""
+        reason = "; ".join(r for r in (*self.notes, result.reason, told) if r)
         final = transitions.finished(
             state["record"], ended_at=ended, outcome=result.outcome,
             exit_code=result.exit_code, signal=result.signal, reason=reason,
@@ -330,6 +408,66 @@ class _Run:
             else state["record"].get("slurm_job_id"))
         self.finish(final, result.exit_status)
         return result.exit_status
+
+    def _attempt(self, slurm: Any, ctx: Any) -> Any:
+        """One call of the executor; every error becomes a recorded result."""
+        from run_job.model import ExecResult
+
+        try:
+            return slurm.execute(ctx) if slurm is not None else supervise.execute(ctx)
+        except ProcessControlError as err:
+            return ExecResult("failed", err.exit_status, reason=str(err))
+        except OSError as err:
+            return ExecResult("failed", EXIT_CANNOT_RUN, reason=f"run-job could not run the job: {err}")
+        except Exception as err:  # noqa: BLE001 - the executor swept the job; record it
+            return ExecResult("failed", EXIT_CANNOT_RUN, reason=(
+                f"run-job failed while running the job: {type(err).__name__}: {err}"))
+
+    def _mark_attempt(self, ctx: Any, number: int, attempts: list[dict[str, Any]],
+                      begun: Any) -> int | None:
+        """Before a retry: a marker line in output.log (after a newline of its
+        own if the output did not end with one); the offset where the
+        attempt's output begins. The first attempt gets no marker."""
+        from run_job.run import retry as retries
+
+        path = os.fspath(ctx.output_path)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         0o640)
+        except OSError as err:
+            logsetup.error("%s: cannot open %s: %s", self.job.slug, path, err.strerror)
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if number > 1 and attempts:
+                line = retries.marker_line(number, self.job.retry.maximum_retries + 1, begun,
+                                           attempts[-1])
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line
+                os.write(fd, line)
+                size += len(line)
+            return size
+        except OSError as err:
+            logsetup.error("%s: cannot write the attempt marker to %s: %s", self.job.slug, path,
+                           err.strerror)
+            return None
+        finally:
+            os.close(fd)
+
+    def _next_start(self) -> Any:
+        """The job's next scheduled start after this run began (its zone, its
+        hashed fields expanded), or None when it is not scheduled."""
+        job = self.job
+        if not job.schedule or job.disabled:
+            return None
+        from run_job.config.schedule import expand, next_start, zone_of
+
+        try:
+            return next_start(expand(job.schedule, self.config.hash_seed, job.slug),
+                              self.started, zone_of(job.timezone))
+        except Exception as err:  # noqa: BLE001 - no bound is better than no run
+            logsetup.error("%s: next scheduled start unknown: %s", job.slug, err)
+            return None
 
     # -- after the job
 
@@ -346,7 +484,10 @@ class _Run:
         _log_end(job, final, status)
         previous = [e for e in history.read(config.state_directory, job.slug)
                     if e.get("run_id") != self.run_id]
-        alerts = _alerts_end(config, job, final, previous)
+        paused = self._auto_pause(final, previous)
+        if paused is not None:
+            final = {**final, "reason": _paused_reason(final["reason"], job)}
+        alerts = _alerts_end(config, job, final, previous, paused)
         if alerts:
             final = {**final, "alerts": alerts}
         try:
@@ -360,22 +501,28 @@ class _Run:
             except RunRecordError:
                 pass  # said above
         self.release_end_lock()
+        _metrics(config, job)
         for problem in records.prune_runs(config.output_directory, job.slug, self.run_id,
                                           config.keep_runs, config.keep_days):
             logsetup.warning("%s: %s", job.slug, problem)
 
-    def skip(self, reason: str, *, paused: bool = False) -> int:
+    def skip(self, reason: str = "", *, pause: dict[str, Any] | None = None) -> int:
         """A skipped run: a history entry only (no folder, ``latest`` unchanged).
-        ``paused``: the job is paused (SPEC §9): exit 0, no mail and no hooks,
-        neutral for the failure streak, said on stderr only when that is a
-        terminal (cron mails any output)."""
+        ``pause``: the job is paused (SPEC §9): the reason names who paused it,
+        since, until and why; exit 0, no mail and no hooks, neutral for the
+        failure streak, said on stderr only when that is a terminal (cron
+        mails any output)."""
         config, job = self.config, self.job
+        if pause is not None:
+            from run_job.run import pauses
+
+            reason = f"{pauses.describe(pause)}; run-job --resume {job.slug} ends the pause"
         now = clock.now()
         record = self.new_record(run_id=records.make_run_id(now, os.getpid()), started_at=now,
                                  run_dir=None, supervisor_start_time=None, outcome="skipped",
                                  reason=reason)
         record = transitions.finished(record, ended_at=now, outcome="skipped", reason=reason)
-        if paused:
+        if pause is not None:
             return self._skip_paused(record)
         status = 0 if job.allow_overtime else EXIT_SKIPPED
         try:
@@ -387,7 +534,10 @@ class _Run:
             previous = []
         logsetup.log(logsetup.INFO if job.allow_overtime else logsetup.WARNING,
                      "%s: skipped: %s", job.slug, reason)
-        alerts = _alerts_end(config, job, record, previous)
+        paused = self._auto_pause(record, previous)
+        if paused is not None:
+            record = {**record, "reason": _paused_reason(record["reason"], job)}
+        alerts = _alerts_end(config, job, record, previous, paused)
         if alerts:
             record = {**record, "alerts": alerts}
             try:
@@ -395,7 +545,38 @@ class _Run:
                                                             only="skipped"))
             except RunRecordError:
                 pass
+        _metrics(config, job)
         return status
+
+    def _auto_pause(self, record: dict[str, Any], previous: list[dict[str, Any]]
+                    ) -> dict[str, Any] | None:
+        """``pause_after_failures``: the pause (source ``auto``) this run's end
+        puts on the job, or None. A job already paused keeps its pause."""
+        job = self.job
+        if not job.pause_after_failures:
+            return None
+        from run_job.alerts import notify
+        from run_job.run import pauses
+
+        outcome = record.get("outcome")
+        streak = notify.consecutive_failures(outcome, job.allow_overtime, previous)
+        reason = pauses.auto_pause_reason(job.pause_after_failures, streak,
+                                          notify.is_failure(outcome, job.allow_overtime),
+                                          str(outcome), str(record.get("run_id")))
+        if reason is None:
+            return None
+        state = self.config.state_directory
+        try:
+            if pauses.read(state, job.slug) is not None:
+                return None
+            paused = pauses.pause(state, job.slug, reason=reason, source="auto", by="run-job")
+        except RunRecordError as err:
+            logsetup.error("%s: %s failures in a row, but the job could not be paused: %s",
+                           job.slug, streak, err)
+            return None
+        logsetup.warning("%s: paused: %s; run-job --resume %s ends the pause", job.slug,
+                         reason, job.slug)
+        return paused
 
     def _skip_paused(self, record: dict[str, Any]) -> int:
         from run_job.alerts import notify
@@ -413,9 +594,9 @@ class _Run:
         except RunRecordError as err:
             logsetup.error("%s: %s", job.slug, err)
         logsetup.info("%s: skipped: %s", job.slug, record["reason"])
+        _metrics(config, job)
         if logsetup.stderr_is_terminal():
             console.say_error("run-job", [f"{job.slug} not run: {record['reason']};"
-                                          f" run-job --resume {job.slug} ends the pause,"
                                           " --force runs it once"])
         return 0
 
@@ -441,6 +622,22 @@ class _Run:
                     logsetup.error("%s: %s", job.slug, err)
 
 
+def _killed_in_delay(previous: Any, signum: int, number: int, run_dir: str) -> Any:
+    """The run's end when a stop signal (``--kill-job``) arrives while it
+    waits to retry: ``killed``, 128+N, saying what the last attempt did."""
+    from run_job.model import ExecResult
+
+    return ExecResult("killed", 128 + signum, signal=signum, slurm_job_id=previous.slurm_job_id,
+                      reason=(f"{supervise.stopped_by(run_dir, signum)} while waiting to retry:"
+                              f" attempt {number + 1} never started (attempt {number}"
+                              f" {previous.outcome}{': ' + previous.reason if previous.reason else ''})"))
+
+
+def _paused_reason(reason: str, job: Job) -> str:
+    note = f"the job is now paused; run-job --resume {job.slug} ends the pause"
+    return f"{reason}; {note}" if reason else note
+
+
 def _home(identity_env: dict[str, str]) -> str:
     from run_job.privileges import default_working_directory
 
@@ -459,6 +656,17 @@ def _log_end(job: Job, record: dict[str, Any], status: int) -> None:
                  record["outcome"], status, f": {record['reason']}" if record["reason"] else "")
 
 
+def _metrics(config: Config, job: Job) -> None:
+    """The job's Prometheus textfile, when ``metrics.textfile_directory`` is
+    set (without it nothing of the monitor package is imported); never
+    raises, never fails the run."""
+    if config.metrics_directory is None:
+        return
+    from run_job.monitor.textfile import write_job
+
+    write_job(config, job.slug, job=job)
+
+
 def _alerts_start(config: Config, job: Job, record: dict[str, Any]) -> None:
     try:
         from run_job.alerts import notify
@@ -469,11 +677,11 @@ def _alerts_start(config: Config, job: Job, record: dict[str, Any]) -> None:
 
 
 def _alerts_end(config: Config, job: Job, record: dict[str, Any],
-                previous: list[dict[str, Any]]) -> dict:
+                previous: list[dict[str, Any]], paused: dict[str, Any] | None = None) -> dict:
     try:
         from run_job.alerts import notify
 
-        result = notify.on_end(config, job, dict(record), previous)
+        result = notify.on_end(config, job, dict(record), previous, paused)
         return result if isinstance(result, dict) else {}
     except Exception as err:  # noqa: BLE001 - alerts never hide the job's result
         logsetup.error("%s: end alerts failed: %s", job.slug, err)

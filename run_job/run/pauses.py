@@ -12,7 +12,7 @@ that concurrent writers never interleave. Records are written atomically;
 a damaged or unreadable pause file counts as no pause (and is set aside when
 it is replaced).
 
-``describe`` and ``expired`` are pure.
+``describe``, ``expired`` and ``auto_pause_reason`` are pure.
 """
 
 from __future__ import annotations
@@ -87,6 +87,19 @@ def describe(record: dict[str, Any]) -> str:
     return f"{text}: {record.get('reason')}"
 
 
+def auto_pause_reason(threshold: int | None, streak: int, failed: bool, outcome: str,
+                      run_id: str) -> str | None:
+    """The reason of the pause ``pause_after_failures`` puts on a job whose run
+    just ended, or None (pure). ``streak``: the run's consecutive failures as
+    the alerts count them (``notify.consecutive_failures``); a run that ends
+    a streak of ``threshold`` or more pauses the job (so a job resumed while
+    still failing is paused again by its next failure)."""
+    if not threshold or not failed or streak < threshold:
+        return None
+    return (f"{streak} consecutive failures (pause_after_failures: {threshold});"
+            f" the last run {run_id} ended {outcome}")
+
+
 def read(state_directory: str | os.PathLike, slug: str, *, now: datetime | None = None,
          expire: bool = True) -> dict[str, Any] | None:
     """The job's pause, or None. A pause past its ``until`` is ended here
@@ -105,7 +118,10 @@ def read(state_directory: str | os.PathLike, slug: str, *, now: datetime | None 
     now = now or clock.now()
     if expired(record, now):
         if expire:
-            _end(state_directory, slug, record, "expire", by=record.get("by") or "?", now=now)
+            try:
+                _end(state_directory, slug, record, "expire", by=record.get("by") or "?", now=now)
+            except RunRecordError:
+                pass  # a reader that cannot write (the check as nagios): the next writer ends it
         return None
     return record
 

@@ -73,6 +73,32 @@ def stop_requested() -> int | None:
     return None
 
 
+def stopped_by(run_dir: object, signum: int) -> str:
+    """Who stopped the run, in words: ``run-job --kill-job SIGTERM`` when
+    ``--kill-job`` left its request in the run folder, else ``run-job
+    received SIGTERM``."""
+    who = ("run-job --kill-job" if os.path.exists(os.path.join(os.fspath(run_dir), ".kill-request"))
+           else "run-job received")
+    return f"{who} {signal_name(signum)}"
+
+
+def sleep(seconds: float) -> int | None:
+    """Sleep ``seconds`` by the monotonic clock on the signal wakeup pipe (no
+    busy waiting); the stop signal (TERM, INT, HUP) that ended the sleep
+    early, or None when it ran its course."""
+    install_signal_handlers()
+    deadline = time.monotonic() + seconds
+    while True:
+        signum = stop_requested()
+        if signum is not None:
+            return signum
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        _wait_events(left)
+        proctree.reap()  # a SIGCHLD of a leftover: nothing to wait for, no zombie kept
+
+
 def _drain_wakeup() -> None:
     if _wakeup_r is None:
         return
@@ -272,6 +298,11 @@ def execute(ctx: RunContext) -> ExecResult:
     tee = os.isatty(1)
     cap = ctx.config.max_output
     log_fd = os.open(ctx.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    if cap is not None:  # the cap is the run's: earlier attempts used part of it
+        try:
+            cap = max(0, cap - os.fstat(log_fd).st_size)
+        except OSError:
+            pass
     copier: _Copier | None = None
     pipe_w: int | None = None
     if tee or cap is not None:
@@ -366,10 +397,8 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
             if signum is not None:
                 proctree.sweep(ctx.run_id, grace, first_signal=signum, pgids=[pid],
                                wait=_wait_events, spare=_spare(ctx))
-                who = ("run-job --kill-job" if os.path.exists(
-                    os.path.join(ctx.run_dir, ".kill-request")) else "run-job received")
                 result = ExecResult("killed", 128 + signum, signal=signum, reason=(
-                    f"{who} {signal_name(signum)}; {where} and its process"
+                    f"{stopped_by(ctx.run_dir, signum)}; {where} and its process"
                     " tree were stopped"))
             else:
                 proctree.sweep(ctx.run_id, grace, pgids=[pid], wait=_wait_events,

@@ -93,6 +93,8 @@ def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult
     run_dir = Path(ctx.run_dir)
     status_path = run_dir / STATUS_FILE
     script_path = run_dir / SCRIPT_FILE
+    if ctx.attempt > 1:  # a retry: the earlier attempt's end must not be read as this one's
+        _set_aside(status_path, ctx.attempt - 1)
     always = [name for name, _ in job.environment]
     always += [name for name in ctx.environment if name.startswith("RUN_JOB_")]
     script = build_batch_script(
@@ -122,6 +124,18 @@ def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult
             pass
         raise
     return _Watch(ctx, client, job_id, status_path).run()
+
+
+def _set_aside(status_path: Path, attempt: int) -> None:
+    """Keep an earlier attempt's job.status as job.status.<attempt>."""
+    import os
+
+    try:
+        os.replace(status_path, status_path.with_name(f"{status_path.name}.{attempt}"))
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise SlurmError(f"cannot set aside {status_path} of attempt {attempt}: {err.strerror}") from err
 
 
 class _Watch:

@@ -125,6 +125,27 @@ def render_status_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def read_state(config: Config, slug: str) -> dict:
+    """The service's state file ({} when missing, unreadable or damaged)."""
+    try:
+        data = json.loads(read_bounded(state_path(config, slug), STATE_LIMIT, nofollow=True))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ``last_action`` values after which the service should be up: start (also the
+# last step of restart and deploy) and reload (which needs it running). stop,
+# init (stops first) and purge (removes the file) leave it down on purpose.
+STARTED_ACTIONS = frozenset({"start", "reload"})
+
+
+def started(state: dict) -> bool:
+    """Did sbatch-service last leave this service started (pure)?"""
+    action = state.get("last_action")
+    return isinstance(action, str) and action in STARTED_ACTIONS  # a damaged file: not started
+
+
 def tail_lines(path: Path, count: int = 5) -> str:
     """The last non-blank lines of a service's log, joined ("" when unreadable;
     a FIFO or device in its place is never opened for reading)."""
@@ -236,11 +257,7 @@ class ServiceManager:
     # -- state
 
     def read_state(self, slug: str) -> dict:
-        try:
-            data = json.loads(read_bounded(state_path(self.config, slug), STATE_LIMIT))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_state(self.config, slug)
 
     def write_state(self, slug: str, **changes: object) -> None:
         state = self.read_state(slug)
@@ -566,3 +583,40 @@ def service_states(config: Config, jobs: Iterable[Job], client=None) -> dict[str
         found = entries_of(entries, job.slug, config.user)
         states[job.slug] = found[0].state if found else NOT_RUNNING
     return states
+
+
+def watch_started(config: Config, jobs: Iterable[Job], client=None
+                  ) -> dict[str, tuple[str, str]]:
+    """For each service that sbatch-service last started (its state file):
+    slug -> (``up`` | ``down`` | ``unknown``, detail). ``down``: Slurm no
+    longer has its job; ``unknown``: Slurm could not be asked (the detail says
+    why). One squeue for all of them, none when no service is started."""
+    wanted = {}
+    for job in jobs:
+        if job is not None and getattr(job, "is_service", False):
+            state = read_state(config, job.slug)
+            if started(state):
+                wanted[job.slug] = state
+    if not wanted:
+        return {}
+    if client is None:
+        from run_job.slurm.client import SlurmClient
+
+        client = SlurmClient()
+    try:
+        entries = query_services(client, sorted(wanted), config.user)
+    except SlurmError as err:  # unreachable, or an answer we cannot use: not "gone"
+        return {slug: ("unknown", str(err)) for slug in wanted}
+    out = {}
+    for slug, state in wanted.items():
+        found = entries_of(entries, slug, config.user)
+        if found:
+            out[slug] = ("up", f"Slurm job {found[0].job_id} {found[0].describe()}")
+        else:
+            job_id = state.get("job_id")
+            when = state.get("submitted_at")
+            out[slug] = ("down", "sbatch-service started it"
+                         + (f" (Slurm job {job_id}" if job_id else "")
+                         + (f", submitted {when}" if when and job_id else "")
+                         + (")" if job_id else "") + "; Slurm no longer has it")
+    return out

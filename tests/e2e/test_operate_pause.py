@@ -225,3 +225,20 @@ def test_bare_cron_environment_pause_reader_is_cheap(site):
     outcomes = [(e["run_id"] == running["run_id"], e["outcome"]) for e in history(site, "long")]
     assert outcomes == [(True, "success"), (False, "skipped")]
     assert cron_env()["PATH"] == "/usr/bin:/bin"
+
+
+def test_pause_and_resume_rewrite_the_textfile(tmp_path):
+    folder = tmp_path / "metrics; 'q' 100%"
+    folder.mkdir()
+    site = new_site(tmp_path, metrics={"textfile_directory": str(folder)})
+    site.job("meter", job_yaml(command="echo m", tag="m"))
+    prom = folder / "process_control_meter.prom"
+
+    def paused() -> str:
+        return next(line for line in prom.read_text().splitlines()
+                    if line.startswith("process_control_job_paused{"))
+
+    assert site.run_job("--pause", "--tag", "m", "--reason", "r").returncode == 0
+    assert paused().endswith(" 1")
+    assert site.run_job("--resume", "meter").returncode == 0
+    assert paused().endswith(" 0")

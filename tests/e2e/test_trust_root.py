@@ -335,10 +335,17 @@ def test_the_service_user_side_can_read_the_code(site):
 def test_code_the_service_user_cannot_read_is_named_before_the_run(site):
     """A root-only installation (a pyenv under /root): one line naming the
     folder and what to do, exit 125, before anything runs."""
+    import cron_generate
+    import run_job
+
     private = site.top / "private"
     private.mkdir(mode=0o700)
-    for package in ("run_job", "cron_generate", "schemas"):
-        shutil.copytree(pctest.readable_checkout() / package, private / package)
+    # the code under test, wherever it is (a checkout, or the installed package)
+    for module in (run_job, cron_generate):
+        source = Path(module.__file__).parent
+        shutil.copytree(source, private / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+    if (Path(run_job.__file__).parent.parent / "schemas").is_dir():  # a checkout
+        shutil.copytree(Path(run_job.__file__).parent.parent / "schemas", private / "schemas")
     site.job("j", job_yaml(command="/bin/true", runner="local"))
     site.job("s", job_yaml(command="/bin/true", runner="slurm"))
     for slug in ("j", "s"):

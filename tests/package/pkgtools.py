@@ -39,7 +39,7 @@ LOG_DIR = Path("/var/log/process-control")
 STATE_DIR = Path("/var/cache/process-control")
 RUN_DIR = Path("/run/process-control")
 CRONTAB = Path("/etc/cron.d/process-control")
-COMMANDS = ("run-job", "cron-generate", "sbatch-service")
+COMMANDS = ("run-job", "cron-generate", "sbatch-service", "check-jobs-icinga")
 # A clean environment: no pyenv, no PYTHONPATH, no config override; HOME and
 # XDG_* are the session's own folders (no test writes into the user's home).
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", **session_env()}

@@ -293,8 +293,8 @@ class EventHooks:
     never waits for them (SPEC §9). ``done()`` says whether they ended and
     ``results`` holds what became of each hook."""
 
-    def __init__(self, pid: int, fd: int) -> None:
-        self.pid, self.fd = pid, fd
+    def __init__(self, pid: int, fd: int, pidfd: int | None) -> None:
+        self.pid, self.fd, self.pidfd = pid, fd, pidfd
         self.data = b""
         self.results: list[dict] | None = None
 
@@ -314,10 +314,15 @@ class EventHooks:
                 continue
             break
         os.close(self.fd)
-        try:  # a supervisor that reaps every child may have reaped it first
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+        if self.pidfd is not None:
+            try:  # through its pidfd, never blocking: a supervisor that reaps
+                # every child may have reaped it first (its pid may be another
+                # child's by now); one not quite gone is reaped by the next reap
+                os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass
+            os.close(self.pidfd)
+            self.pidfd = None
         try:
             from run_job.run.records import loads
 
@@ -366,7 +371,11 @@ def start_event_hooks(config: Config, job: Job, record: Mapping[str, Any], event
             os._exit(0)
     os.close(write_fd)
     os.set_blocking(read_fd, False)
-    return EventHooks(pid, read_fd)
+    try:
+        pidfd: int | None = os.pidfd_open(pid)  # before anyone could reap it
+    except OSError:
+        pidfd = None
+    return EventHooks(pid, read_fd, pidfd)
 
 
 def on_start(config: Config, job: Job, record: dict) -> None:

@@ -309,6 +309,10 @@ class RunContext(Record):
     # the controller calls the executor once per attempt, in the same run
     # folder; executors append to output.log.
     attempt: int = 1
+    # The run's events from inside (``run/jobevents.EventWatch``), or None
+    # when the job declares none: executors call ``poll``/``check`` while
+    # they wait and spare its hook runners when they sweep.
+    events: object | None = None
 
 
 class ExecResult(Record):

@@ -232,23 +232,151 @@ def _send_mail(config: Config, job: Job, failmail: FailMail, record: Mapping[str
     return result
 
 
-def _hook_record(job: Job, record: Mapping[str, Any]) -> dict:
+def _hook_record(job: Job | None, record: Mapping[str, Any]) -> dict:
     merged = dict(record)
-    merged.setdefault("job", job.slug)
+    if job is not None:
+        merged.setdefault("job", job.slug)
     return merged
 
 
-def _run_hooks(config: Config, job: Job, event: str, record: Mapping[str, Any]) -> list[dict]:
-    """Results of the ``event`` hooks (none, cheaply, when its folder is absent)."""
+def has_hooks(config: Config, event: str) -> bool:
+    """Is there anything in ``<hooks_directory>/<event>`` (cheap: one lstat)?"""
     if config.hooks_directory is None:
+        return False
+    # (anything there, even a file, is judged by find_hooks)
+    return os.path.lexists(os.path.join(config.hooks_directory, event))
+
+
+def _run_hooks(config: Config, job: Job | None, event: str, record: Mapping[str, Any],
+               extra: Mapping[str, str] | None = None) -> list[dict]:
+    """Results of the ``event`` hooks (none, cheaply, when its folder is absent);
+    ``extra``: more ``RUN_JOB_*`` variables for them."""
+    if not has_hooks(config, event):
         return []
-    if not os.path.lexists(os.path.join(config.hooks_directory, event)):
-        return []  # (anything else there, even a file, is judged by find_hooks)
     from run_job.alerts import hooks as hooks_module
 
     results = hooks_module.run_hooks(config.hooks_directory, event, _hook_record(job, record),
-                                     user=config.user)
+                                     user=config.user, extra=extra)
     return [r.as_dict() for r in results]
+
+
+def pause_environment(action: str, pause: Mapping[str, Any], by: str) -> dict[str, str]:
+    """The variables of a ``pause`` or ``resume`` hook beyond ``RUN_JOB_NAME``
+    (pure): who paused, since, until, why, manual or auto; who resumed."""
+    def text(value: object) -> str:
+        return "" if value is None else str(value)
+
+    env = {"RUN_JOB_PAUSED_BY": text(pause.get("by")),
+           "RUN_JOB_PAUSE_SINCE": text(pause.get("since")),
+           "RUN_JOB_PAUSE_UNTIL": text(pause.get("until")),
+           "RUN_JOB_PAUSE_REASON": text(pause.get("reason")),
+           "RUN_JOB_PAUSE_SOURCE": text(pause.get("source"))}
+    if action == "resume":
+        env["RUN_JOB_RESUMED_BY"] = by
+    return env
+
+
+def on_pause_change(config: Config, slug: str, action: str, pause: Mapping[str, Any],
+                    by: str) -> list[dict]:
+    """Fire the ``pause`` or ``resume`` hooks of job ``slug`` (``action``) for
+    the pause record ``pause``; the results. Never raises."""
+    try:
+        return _run_hooks(config, None, action, {"job": slug},
+                          extra=pause_environment(action, pause, by))
+    except Exception as err:  # noqa: BLE001 - a hook never undoes a pause
+        log.error("alerts: %s hooks of %s failed: %s: %s", action, slug, type(err).__name__, err)
+        return [{"event": action, "hook": "", "error": f"{type(err).__name__}: {err}"}]
+
+
+class EventHooks:
+    """The hooks of one event signalled from inside a run (``run-job
+    --trigger``), running in a child process so that the run's supervision
+    never waits for them (SPEC §9). ``done()`` says whether they ended and
+    ``results`` holds what became of each hook."""
+
+    def __init__(self, pid: int, fd: int, pidfd: int | None) -> None:
+        self.pid, self.fd, self.pidfd = pid, fd, pidfd
+        self.data = b""
+        self.results: list[dict] | None = None
+
+    def done(self) -> bool:
+        """Read what the child wrote so far (never blocks); True once it ended."""
+        if self.results is not None:
+            return True
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return False
+            except OSError:
+                chunk = b""
+            if chunk:
+                self.data += chunk
+                continue
+            break
+        os.close(self.fd)
+        if self.pidfd is not None:
+            try:  # through its pidfd, never blocking: a supervisor that reaps
+                # every child may have reaped it first (its pid may be another
+                # child's by now); one not quite gone is reaped by the next reap
+                os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass
+            os.close(self.pidfd)
+            self.pidfd = None
+        try:
+            from run_job.run.records import loads
+
+            found = loads(self.data) if self.data else []
+            self.results = [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
+        except ValueError:
+            self.results = [{"event": "", "hook": "", "error": "the hook runner died"}]
+        return True
+
+
+def start_event_hooks(config: Config, job: Job, record: Mapping[str, Any], event: str,
+                      message: str, *, close: tuple[int, ...] = ()) -> EventHooks | None:
+    """Start the hooks of a job's own ``event`` in a child process (None, at
+    no cost, when ``<hooks_directory>/<event>`` is absent). The child leaves
+    the run's session, closes ``close`` (the job's lock and the run's end
+    lock: it must hold neither) and runs the hooks one after the other, each
+    bounded in time, with ``RUN_JOB_EVENT`` and ``RUN_JOB_EVENT_MESSAGE``."""
+    if not has_hooks(config, event):
+        return None
+    import signal
+
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child, measured by the tests' hooks
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            os.setsid()
+            os.close(read_fd)
+            for fd in close:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            from run_job.run.records import dumps
+
+            results = _run_hooks(config, job, event, record,
+                                 extra={"RUN_JOB_EVENT_MESSAGE": message})
+            view = memoryview(dumps(results).encode())
+            while view:
+                view = view[os.write(write_fd, view):]
+        except BaseException:  # noqa: BLE001 - the parent reads what arrived
+            pass
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    try:
+        pidfd: int | None = os.pidfd_open(pid)  # before anyone could reap it
+    except OSError:
+        pidfd = None
+    return EventHooks(pid, read_fd, pidfd)
 
 
 def on_start(config: Config, job: Job, record: dict) -> None:
@@ -296,7 +424,9 @@ def on_end(config: Config, job: Job, record: dict, previous: list[dict],
             log.info("mail: %s has %d consecutive failure(s), below the threshold of %d;"
                      " no mail", job.slug, streak, job.failure_threshold_for_mail)
         for event in alerts["events"]:
-            alerts["hooks"].extend(_run_hooks(config, job, event, record))
+            extra = (pause_environment("pause", paused, str(paused.get("by") or ""))
+                     if event == "pause" and paused is not None else None)
+            alerts["hooks"].extend(_run_hooks(config, job, event, record, extra=extra))
     except Exception as err:  # noqa: BLE001 - alerts must never break a run
         log.error("alerts: %s: %s: %s", job.slug, type(err).__name__, err)
         alerts["error"] = f"{type(err).__name__}: {err}"

@@ -153,6 +153,19 @@ def _check_state_directory(config: Any) -> None:
             f"cannot read state_directory {directory}: {err.strerror or err}") from err
 
 
+def selected(config: Any, config_path: str | None, *, names: list[str] | tuple = (),
+             tags: list[str] | tuple = ()) -> list[JobState]:
+    """The jobs named or carrying any of ``tags`` (SPEC §9), from the job
+    files alone (no history is read): states with their file, validity and
+    spec. UsageError (exit 2) for a tag no job carries or an unknown name."""
+    from run_job.monitor.jobstate import select
+
+    states = [JobState(job=slug, file=path, valid=job is not None, problems=tuple(problems),
+                       spec=job)
+              for slug, path, job, problems in load_all(config, config_path)]
+    return select(states, names=names, tags=tags)
+
+
 def _appeared(path: str) -> Any:
     """When a job file appeared here (its inode's change time; a copy made
     with its old mtime kept still counts from its arrival)."""
@@ -267,6 +280,8 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         else:
             sched = "not scheduled"
         out.append(f"  schedule: {sched}")
+        if row.get("paused"):
+            out.append(f"  paused:   {render_pause(row['paused'])}")
         current = row.get("current")
         if current:
             extra = f"; {printable(row['slurm'])}" if row.get("slurm") else ""
@@ -285,6 +300,17 @@ def render_status(rows: list[dict[str, Any]]) -> str:
             out.append(f"  consecutive failures: {row['consecutive_failures']}")
         out.append("")
     return "\n".join(out)
+
+
+def render_pause(pause: dict[str, Any]) -> str:
+    """One line of a pause: who, since, until, why (pure but for the local
+    time zone; every value through ``printable``)."""
+    until = pause.get("until")
+    text = (f"by {printable(pause.get('by') or '?')} since {_when(pause.get('since'))},"
+            f" {'until ' + _when(until) if until else 'until resumed'}")
+    if pause.get("source") == "auto":
+        text += " (automatically)"
+    return f"{text}: {printable(pause.get('reason') or '')}"
 
 
 def render_list(rows: list[dict[str, Any]]) -> str:

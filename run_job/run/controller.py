@@ -8,24 +8,30 @@ Order of a run:
    ``limits`` made real by ``confine.prepare``) becomes the child subreaper
    and then the service user, before any file is touched; the CLI
    configures logging only after that;
-2. ``run`` takes the job's flock (``lock.py``). Held by someone else: if that
+2. a paused job (``pauses.py``, one small file read) is ``skipped`` quietly
+   before the lock is even opened, unless ``--force``: a paused job's cron
+   run never disturbs a running one and leaves no folder;
+3. ``run`` takes the job's flock (``lock.py``). Held by someone else: if that
    run's run-job is alive the run is ``skipped`` (exit 75, 0 under
    ``allow_overtime``). If it is gone, its orphaned processes (found by
    their ``RUN_JOB_RUN_ID`` marker) are stopped — TERM, ``kill_grace``,
    KILL — and its run settled (``reconcile``), then this run goes on;
-3. Slurm jobs: ``slurm.runner.precheck`` (a reason = skipped);
-4. run folder, ``status.json`` (running), ``latest``; in the same history
+4. Slurm jobs: ``slurm.runner.precheck`` (a reason = skipped);
+5. run folder, its end lock (held until the end is recorded: what
+   ``--wait`` blocks on), ``events.jsonl`` when the job declares events,
+   ``status.json`` (running), ``latest``; in the same history
    update, every other ``running`` entry and every run folder stuck at
    ``running`` is settled (under the lock they are dead), and this run's
    entry added; lost runs get their alerts; start hooks. Until here nothing
    has started: a failure is exit 125 and the run folder says why;
-5. the executor (``supervise.execute`` or ``slurm.batch.execute``), once
+6. the executor (``supervise.execute`` or ``slurm.batch.execute``), once
    per attempt when the job retries (``retry.py``: the lock stays held, the
    delays are slept on the signal wakeup, every attempt goes into
-   ``status.json``'s ``attempts``); from here on every error path still ends
-   in a recorded outcome;
-6. final ``status.json`` and history (each written even when the other
-   cannot be), end alerts, retention.
+   ``status.json``'s ``attempts``), with the run's ``EventWatch``
+   (``jobevents.py``) when the job declares events; from here on every
+   error path still ends in a recorded outcome;
+7. final ``status.json`` and history (each written even when the other
+   cannot be), end alerts; the end lock let go; retention.
 
 With ``metrics.textfile_directory`` set, the job's Prometheus textfile is
 rewritten after the start entry, after the end (and after a skip), from the
@@ -39,7 +45,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
-from run_job import clock, logsetup
+from run_job import clock, console, logsetup
 from run_job.errors import EXIT_CANNOT_RUN, EXIT_SKIPPED, ProcessControlError, RunRecordError
 from run_job.model import Config, Job, Record
 from run_job.run import history, lock, reconcile, records, supervise, transitions
@@ -55,6 +61,8 @@ def job_environment(base: dict[str, str], job: Job, run_id: str, run_dir: str) -
         "RUN_JOB_RUN_DIR": run_dir,
         "RUN_JOB_FILE": os.fspath(job.path),
     })
+    if job.events:  # for run-job --trigger's "did you mean" (the supervisor checks again)
+        env["RUN_JOB_EVENTS"] = ",".join(job.events)
     return env
 
 
@@ -126,11 +134,12 @@ def _ensure_run_directory(config: Config) -> None:
 
 
 def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = False,
-        due: Any = None) -> int:
+        due: Any = None, force: bool = False) -> int:
     """One run of ``job`` (after ``prepare``); returns run-job's exit status.
     Raises ProcessControlError for what stops a run before it starts (125).
     ``due``: with ``--if-due``, the start (UTC) this run is for; when a run
-    of the job started since (or starts meanwhile), exit 0 with no record."""
+    of the job started since (or starts meanwhile), exit 0 with no record.
+    ``force``: run a paused job anyway (its record says so)."""
     from run_job.privileges import user_name
 
     supervise.install_signal_handlers()
@@ -143,9 +152,13 @@ def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = Fals
                prepared.identity_env, user_name(), prepared.confinement)
     if due is not None and _ran_since(config, job, due):
         return 0
-    paused = _pause_of(config, job)
+    paused = pause_of(config, job.slug)
     if paused is not None:
-        return run.skip_paused(paused)
+        from run_job.run import pauses
+
+        if not force:
+            return run.skip(pause=paused)
+        run.notes.append(f"run although {pauses.describe(paused)} (--force by {pauses.who()})")
     lock_fd = lock.open_lock(lock.lock_path(config.run_directory, job.slug))
     try:
         held = not lock.try_lock(lock_fd)
@@ -165,6 +178,7 @@ def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = Fals
         try:
             return run.locked(lock_fd)
         finally:
+            run.release_end_lock()
             try:  # an empty holder: nobody mistakes this run for a live one
                 os.ftruncate(lock_fd, 0)
             except OSError:
@@ -198,14 +212,15 @@ def _due_holder(lock_fd: int, due: Any) -> str:
         time.sleep(0.01)
 
 
-def _pause_of(config: Config, job: Job) -> dict[str, Any] | None:
-    """The job's pause (SPEC §9), ended first if past its ``until``."""
+def pause_of(config: Config, slug: str) -> dict[str, Any] | None:
+    """The job's pause (SPEC §9), ended first if past its ``until``: one
+    open of a small file in ``state_directory`` (as the service user)."""
     from run_job.run import pauses
 
     try:
-        return pauses.read(config.state_directory, job.slug)
+        return pauses.read(config.state_directory, slug)
     except RunRecordError as err:  # an expired pause that could not be removed
-        logsetup.error("%s: %s", job.slug, err)
+        logsetup.error("%s: %s", slug, err)
         return None
 
 
@@ -223,6 +238,7 @@ class _Run:
         self.notes: list[str] = []  # said in the final reason
         self.record: dict[str, Any] = {}
         self.run_dir = ""
+        self.end_fd: int | None = None  # the run's end lock (lock.hold_end_lock)
 
     def new_record(self, **fields: Any) -> dict[str, Any]:
         return records.new_record(
@@ -245,6 +261,14 @@ class _Run:
             if reason:
                 return self.skip(reason)
         self.run_dir = records.create_run_dir(config.output_directory, job.slug, self.run_id)
+        self._hold_end_lock()
+        if job.events:
+            try:
+                from run_job.run import jobevents
+
+                jobevents.create(self.run_dir)
+            except OSError as err:  # --trigger will say the run takes no events
+                logsetup.error("%s: events of this run cannot be recorded: %s", job.slug, err)
         self.record = self.new_record(
             run_id=self.run_id, started_at=self.started, run_dir=self.run_dir,
             supervisor_start_time=self.my_start, reason="; ".join(self.notes))
@@ -264,6 +288,20 @@ class _Run:
         _metrics(config, job)
         _alerts_start(config, job, self.record)
         return self.execute(slurm, lock_fd)
+
+    def _hold_end_lock(self) -> None:
+        """Before status.json says ``running``: a waiter that sees the run
+        running finds the lock held. Without it waiters watch status.json."""
+        try:
+            self.end_fd = lock.hold_end_lock(self.run_dir)
+        except OSError as err:
+            logsetup.warning("%s: run-job --wait will poll this run: %s", self.job.slug, err)
+
+    def release_end_lock(self) -> None:
+        """The end is recorded (or the run never started): wake the waiters."""
+        if self.end_fd is not None:
+            os.close(self.end_fd)
+            self.end_fd = None
 
     def _start_entry(self, entries: list[dict[str, Any]],
                      after: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -325,12 +363,20 @@ class _Run:
 
         env = job_environment(dict(os.environ), job, self.run_id, self.run_dir)
         workdir = job.working_directory or _home(self.identity_env)
+        events = None
+        if job.events:
+            from run_job.run.jobevents import EventWatch
+
+            close = (lock_fd,) + ((self.end_fd,) if self.end_fd is not None else ())
+            events = EventWatch(config, job, self.run_dir, lambda: state["record"], update_status,
+                                close=close, use_inotify=job.runner == "local")
         ctx = RunContext(
             config=config, job=job, run_id=self.run_id, run_dir=_path(self.run_dir),
             output_path=_path(os.path.join(self.run_dir, "output.log")),
             commands=self.commands, command_text=self.command_text, environment=env,
             working_directory=_path(workdir), update_status=update_status,
-            stop_requested=supervise.stop_requested, confinement=self.confinement)
+            stop_requested=supervise.stop_requested, confinement=self.confinement,
+            events=events)
         retrying = retries.enabled(job.retry)
         attempts: list[dict[str, Any]] = []
         plan = retries.Plan(None)
@@ -372,11 +418,14 @@ class _Run:
                 number += 1
         finally:
             os.set_inheritable(lock_fd, False)
+        ended = clock.now()
+        if events is not None:  # the last events, and their hooks' end (bounded)
+            events.finish()
         told = (retries.summary(attempts, job.retry, result.outcome, plan.why)
                 if retrying and job.retry is not None else "")
         reason = "; ".join(r for r in (*self.notes, result.reason, told) if r)
         final = transitions.finished(
-            state["record"], ended_at=clock.now(), outcome=result.outcome,
+            state["record"], ended_at=ended, outcome=result.outcome,
             exit_code=result.exit_code, signal=result.signal, reason=reason,
             slurm_job_id=result.slurm_job_id if result.slurm_job_id is not None
             else state["record"].get("slurm_job_id"))
@@ -474,19 +523,30 @@ class _Run:
                 records.write_status(self.run_dir, final, fsync=False)
             except RunRecordError:
                 pass  # said above
+        self.release_end_lock()
         _metrics(config, job)
         for problem in records.prune_runs(config.output_directory, job.slug, self.run_id,
                                           config.keep_runs, config.keep_days):
             logsetup.warning("%s: %s", job.slug, problem)
 
-    def skip(self, reason: str) -> int:
-        """A skipped run: a history entry only (no folder, ``latest`` unchanged)."""
+    def skip(self, reason: str = "", *, pause: dict[str, Any] | None = None) -> int:
+        """A skipped run: a history entry only (no folder, ``latest`` unchanged).
+        ``pause``: the job is paused (SPEC §9): the reason names who paused it,
+        since, until and why; exit 0, no mail and no hooks, neutral for the
+        failure streak, said on stderr only when that is a terminal (cron
+        mails any output)."""
         config, job = self.config, self.job
+        if pause is not None:
+            from run_job.run import pauses
+
+            reason = f"{pauses.describe(pause)}; run-job --resume {job.slug} ends the pause"
         now = clock.now()
         record = self.new_record(run_id=records.make_run_id(now, os.getpid()), started_at=now,
                                  run_dir=None, supervisor_start_time=None, outcome="skipped",
                                  reason=reason)
         record = transitions.finished(record, ended_at=now, outcome="skipped", reason=reason)
+        if pause is not None:
+            return self._skip_paused(record)
         status = 0 if job.allow_overtime else EXIT_SKIPPED
         try:
             previous = [e for e in self.history(
@@ -541,21 +601,10 @@ class _Run:
                          reason, job.slug)
         return paused
 
-    def skip_paused(self, pause: dict[str, Any]) -> int:
-        """A scheduled run of a paused job (SPEC §9): a ``skipped`` history
-        entry naming who paused it, since when, until when and why; exit 0;
-        no mail, no hooks, and it neither adds to a failure streak nor breaks
-        it; said on stderr only when that is a terminal (cron mails output)."""
+    def _skip_paused(self, record: dict[str, Any]) -> int:
         from run_job.alerts import notify
-        from run_job.run import pauses
 
         config, job = self.config, self.job
-        now = clock.now()
-        reason = f"{pauses.describe(pause)}; run-job --resume {job.slug} ends the pause"
-        record = self.new_record(run_id=records.make_run_id(now, os.getpid()), started_at=now,
-                                 run_dir=None, supervisor_start_time=None, outcome="skipped",
-                                 reason=reason)
-        record = transitions.finished(record, ended_at=now, outcome="skipped", reason=reason)
 
         def add(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             streak = notify.previous_failures(entries, job.allow_overtime)
@@ -567,12 +616,11 @@ class _Run:
             self.history(add)
         except RunRecordError as err:
             logsetup.error("%s: %s", job.slug, err)
-        logsetup.info("%s: skipped: %s", job.slug, reason)
+        logsetup.info("%s: skipped: %s", job.slug, record["reason"])
         _metrics(config, job)
         if logsetup.stderr_is_terminal():
-            import sys
-
-            sys.stderr.write(f"run-job: {job.slug} not run: {reason}\n")
+            console.say_error("run-job", [f"{job.slug} not run: {record['reason']};"
+                                          " --force runs it once"])
         return 0
 
     def _alert_lost_runs(self, entries: list[dict[str, Any]]) -> None:

@@ -156,7 +156,8 @@ def has_children() -> bool:
 
 
 def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool,
-             members: Callable[[], set[int]] | None = None) -> set[int]:
+             members: Callable[[], set[int]] | None = None,
+             spare: Iterable[int] = ()) -> set[int]:
     table = process_table()
     found: set[int] = set()
     if own_tree:
@@ -170,6 +171,9 @@ def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool,
     if members is not None:
         found |= members()
     found.discard(os.getpid())
+    for pid in spare:  # run-job's own helpers (event hooks) and what they started
+        if pid in table:
+            found -= {pid} | descendants(pid, table)
     return found
 
 
@@ -185,18 +189,20 @@ def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTER
           pgids: Iterable[int] = (), own_tree: bool = True,
           on_reap: Callable[[int, int], None] | None = None,
           wait: Callable[[float], object] = time.sleep,
-          members: Callable[[], set[int]] | None = None) -> int:
+          members: Callable[[], set[int]] | None = None, spare: Iterable[int] = ()) -> int:
     """Stop a run's processes: ``first_signal``, up to ``grace`` seconds, SIGKILL.
 
     Targets: run-job's descendants (``own_tree``), members of ``pgids``,
     processes with the run's marker and, for a run with a cgroup, every
     process in it (``members``: what left the session, the process groups
-    and the marker behind is still there). ``wait(seconds)`` sleeps between two
-    looks (the supervisor passes its signal-aware wait, which SIGCHLD ends
-    early). Returns how many processes were found.
+    and the marker behind is still there); never the processes of ``spare``
+    nor their descendants (run-job's hook runners, not the job's).
+    ``wait(seconds)`` sleeps between two looks (the supervisor passes its
+    signal-aware wait, which SIGCHLD ends early). Returns how many processes
+    were found.
     """
-    pgids = tuple(pgids)
-    targets = _targets(run_id, pgids, own_tree, members)
+    pgids, spare = tuple(pgids), tuple(spare)
+    targets = _targets(run_id, pgids, own_tree, members, spare)
     if not targets:
         return 0
     seen = set(targets)
@@ -211,7 +217,7 @@ def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTER
         for pid, status in reap():
             if on_reap:
                 on_reap(pid, status)
-        targets = _targets(run_id, pgids, own_tree, members)
+        targets = _targets(run_id, pgids, own_tree, members, spare)
         seen |= targets
         if not targets:
             return len(seen)
@@ -226,7 +232,7 @@ def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTER
         for pid, status in reap():
             if on_reap:
                 on_reap(pid, status)
-        targets = _targets(run_id, pgids, own_tree, members)
+        targets = _targets(run_id, pgids, own_tree, members, spare)
         seen |= targets
         if not targets:
             break

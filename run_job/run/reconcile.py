@@ -41,8 +41,12 @@ def supervisor_alive(config: Any, slug: str, entry: dict[str, Any]) -> bool:
     return bool(lock.is_locked(lock.lock_path(config.run_directory, slug)))
 
 
-def lost_reason(entry: dict[str, Any], processes_left: bool = False) -> str:
+def lost_reason(entry: dict[str, Any], processes_left: bool | None = False) -> str:
+    """``processes_left``: None when the caller does not know (it must not
+    touch the job's lock to find out: ``--wait`` and ``--follow``)."""
     pid = entry.get("pid")
+    if processes_left is None:
+        return f"supervision lost: run-job (pid {pid}) died before recording the run's end"
     if processes_left:
         return (f"supervision lost: run-job (pid {pid}) is gone; processes of the run still"
                 " hold the job's lock and will be stopped by the next run")

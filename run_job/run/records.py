@@ -44,6 +44,13 @@ def run_id_time(run_id: str) -> datetime | None:
         return None
 
 
+def is_run_id(text: object) -> bool:
+    """Is ``text`` a run id as ``make_run_id`` writes it (pure)? Checked
+    before a run id from a command line or a link becomes part of a path."""
+    return (isinstance(text, str) and text.isascii() and len(text) > 24 and text[23] == "-"
+            and text[24:].isdigit() and run_id_time(text) is not None)
+
+
 def new_record(*, job: str, run_id: str, runner: str, host: str, user: str, pid: int,
                command: Iterable[str], started_at: datetime, job_file_sha256: str,
                run_dir: str | None, supervisor_start_time: int | None,

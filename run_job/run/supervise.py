@@ -115,13 +115,13 @@ def _drain_wakeup() -> None:
         pass
 
 
-def _wait_events(timeout: float | None, extra_fd: int | None = None) -> list[int]:
-    """Sleep until a signal arrives, ``extra_fd`` is readable, or ``timeout``."""
+def _wait_events(timeout: float | None, *extra_fds: int) -> list[int]:
+    """Sleep until a signal arrives, one of ``extra_fds`` is readable, or ``timeout``."""
     poller = select.poll()
     if _wakeup_r is not None:
         poller.register(_wakeup_r, select.POLLIN)
-    if extra_fd is not None:
-        poller.register(extra_fd, select.POLLIN)
+    for fd in extra_fds:
+        poller.register(fd, select.POLLIN)
     # poll takes an int of milliseconds: a long deadline is waited for in
     # slices (the callers loop), never passed whole (it would overflow)
     ms = None if timeout is None else max(0, int(min(timeout, _MAX_WAIT) * 1000) + 1)
@@ -406,7 +406,7 @@ def execute(ctx: RunContext) -> ExecResult:
         except BaseException as err:
             # run-job itself failed while the job ran: stop the job, then say why
             proctree.sweep(ctx.run_id, ctx.job.kill_grace, pgids=pgids, wait=_wait_events,
-                           members=_members(ctx))
+                           members=_members(ctx), spare=_spare(ctx))
             if not isinstance(err, Exception):
                 raise
             result = ExecResult("failed", 125, reason=(
@@ -463,18 +463,19 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
             result = _exec_failure(where, path, err.errno or 0)
             break
         pgids.append(pid)
-        wait_status = _wait_main(pid, deadline, copier)
+        wait_status = _wait_main(pid, deadline, copier, ctx.events)
         report = _shim_report(err_r)
         if wait_status is None:  # timeout or stop signal: stop everything now
             signum = stop_requested()
             if signum is not None:
-                proctree.sweep(ctx.run_id, grace, first_signal=signum, pgids=[pid], wait=_wait_events,
-                               members=members)
+                proctree.sweep(ctx.run_id, grace, first_signal=signum, pgids=[pid],
+                               wait=_wait_events, members=members, spare=_spare(ctx))
                 result = ExecResult("killed", 128 + signum, signal=signum, reason=(
                     f"{stopped_by(ctx.run_dir, signum)}; {where} and its process"
                     " tree were stopped"))
             else:
-                proctree.sweep(ctx.run_id, grace, pgids=[pid], wait=_wait_events, members=members)
+                proctree.sweep(ctx.run_id, grace, pgids=[pid], wait=_wait_events,
+                               members=members, spare=_spare(ctx))
                 result = ExecResult("timed_out", 124, reason=(
                     f"timed out after {_fmt_duration(job.timeout)} in {where};"
                     " the whole process tree was stopped"))
@@ -513,9 +514,10 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
         else:
             result = ExecResult("success", 0, exit_code=0)
     # Leftovers: anything still below us (or carrying the marker, or in the
-    # run's cgroup) is swept.
+    # run's cgroup) is swept; run-job's own hook runners are spared.
     if proctree.has_children() or (members is not None and members()):
-        count = proctree.sweep(ctx.run_id, grace, pgids=pgids, wait=_wait_events, members=members)
+        count = proctree.sweep(ctx.run_id, grace, pgids=pgids, wait=_wait_events,
+                               members=members, spare=_spare(ctx))
         if count:
             note = (f"{count} leftover process{'es' if count != 1 else ''} stopped"
                     f" after the last command (TERM, {_fmt_duration(grace)} grace, KILL)")
@@ -525,8 +527,16 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
     return result
 
 
-def _wait_main(pid: int, deadline: float | None, copier: _Copier | None) -> int | None:
-    """Wait for ``pid``; its wait status, or None on timeout or stop signal."""
+def _spare(ctx: RunContext) -> set[int]:
+    """run-job's own hook runners: a sweep of the job leaves them alone."""
+    return ctx.events.spare() if ctx.events is not None else set()
+
+
+def _wait_main(pid: int, deadline: float | None, copier: _Copier | None,
+               events: object | None = None) -> int | None:
+    """Wait for ``pid``; its wait status, or None on timeout or stop signal.
+    ``events`` (the run's ``EventWatch``) is looked at as it asks: its
+    inotify descriptor is waited on with the rest, or every second."""
     while True:
         for child, status in proctree.reap():
             if child == pid:
@@ -540,9 +550,17 @@ def _wait_main(pid: int, deadline: float | None, copier: _Copier | None) -> int 
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return None
-        ready = _wait_events(timeout, copier.read_fd if copier else None)
+        fds = [copier.read_fd] if copier is not None else []
+        if events is not None:
+            if events.timeout is not None:
+                timeout = events.timeout if timeout is None else min(timeout, events.timeout)
+            if events.fd is not None:
+                fds.append(events.fd)
+        ready = _wait_events(timeout, *fds)
         if copier is not None and copier.read_fd in ready:
             copier.pump()
+        if events is not None:
+            events.poll(ready)
 
 
 def _fmt_duration(seconds: float | None) -> str:

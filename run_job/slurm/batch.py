@@ -285,6 +285,8 @@ class _Watch:
                                 f"{self.job_id}: {self.unreachable_error}"))
                 waited = now - self.submitted
                 self.next_ask = now + (FAST_POLL if ordered else slurm_poll_interval(waited))
+            if ctx.events is not None:  # events from inside the job: looked at every second
+                ctx.events.poll()
             time.sleep(STATUS_POLL)
 
     def _from_accounting(self) -> SlurmJob | None:

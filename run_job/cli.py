@@ -47,17 +47,17 @@ class Options:
         self.name: Any = None
         self.force = False
         self.tag: list[str] = []
-        self.pause = None
-        self.resume = None
-        self.reason = None
-        self.until = None
-        self.follow = None
-        self.run = None
-        self.wait = None
+        self.pause: Any = None
+        self.resume: Any = None
+        self.reason: Any = None
+        self.until: Any = None
+        self.follow: Any = None
+        self.run: Any = None
+        self.wait: Any = None
         self.next = False
-        self.timeout = None
-        self.trigger = None
-        self.message = None
+        self.timeout: Any = None
+        self.trigger: Any = None
+        self.message: Any = None
         self.__dict__.update(values)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
-    from typing import Callable
+    from typing import Any, Callable
 
 
 class _Factory:
@@ -312,7 +312,7 @@ class RunContext(Record):
     # The run's events from inside (``run/jobevents.EventWatch``), or None
     # when the job declares none: executors call ``poll``/``check`` while
     # they wait and spare its hook runners when they sweep.
-    events: object | None = None
+    events: Any = None  # run/jobevents.EventWatch of a job with events, else None
 
 
 class ExecResult(Record):

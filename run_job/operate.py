@@ -109,8 +109,8 @@ def pause_or_resume(config: Any, opts: Any) -> int:
             _say(f"{slug}: {pauses.describe(record)}")
         return 0
     for slug in chosen:
-        record = resume(config, slug, by=by, config_path=opts.config)
-        _say(f"{slug}: resumed (it was {pauses.describe(record)})" if record is not None
+        ended = resume(config, slug, by=by, config_path=opts.config)
+        _say(f"{slug}: resumed (it was {pauses.describe(ended)})" if ended is not None
              else f"{slug}: was not paused")
     return 0
 

@@ -314,8 +314,11 @@ def _note_limits(report: _Report) -> None:
     """A note (not an error: a config repo's CI validates on another machine)
     for each valid job whose memory/tasks limits this host could not enforce;
     run-job would refuse to run it here (exit 125)."""
-    limited = [job for _file, job in report.jobs if getattr(job, "limits", None) is not None
-               and (job.limits.memory or job.limits.tasks)]
+    limited = []
+    for _file, job in report.jobs:
+        limits = getattr(job, "limits", None)
+        if limits is not None and (limits.memory or limits.tasks):
+            limited.append(job)
     if not limited:
         return
     from run_job.run.confine import host_problem

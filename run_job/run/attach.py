@@ -216,9 +216,11 @@ class _LogCopier:
             self.offset += done
 
     def _chunk(self) -> int:
+        fd = self.fd
+        assert fd is not None  # opened by the caller before any chunk
         if self.use_sendfile:
             try:
-                return os.sendfile(self.out, self.fd, self.offset, CHUNK)
+                return os.sendfile(self.out, fd, self.offset, CHUNK)
             except BlockingIOError:
                 _writable(self.out)
                 return self._chunk()
@@ -228,7 +230,7 @@ class _LogCopier:
                 if err.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
                     raise
                 self.use_sendfile = False  # a terminal, an O_APPEND file: read and write
-        data = os.pread(self.fd, CHUNK, self.offset)
+        data = os.pread(fd, CHUNK, self.offset)
         view = memoryview(data)
         while view:
             try:

@@ -69,7 +69,7 @@ class Watch:
 
     def drain(self) -> list[str]:
         """Read every pending event; the names they carry (files in a watched folder)."""
-        names = []
+        names: list[str] = []
         while True:
             try:
                 data = os.read(self.fd, 65536)

@@ -54,7 +54,7 @@ def create(run_dir: str | os.PathLike) -> None:
 # run-job --trigger
 
 
-def trigger(environ: dict[str, str], event: str, message: str) -> dict[str, str]:
+def trigger(environ: dict[str, str], event: str, message: str) -> dict[str, str | None]:
     """Record ``event`` in the run named by ``environ``; the line written.
     Raises UsageError (exit 2) outside a run and for an undeclared event."""
     from run_job.run.records import run_id_time
@@ -77,7 +77,7 @@ def trigger(environ: dict[str, str], event: str, message: str) -> dict[str, str]
     return line
 
 
-def _append(path: str, line: dict[str, str]) -> None:
+def _append(path: str, line: dict[str, str | None]) -> None:
     from run_job.run.records import dumps
 
     data = (dumps(line) + "\n").encode()
@@ -273,7 +273,7 @@ class EventWatch:
                 poller.register(hooks.fd, select.POLLIN)
             poller.poll(1000)
             self.check()
-        for hooks, indexes in self.running:
+        for _hooks, indexes in self.running:
             logsetup.warning("%s: the hooks of event %s still run after %g s; not waited for",
                              self.job.slug, self.events[indexes[0]]["event"], HOOK_WAIT)
         if self.watch is not None:

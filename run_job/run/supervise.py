@@ -32,6 +32,10 @@ import time
 
 # The C module: ``signal`` itself builds its IntEnums on import (start-up cost).
 import _signal as signal
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any
+
 from run_job.model import replace
 from run_job.run import proctree
 from run_job.model import ExecResult, RunContext
@@ -533,7 +537,7 @@ def _spare(ctx: RunContext) -> set[int]:
 
 
 def _wait_main(pid: int, deadline: float | None, copier: _Copier | None,
-               events: object | None = None) -> int | None:
+               events: Any = None) -> int | None:
     """Wait for ``pid``; its wait status, or None on timeout or stop signal.
     ``events`` (the run's ``EventWatch``) is looked at as it asks: its
     inotify descriptor is waited on with the rest, or every second."""

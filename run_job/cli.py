@@ -253,7 +253,9 @@ def dispatch(opts: Options) -> int:
     if opts.validate is not None:
         from run_job.config.validate import main as validate_main
 
-        return validate_main(opts.config, list(opts.validate), opts.json)
+        from run_job.run.confine import limit_notes
+
+        return validate_main(opts.config, list(opts.validate), opts.json, host_notes=limit_notes)
     if opts.job:
         return _run(opts)
     if opts.trigger is not None:
@@ -449,4 +451,15 @@ def _run(opts: Options) -> int:
     prepared = controller.prepare(config, job)
     _configure_logging(config, opts.debug)
     return controller.run(config, job, prepared, slow_start=opts.slow_start, due=due,
-                          force=opts.force)
+                          force=opts.force, on_record=_metrics_writer(config, job))
+
+
+def _metrics_writer(config: Any, job: Any) -> Any:
+    """What refreshes the job's Prometheus textfile when its records change;
+    None without ``metrics.textfile_directory`` (then nothing of the monitor
+    package is imported on this hot path)."""
+    if config.metrics_directory is None:
+        return None
+    from run_job.monitor.textfile import write_job
+
+    return lambda: write_job(config, job.slug, job=job)

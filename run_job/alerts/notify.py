@@ -325,7 +325,7 @@ class EventHooks:
             os.close(self.pidfd)
             self.pidfd = None
         try:
-            from run_job.run.records import loads
+            from run_job.jsoncodec import loads
 
             found = loads(self.data) if self.data else []
             self.results = [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
@@ -359,7 +359,7 @@ def start_event_hooks(config: Config, job: Job, record: Mapping[str, Any], event
                     os.close(fd)
                 except OSError:
                     pass
-            from run_job.run.records import dumps
+            from run_job.jsoncodec import dumps
 
             results = _run_hooks(config, job, event, record,
                                  extra={"RUN_JOB_EVENT_MESSAGE": message})

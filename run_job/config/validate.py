@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from run_job.config import yamlfile
 from run_job.config.settings import locate_config, read_config
@@ -310,28 +311,13 @@ def _mail_problems(config, name: str) -> list[Problem]:
     return [Problem(name, problem)]
 
 
-def _note_limits(report: _Report) -> None:
-    """A note (not an error: a config repo's CI validates on another machine)
-    for each valid job whose memory/tasks limits this host could not enforce;
-    run-job would refuse to run it here (exit 125)."""
-    limited = []
-    for _file, job in report.jobs:
-        limits = getattr(job, "limits", None)
-        if limits is not None and (limits.memory or limits.tasks):
-            limited.append(job)
-    if not limited:
+def _host_notes(report: _Report, notes_for: Callable[[list], list[str]] | None) -> None:
+    """Notes (not errors: a config repo's CI validates on another machine) on
+    what this host could not do for the valid jobs; ``notes_for(jobs)`` is
+    given by the command line (the limits' host check lives with the runs)."""
+    if notes_for is None:
         return
-    from run_job.run.confine import host_problem
-    from run_job.run.limits import needed_controllers
-
-    found: dict[tuple, str | None] = {}
-    for job in limited:
-        controllers = needed_controllers(job.limits)
-        if controllers not in found:
-            found[controllers] = host_problem(controllers)
-        problem = found[controllers]
-        if problem:
-            report.notes.append(f"{job.path}: note: on this host, {problem}")
+    report.notes.extend(notes_for([job for _file, job in report.jobs]))
 
 
 def config_only_keys() -> frozenset[str]:
@@ -355,9 +341,10 @@ def _check_unnamed(config, path: Path, raw: bytes):
     return job, fixed
 
 
-def main(config_path: str | None, targets: list[str], as_json: bool = False) -> int:
+def main(config_path: str | None, targets: list[str], as_json: bool = False,
+         host_notes: Callable[[list], list[str]] | None = None) -> int:
     report = collect(config_path, list(targets))
-    _note_limits(report)
+    _host_notes(report, host_notes)
     counts = report.counts()
     if as_json:
         document = {

@@ -526,3 +526,22 @@ def counter(file_key: tuple[str, str] | None) -> int:
         return limits.parse_counter(_read(file_key[0]), file_key[1]) or 0
     except OSError:
         return 0
+
+
+def limit_notes(jobs: list) -> list[str]:
+    """``--validate``'s note for each job whose ``memory``/``tasks`` this host
+    could not enforce (run-job would refuse to run it here, exit 125)."""
+    from run_job.run.limits import needed_controllers
+
+    notes = []
+    found: dict[tuple, str | None] = {}
+    for job in jobs:
+        limits = getattr(job, "limits", None)
+        if limits is None or not (limits.memory or limits.tasks):
+            continue
+        controllers = needed_controllers(limits)
+        if controllers not in found:
+            found[controllers] = host_problem(controllers)
+        if found[controllers]:
+            notes.append(f"{job.path}: note: on this host, {found[controllers]}")
+    return notes

@@ -134,7 +134,7 @@ def _ensure_run_directory(config: Config) -> None:
 
 
 def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = False,
-        due: Any = None, force: bool = False) -> int:
+        due: Any = None, force: bool = False, on_record: Any = None) -> int:
     """One run of ``job`` (after ``prepare``); returns run-job's exit status.
     Raises ProcessControlError for what stops a run before it starts (125).
     ``due``: with ``--if-due``, the start (UTC) this run is for; when a run
@@ -149,7 +149,7 @@ def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = Fals
     run_id = prepared.run_id
     my_start = supervise.proctree.proc_start_time(os.getpid())
     run = _Run(config, job, commands, command_text, run_id, prepared.started, my_start,
-               prepared.identity_env, user_name(), prepared.confinement)
+               prepared.identity_env, user_name(), prepared.confinement, on_record)
     if due is not None and _ran_since(config, job, due):
         return 0
     paused = pause_of(config, job.slug)
@@ -229,8 +229,10 @@ class _Run:
 
     def __init__(self, config: Config, job: Job, commands: tuple, command_text: tuple,
                  run_id: str, started: Any, my_start: int | None,
-                 identity_env: dict[str, str], user: str, confinement: Any = None) -> None:
+                 identity_env: dict[str, str], user: str, confinement: Any = None,
+                 on_record: Any = None) -> None:
         self.config, self.job = config, job
+        self.on_record = on_record
         self.confinement = confinement
         self.commands, self.command_text = commands, command_text
         self.run_id, self.started, self.my_start = run_id, started, my_start
@@ -239,6 +241,12 @@ class _Run:
         self.record: dict[str, Any] = {}
         self.run_dir = ""
         self.end_fd: int | None = None  # the run's end lock (lock.hold_end_lock)
+
+    def recorded(self) -> None:
+        """The run's records changed (started, ended, skipped): tell the
+        observer the CLI gave (the metrics textfile), which never raises."""
+        if self.on_record is not None:
+            self.on_record()
 
     def new_record(self, **fields: Any) -> dict[str, Any]:
         return records.new_record(
@@ -285,7 +293,7 @@ class _Run:
         logsetup.info("%s: run %s started (%s)", job.slug, self.run_id,
                       "; ".join(self.command_text))
         self._warn_setup()
-        _metrics(config, job)
+        self.recorded()
         _alerts_start(config, job, self.record)
         return self.execute(slurm, lock_fd)
 
@@ -524,7 +532,7 @@ class _Run:
             except RunRecordError:
                 pass  # said above
         self.release_end_lock()
-        _metrics(config, job)
+        self.recorded()
         for problem in records.prune_runs(config.output_directory, job.slug, self.run_id,
                                           config.keep_runs, config.keep_days):
             logsetup.warning("%s: %s", job.slug, problem)
@@ -568,7 +576,7 @@ class _Run:
                                                             only="skipped"))
             except RunRecordError:
                 pass
-        _metrics(config, job)
+        self.recorded()
         return status
 
     def _auto_pause(self, record: dict[str, Any], previous: list[dict[str, Any]]
@@ -617,7 +625,7 @@ class _Run:
         except RunRecordError as err:
             logsetup.error("%s: %s", job.slug, err)
         logsetup.info("%s: skipped: %s", job.slug, record["reason"])
-        _metrics(config, job)
+        self.recorded()
         if logsetup.stderr_is_terminal():
             console.say_error("run-job", [f"{job.slug} not run: {record['reason']};"
                                           " --force runs it once"])
@@ -677,17 +685,6 @@ def _log_end(job: Job, record: dict[str, Any], status: int) -> None:
     level = logsetup.INFO if record["outcome"] == "success" else logsetup.WARNING
     logsetup.log(level, "%s: run %s %s (exit %s)%s", job.slug, record["run_id"],
                  record["outcome"], status, f": {record['reason']}" if record["reason"] else "")
-
-
-def _metrics(config: Config, job: Job) -> None:
-    """The job's Prometheus textfile, when ``metrics.textfile_directory`` is
-    set (without it nothing of the monitor package is imported); never
-    raises, never fails the run."""
-    if config.metrics_directory is None:
-        return
-    from run_job.monitor.textfile import write_job
-
-    write_job(config, job.slug, job=job)
 
 
 def _alerts_start(config: Config, job: Job, record: dict[str, Any]) -> None:

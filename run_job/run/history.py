@@ -43,7 +43,7 @@ def _lock_path(state_directory: str | os.PathLike, slug: str) -> str:
 def parse(data: bytes) -> tuple[list[dict[str, Any]], list[Any]] | None:
     """(usable entries, damaged entries) of a history file, or None when the
     file is not a JSON list at all (pure)."""
-    from run_job.run.records import loads
+    from run_job.jsoncodec import loads
 
     try:
         entries = loads(data)
@@ -63,7 +63,7 @@ def dumps(entries: list[Any]) -> bytes:
     indented dump goes through the pure-Python one, 10x slower) (pure)."""
     if not entries:
         return b"[]\n"
-    from run_job.run.records import dumps as encode
+    from run_job.jsoncodec import dumps as encode
 
     lines = ",\n".join(encode(e) for e in entries)
     return f"[\n{lines}\n]\n".encode()

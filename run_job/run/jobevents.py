@@ -78,7 +78,7 @@ def trigger(environ: dict[str, str], event: str, message: str) -> dict[str, str 
 
 
 def _append(path: str, line: dict[str, str | None]) -> None:
-    from run_job.run.records import dumps
+    from run_job.jsoncodec import dumps
 
     data = (dumps(line) + "\n").encode()
     try:
@@ -108,7 +108,7 @@ def _append(path: str, line: dict[str, str | None]) -> None:
 def parse_lines(data: bytes, declared: tuple[str, ...]) -> tuple[list[dict[str, str]], list[str]]:
     """Events of complete ``events.jsonl`` lines (pure): the usable ones
     (message cut again), and why others were dropped."""
-    from run_job.run.records import loads
+    from run_job.jsoncodec import loads
 
     events, dropped = [], []
     for raw in data.splitlines():

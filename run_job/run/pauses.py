@@ -105,7 +105,7 @@ def read(state_directory: str | os.PathLike, slug: str, *, now: datetime | None 
     """The job's pause, or None. A pause past its ``until`` is ended here
     (file removed, expiry audit-logged) when ``expire`` and the state can be
     written; either way it no longer counts."""
-    from run_job.run.records import loads
+    from run_job.jsoncodec import loads
     from run_job.security import STATE_LIMIT, read_bounded
 
     path = pause_path(state_directory, slug)
@@ -131,7 +131,7 @@ def pause(state_directory: str | os.PathLike, slug: str, *, reason: str,
           now: datetime | None = None) -> dict[str, Any]:
     """Pause ``slug`` (replacing an earlier pause of it); returns the record."""
     from run_job.atomic import write_atomic
-    from run_job.run.records import to_json
+    from run_job.jsoncodec import to_json
 
     now = now or clock.now()
     record: dict[str, Any] = {"job": slug, "by": by or who(), "since": clock.iso(now),
@@ -177,7 +177,7 @@ def audit(state_directory: str | os.PathLike, action: str, slug: str, *, by: str
           now: datetime | None = None, **details: Any) -> None:
     """Append one JSON line to the audit log (best effort is not enough: a
     failure raises RunRecordError, so that an action is never unrecorded)."""
-    from run_job.run.records import dumps
+    from run_job.jsoncodec import dumps
 
     entry = {"time": clock.iso(now or clock.now()), "action": action, "job": slug, "by": by}
     entry.update({k: v for k, v in details.items() if v is not None})
@@ -199,7 +199,7 @@ def audit(state_directory: str | os.PathLike, action: str, slug: str, *, by: str
 
 def read_audit(state_directory: str | os.PathLike, limit: int = 1000) -> list[dict[str, Any]]:
     """The newest ``limit`` audit entries, oldest first (damaged lines skipped)."""
-    from run_job.run.records import loads
+    from run_job.jsoncodec import loads
     from run_job.security import STATE_LIMIT, read_bounded
 
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from run_job import jsoncodec
+
 import pytest
 
 from run_job.run import history, records
@@ -34,4 +36,4 @@ def test_damaged_history_parses_as_none_and_damaged_entries_apart():
     assert history.parse(b'[1]') == ([], [1])
     assert history.parse(b'[{"a": 1}]') == ([], [{"a": 1}])
     good = {"run_id": "20260102T030405.123456Z-1", "outcome": "success"}
-    assert history.parse(b'[1, ' + records.dumps(good).encode() + b']') == ([good], [1])
+    assert history.parse(b'[1, ' + jsoncodec.dumps(good).encode() + b']') == ([good], [1])

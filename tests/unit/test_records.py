@@ -3,6 +3,8 @@ the JSON of records."""
 
 from __future__ import annotations
 
+from run_job import jsoncodec
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -58,13 +60,13 @@ def test_new_and_finish_record():
 def test_json_round_trip_matches_the_json_module(value):
     import json
 
-    assert json.loads(records.dumps(value)) == value
-    assert records.loads(records.dumps(value)) == value
-    assert records.loads(json.dumps(value, indent=2)) == value
-    assert records.loads(records.to_json({"v": value})) == {"v": value}
+    assert json.loads(jsoncodec.dumps(value)) == value
+    assert jsoncodec.loads(jsoncodec.dumps(value)) == value
+    assert jsoncodec.loads(json.dumps(value, indent=2)) == value
+    assert jsoncodec.loads(jsoncodec.to_json({"v": value})) == {"v": value}
 
 
 @pytest.mark.parametrize("bad", [b"{oops", b"[1] x", b"", b"\xff", b"[1,]", b"nul"])
 def test_json_damage_is_value_error(bad):
     with pytest.raises(ValueError):
-        records.loads(bad)
+        jsoncodec.loads(bad)

@@ -437,9 +437,14 @@ def _configure_logging(config: Any, debug: bool) -> None:
 
 def _run(opts: Options) -> int:
     from run_job.config.cache import load_validated
+    from run_job.errors import ProcessControlError
     from run_job.run import controller
 
-    config, job = load_validated(opts.config, opts.job)
+    try:
+        config, job = load_validated(opts.config, opts.job)
+    except ProcessControlError:
+        _metrics_of_a_job_that_cannot_run(opts)
+        raise
     controller.check_runnable(job)
     due = None
     if opts.if_due:  # before anything is touched: most calls are not due
@@ -452,6 +457,27 @@ def _run(opts: Options) -> int:
     _configure_logging(config, opts.debug)
     return controller.run(config, job, prepared, slow_start=opts.slow_start, due=due,
                           force=opts.force, on_record=_metrics_writer(config, job))
+
+
+def _metrics_of_a_job_that_cannot_run(opts: Options) -> None:
+    """A job file that does not validate is refused (125) on every cron run;
+    with ``metrics.textfile_directory`` its textfile says so (health
+    ``invalid``), written as the service user. Best effort: the refusal's own
+    message is what counts."""
+    try:
+        from run_job.config.cache import cached_config
+        from run_job.config.jobs import is_slug
+
+        config = cached_config(opts.config)
+        if config.metrics_directory is None or not is_slug(opts.job):
+            return
+        from run_job.monitor.textfile import write_job
+        from run_job.privileges import become_if_root
+
+        become_if_root(config.user)
+        write_job(config, opts.job, config_path=opts.config)
+    except Exception:  # noqa: BLE001 - the job's own error is reported by the caller
+        return
 
 
 def _metrics_writer(config: Any, job: Any) -> Any:

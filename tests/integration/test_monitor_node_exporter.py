@@ -49,6 +49,8 @@ def test_node_exporter_reads_every_jobs_file(site, tmp_path):
     site.job("late", "command: /bin/true\nschedule: '0 * * * *'\n")
     site.job("held", "command: /bin/true\n")
     site.job("slow", "command: /bin/sleep 4\n")
+    site.job("broken", "command: /bin/true\nschedule: 'every day'\n")
+    assert site.run_job("broken").returncode == 125  # refused, and its textfile says why
     assert site.run_job("ok").returncode == 0
     for _ in range(2):
         assert site.run_job("failing").returncode == 1
@@ -82,7 +84,7 @@ def test_node_exporter_reads_every_jobs_file(site, tmp_path):
         slow.wait(timeout=30)
     p = "process_control_job_"
     assert seen["node_textfile_scrape_error"] == 0
-    for slug in ("ok", "failing", "late", "held", "slow"):
+    for slug in ("ok", "failing", "late", "held", "slow", "broken"):
         assert any(key.startswith("node_textfile_mtime_seconds") and f"process_control_{slug}.prom" in key
                    for key in seen), slug
     assert seen[f'{p}last_outcome{{job="ok",outcome="success"}}'] == 1
@@ -94,6 +96,10 @@ def test_node_exporter_reads_every_jobs_file(site, tmp_path):
     assert seen[f'{p}late{{job="late"}}'] == 1 and seen[f'{p}late{{job="ok"}}'] == 0
     assert seen[f'{p}paused{{job="held"}}'] == 1 and seen[f'{p}paused{{job="ok"}}'] == 0
     assert seen[f'{p}running{{job="slow"}}'] == 1 and seen[f'{p}running{{job="ok"}}'] == 0
+    assert seen[f'{p}valid{{job="broken"}}'] == 0 and seen[f'{p}valid{{job="ok"}}'] == 1
+    for slug, health in (("ok", "ok"), ("failing", "failing"), ("late", "late"), ("held", "paused"),
+                         ("slow", "running"), ("broken", "invalid")):
+        assert seen[f'{p}health{{health="{health}",job="{slug}"}}'] == 1, slug  # labels sorted
     assert abs(seen[f'{p}next_run_timestamp_seconds{{job="ok"}}'] - time.time()) <= 3600
     assert abs(seen[f'{p}last_start_timestamp_seconds{{job="ok"}}'] - time.time()) < 300
 

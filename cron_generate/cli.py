@@ -2,6 +2,9 @@
 
 Validate every job file, then act, all or nothing: with any problem, every
 problem is listed on stderr and the installed file is left as it was.
+With ``metrics.textfile_directory`` set, writing the crontab also removes
+the Prometheus textfiles of jobs that no longer exist (``--stdout``,
+``--check`` and ``--diff`` change nothing).
 Exit status as ``diff`` does it (SPEC §6): 0 written or already in sync,
 1 with ``--check``/``--diff`` when the installed file differs or is missing,
 2 invalid jobs or any other error.
@@ -84,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     if path is None:
         sys.stdout.write(text)
         sys.stdout.flush()
+        if not args.stdout:
+            _remove_stale_metrics(config, scan.jobs)
         return EXIT_OK
     if args.check or args.diff:
         installed = output.read_installed(path)
@@ -97,7 +102,20 @@ def run(args: argparse.Namespace) -> int:
             _error(f"{path} {state}; run cron-generate to update it")
         return EXIT_DIFFERS
     output.install(path, text, lock_timeout=args.lock_timeout)
+    _remove_stale_metrics(config, scan.jobs)
     return EXIT_OK
+
+
+def _remove_stale_metrics(config, jobs) -> None:
+    """The Prometheus textfiles of jobs that no longer exist go (SPEC §11);
+    what cannot be removed is a warning, never a failed crontab."""
+    if config.metrics_directory is None:
+        return
+    from run_job.monitor.textfile import remove_stale
+
+    _, problems = remove_stale(config.metrics_directory, [job.slug for job in jobs])
+    for problem in problems:
+        _error(f"warning: stale metrics file not removed: {problem}")
 
 
 def _terminated(signum: int, _frame: object) -> None:

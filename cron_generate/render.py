@@ -33,10 +33,11 @@ from __future__ import annotations
 import re
 import shlex
 import string
+from datetime import tzinfo
 from functools import lru_cache
 from typing import Iterable, NamedTuple, Sequence
 
-from run_job.config.schedule import check_schedule
+from run_job.config.schedule import check_schedule, expand, has_hash
 from run_job.config.settings import SYSTEM_CONFIG
 from run_job.errors import EXIT_USAGE, ProcessControlError
 from run_job.model import Config, Job
@@ -76,7 +77,7 @@ class Template(NamedTuple):
     entry_index: int  # which line is the cron entry
 
 
-def check_line_safe(value: str, what: str) -> str:
+def check_line_safe(value: object, what: str) -> str:
     """Return ``value`` when it holds no CR, LF or NUL; else raise."""
     if not isinstance(value, str):
         raise CrontabError(f"{what} is not a string: {value!r}")
@@ -108,6 +109,8 @@ def _schedule_shape(schedule: str) -> tuple[str | None, str | None]:
     fields = re.split(r"[ \t]+", text)
     if len(fields) != 5 or not all(_SCHEDULE_FIELD.fullmatch(f) for f in fields):
         return None, f"{schedule!r} is not five cron fields of digits, names, '*', ',', '-' and '/'"
+    if has_hash(text):
+        return None, f"{schedule!r} has a hashed field (H) that was not expanded; cron does not know H"
     return text, None
 
 
@@ -277,10 +280,19 @@ def config_arguments(config: Config) -> tuple[str, ...]:
 
 
 def job_block(job: Job, config: Config, template: Template, user: str,
-              config_args: tuple[str, ...] | None = None) -> str:
-    """The lines for one job: an entry, a watchdog entry or a skip comment."""
+              config_args: tuple[str, ...] | None = None, seed: str | None = None,
+              host_zone: tzinfo | None = None, year: int | None = None) -> str:
+    """The lines for one job: an entry, a watchdog entry or a skip comment.
+    Hashed fields are written concrete (``seed`` and the slug choose them).
+    A job with its own ``timezone`` gets entries at every host time its
+    starts can fall on (``zones.host_schedules``, the year ``year`` and the
+    next on ``host_zone``'s clock), each calling ``run-job --if-due``."""
     if config_args is None:
         config_args = config_arguments(config)
+    if seed is None:
+        from run_job.config.schedule import default_seed
+
+        seed = config.hash_seed or default_seed()
     slug = check_slug(job.slug)
     if job.is_service:
         keep_alive = job.service.keep_alive if job.service is not None else None
@@ -288,26 +300,92 @@ def job_block(job: Job, config: Config, template: Template, user: str,
             return f"# Skipping disabled job {slug}\n"
         if not keep_alive:
             return f"# Skipping service {slug}: no keep_alive schedule\n"
-        schedule = check_schedule_shape(keep_alive, f"service.keep_alive of {slug}")
+        what = f"service.keep_alive of {slug}"
+        schedule = check_schedule_shape(_expanded(keep_alive, seed, slug, what), what)
         command = cron_command(config.service_runner_path, *config_args, "start", slug,
                                what="config key service_runner_path")
     else:
         if job.disabled or not job.schedule:
             return f"# Skipping disabled job {slug}\n"
-        schedule = check_schedule_shape(job.schedule, f"the schedule of {slug}")
+        what = f"the schedule of {slug}"
+        schedule = check_schedule_shape(_expanded(job.schedule, seed, slug, what), what)
+        if job.timezone:
+            zoned = _zoned_blocks(job, config, template, user, schedule, config_args, host_zone, year)
+            if zoned is not None:
+                return zoned
         command = cron_command(config.runner_path, *config_args, "--job", slug)
     return render_block(template, source=str(job.path), schedule=schedule, user=user, command=command)
 
 
-def render_crontab(jobs: Sequence[Job], config: Config) -> str:
-    """The whole crontab text (ends with a newline), deterministic for its input."""
+def _zoned_blocks(job: Job, config: Config, template: Template, user: str, schedule: str,
+                  config_args: tuple[str, ...], host_zone: tzinfo | None, year: int | None
+                  ) -> str | None:
+    """The entries of a job with its own time zone, or None when that zone
+    keeps the host's clock all year (the plain entry does)."""
+    from zoneinfo import ZoneInfo
+
+    from run_job.config.schedule import host_zone as the_host_zone
+    from run_job.config.zones import host_schedules
+
+    name = check_line_safe(job.timezone, f"the timezone of {job.slug}")
+    try:
+        zone = ZoneInfo(name)
+    except (ValueError, OSError, KeyError) as err:
+        raise CrontabError(f"the timezone of {job.slug} ({name!r}) is not a time zone: {err}") from err
+    host_zone = host_zone or the_host_zone()
+    if year is None:
+        from run_job import clock
+
+        year = clock.now().astimezone(host_zone).year
+    entries = host_schedules(schedule, zone, host_zone, year)
+    if entries is None:
+        return None
+    command = cron_command(config.runner_path, *config_args, "--job", job.slug, "--if-due")
+    parts = [f"# {job.slug}: {schedule!s} in {name}, on this host's clock in {len(entries)}"
+             f" entr{'y' if len(entries) == 1 else 'ies'}; run-job --if-due runs it when due\n"]
+    for entry in entries:
+        parts.append(render_block(template, source=str(job.path),
+                                  schedule=check_schedule_shape(entry, f"an entry of {job.slug}"),
+                                  user=user, command=command))
+    block = "".join(parts)
+    check_line_safe(parts[0][:-1], f"the comment of {job.slug}")
+    return block
+
+
+def _expanded(schedule: str, seed: str, slug: str, what: str) -> str:
+    """A schedule with hashed fields made concrete, after the config
+    pipeline's own check of what was written (expansion never launders a
+    refused schedule); others as they are (``check_schedule_shape`` judges)."""
+    if not isinstance(schedule, str) or not has_hash(schedule):
+        return schedule
+    problem = check_schedule(schedule)
+    if problem is not None:
+        raise CrontabError(f"{what} is refused: {problem}")
+    return expand(schedule, seed, slug)
+
+
+def render_crontab(jobs: Sequence[Job], config: Config, *, seed: str | None = None,
+                   host_zone: tzinfo | None = None, year: int | None = None) -> str:
+    """The whole crontab text (ends with a newline), deterministic for its
+    input; ``seed`` of hashed fields: default ``config.hash_seed``, else the
+    host name; ``host_zone`` (default the host's) and ``year`` (default the
+    current one there) place the entries of jobs with their own time zone."""
+    from run_job.config.schedule import default_seed
+    from run_job.config.schedule import host_zone as the_host_zone
+
     template = check_template(config.cron_template)
     user = check_user(config.user)
+    seed = seed if seed is not None else (config.hash_seed or default_seed())
+    if any(job.timezone for job in jobs):
+        from run_job import clock
+
+        host_zone = host_zone or the_host_zone()
+        year = year or clock.now().astimezone(host_zone).year
     parts = [header(config)]
     parts.extend(environment_lines(config.cron_environment))
     config_args = config_arguments(config)
     for job in sorted(jobs, key=lambda j: j.slug):
-        parts.append(job_block(job, config, template, user, config_args))
+        parts.append(job_block(job, config, template, user, config_args, seed, host_zone, year))
     text = "".join(parts)
     if "\0" in text or "\r" in text:  # unreachable by construction; cheap to be sure
         raise CrontabError("refusing to write a crontab with a NUL or carriage return")

@@ -15,11 +15,13 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o644,
     """Replace ``path`` with ``data``; the file gets exactly ``mode``.
 
     The temporary name starts with ``tmp_prefix`` (a dot by default: cron
-    ignores such names in /etc/cron.d, as do run-job's own scans).
+    ignores such names in /etc/cron.d, as do run-job's own scans). It is
+    created new (``O_EXCL``, ``O_NOFOLLOW``): a link or file planted under
+    that name in a folder others can write is never written through.
     """
     path = Path(path)
     tmp = path.with_name(f"{tmp_prefix}{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = _create(tmp)
     try:
         try:
             view = memoryview(data)
@@ -49,3 +51,14 @@ def write_atomic(path: str | os.PathLike, data: bytes, mode: int = 0o644,
             pass
         finally:
             os.close(dfd)
+
+
+def _create(tmp: Path) -> int:
+    """A new file at ``tmp``, mode 0600; what was left there (by a crashed
+    writer with our pid, or planted) is removed first, never followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(tmp, flags, 0o600)
+    except FileExistsError:
+        os.unlink(tmp)  # unlink removes a link itself, not its target
+        return os.open(tmp, flags, 0o600)

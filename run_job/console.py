@@ -4,7 +4,8 @@ The one owner of the command-line error policy of run-job, cron-generate and
 sbatch-service:
 
 - an error is printed as ``PROG: <line>`` on stderr, one line per problem,
-  control characters escaped (``printable``);
+  control characters escaped (``printable``); check-jobs-icinga, a plugin,
+  says it on stdout as ``JOBS UNKNOWN: <line>`` instead (``run_main(say=)``);
 - an error keeps its exit status even when stderr is gone (a closed pipe, a
   closed descriptor): the message is dropped, never the status;
 - when the reader of stdout goes away while a command prints its normal
@@ -22,6 +23,8 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Callable, Iterable
+
+    from run_job.errors import ProcessControlError
 
 from run_job.printable import printable
 
@@ -62,8 +65,9 @@ def _silence(fd: int) -> None:
 
 
 def run_main(prog: str, body: Callable[[], int], *, debug: bool,
-             status_of: Callable[[BaseException], int], internal: int,
-             report: Callable[[BaseException], list[str]] | None = None) -> int:
+             status_of: Callable[[ProcessControlError], int], internal: int,
+             report: Callable[[ProcessControlError], list[str]] | None = None,
+             say: Callable[[str | None, list[str]], None] | None = None) -> int:
     """The one way a command's ``main`` turns what happened into an exit status.
 
     ``body()`` returns the status. A ``ProcessControlError`` prints one line
@@ -71,10 +75,12 @@ def run_main(prog: str, body: Callable[[], int], *, debug: bool,
     with ``status_of(err)``; an ``OSError`` that escaped prints the file and
     why and exits ``internal``; a closed stdout exits 141 and Ctrl-C 130,
     quietly; anything else is a bug: one line naming it and ``internal``. A
-    traceback only with ``--debug``.
+    traceback only with ``--debug``. ``say`` replaces ``say_error`` for the
+    error lines (check-jobs-icinga says them on stdout, as a plugin does).
     """
     from run_job.errors import ProcessControlError
 
+    say = say or say_error
     try:
         status = body()
         sys.stdout.flush()  # here, not at exit: a closed stdout is handled below
@@ -86,18 +92,18 @@ def run_main(prog: str, body: Callable[[], int], *, debug: bool,
     except ProcessControlError as err:
         if debug:
             _traceback()
-        say_error(prog, report(err) if report is not None else err.lines())
+        say(prog, report(err) if report is not None else err.lines())
         return status_of(err)
     except OSError as err:
         if debug:
             _traceback()
         where = f"{err.filename}: " if err.filename else ""
-        say_error(prog, [f"{where}{err.strerror or err}"])
+        say(prog, [f"{where}{err.strerror or err}"])
         return internal
     except Exception as err:  # noqa: BLE001 - the one place bugs become one line
         if debug:
             _traceback()
-        say_error(prog, [f"internal error: {type(err).__name__}: {err}"
+        say(prog, [f"internal error: {type(err).__name__}: {err}"
                          + ("" if debug else " (run with --debug for the traceback)")])
         return internal
 

@@ -109,6 +109,10 @@ class SecurityError(ProcessControlError):
     """A file or folder fails the ownership/permission or location rules."""
 
 
+class LimitError(ProcessControlError):
+    """A limit of the job cannot be enforced here (SPEC §13): the run does not start."""
+
+
 class RunRecordError(ProcessControlError):
     """A run record (run folder, status, history, lock) cannot be written."""
 

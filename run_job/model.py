@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
-    from typing import Callable
+    from typing import Any, Callable
 
 
 class _Factory:
@@ -50,7 +50,7 @@ class Record:
         fields = self._fields
         if len(args) > len(fields):
             raise TypeError(f"{type(self).__name__} takes {len(fields)} fields, got {len(args)}")
-        values = dict(zip(fields, args))
+        values = dict(zip(fields, args, strict=False))  # the first fields, by position
         for name, value in kwargs.items():
             if name not in fields:
                 raise TypeError(f"{type(self).__name__} has no field {name!r}")
@@ -276,6 +276,20 @@ class Job(Record):
 # back. The controller owns the lock, the run folder, status.json, history
 # and alerts; executors only run commands.
 
+class Confinement(Record):
+    """What the executor needs of a run's limits (made by ``run/confine.prepare``)."""
+
+    limits: Limits
+    # (python, shim file, settings) of limits.shim_argv, or () for no shim.
+    shim: tuple[str, ...] = ()
+    # The run's cgroup (None without memory/tasks): its cgroup.procs (every
+    # process of the run, run-job included) and the counters read at the end,
+    # (absolute file, key) for the OOM kills and the refused forks.
+    procs: str | None = None
+    oom_counter: tuple[str, str] | None = None
+    fork_counter: tuple[str, str] | None = None
+
+
 class RunContext(Record):
     config: Config
     job: Job
@@ -290,6 +304,15 @@ class RunContext(Record):
     update_status: Callable[..., None]
     # The signal number run-job received (TERM, INT, HUP), or None.
     stop_requested: Callable[[], int | None]
+    confinement: Confinement | None = None  # the run's limits; None: no limits
+    # Which attempt of the run this is (1 unless the job retries, SPEC §10):
+    # the controller calls the executor once per attempt, in the same run
+    # folder; executors append to output.log.
+    attempt: int = 1
+    # The run's events from inside (``run/jobevents.EventWatch``), or None
+    # when the job declares none: executors call ``poll``/``check`` while
+    # they wait and spare its hook runners when they sweep.
+    events: Any = None  # run/jobevents.EventWatch of a job with events, else None
 
 
 class ExecResult(Record):

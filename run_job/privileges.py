@@ -76,6 +76,14 @@ def become(wanted: str, program: str = "run-job", what: str = "jobs") -> dict[st
     return env
 
 
+def become_if_root(wanted: str, program: str = "run-job") -> None:
+    """Root reads and writes the state as the service user (files stay
+    theirs, nothing of a job's is touched as root); any other user reads as
+    itself, with what it may read (``--status``, the check, ``--metrics``)."""
+    if os.geteuid() == 0 and wanted != "root":
+        become(wanted, program=program)
+
+
 def default_working_directory(home: str | None) -> str:
     """SPEC §3: the service user's home if it exists, else ``/``."""
     if home and os.path.isdir(home):

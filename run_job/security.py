@@ -105,7 +105,7 @@ def read_fd(fd: int, st: os.stat_result, limit: int, path: str | os.PathLike) ->
     """At most ``limit`` bytes from the start of ``fd`` (``st``: its fstat)."""
     if st.st_size > limit:
         raise too_large(path, st.st_size, limit)
-    chunks = []
+    chunks: list[bytes] = []
     total = 0
     while True:
         data = os.read(fd, max(st.st_size, 65536) + 1 if not chunks else 1 << 20)

@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     from run_job import __version__
     from run_job.console import argument_parser_class
 
-    class _Parser(argument_parser_class()):
+    class _Parser(argument_parser_class()):  # type: ignore[misc]  # a class made at run time
         def error(self, message: str):  # argparse would exit 2 with the usage; keep one line
             raise UsageError(f"{message} (see sbatch-service --help)")
 
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             entries = manager.query(slugs)
         except SlurmUnreachable as err:
-            rows = [(slug, "-", svc.UNREACHABLE_STATE, "-", "-") for slug in slugs]
+            rows: list[tuple[str | None, ...]] = [(slug, "-", svc.UNREACHABLE_STATE, "-", "-") for slug in slugs]
             sys.stdout.write(svc.render_status_table(rows))
             _error(str(err))
             return svc.EXIT_UNREACHABLE

@@ -63,7 +63,7 @@ def resolve(host: str, port: int) -> list[tuple[Any, str]]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
         raise UsageError(f"--listen: cannot resolve {host!r}: {err.strerror}") from None
-    return [(family, sockaddr[0]) for family, _, _, _, sockaddr in infos]
+    return [(family, str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
 
 
 def check_address(host: str, addresses: list[str], allow_remote: bool) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import pctest
-from pctest import DATA, REPO, USER, Site, command, command_env, run  # noqa: F401
+from pctest import (DATA, REPO, USER, Site, command, command_env, config_record,  # noqa: F401
+                    config_settings, free_port, run, wait_for)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,6 +1,19 @@
-"""Shared test helpers: how to call the commands, and a site in tmp_path.
+"""Shared test helpers of every tier: how to call the commands, a site in
+tmp_path, a config, waiting, a free port.
 
-Imported as ``pctest`` (a unique name: several folders have a conftest.py).
+Imported as ``pctest`` (a unique name: several folders have a conftest.py;
+tests/conftest.py re-exports the common names).
+
+- ``wait_for(predicate, timeout=20, step=0.05, what=None)``: poll until true;
+- ``free_port(host)``: a TCP port nobody listens on;
+- ``config_settings(root, var=None, **keys)``: a site's config as the mapping
+  a config file holds (folders ``jobs``, ``log``, ``state``, ``run``);
+  ``config_record(root, **fields)``: the same layout as a ``Config`` record,
+  for tests that call the package in-process;
+- ``Site``: that config written to ``root/process-control.yaml`` with its job
+  folder; the variants (cron-generate's, Slurm's, services', root's) are small
+  subclasses in their test files;
+- ``run``/``command``/``command_env``: the commands as subprocesses.
 
 The commands run as real subprocesses. By default they run from this checkout
 (``python -m run_job``); with ``PC_INSTALLED=1`` the installed console scripts
@@ -25,7 +38,10 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -34,7 +50,7 @@ DATA = REPO / "tests" / "data"
 USER = pwd.getpwuid(os.geteuid()).pw_name
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with python3-yaml & co (.ci/run installs them)
 MODULES = {"run-job": "run_job", "cron-generate": "cron_generate", "sbatch-service": "run_job.service_cli",
-           "process-control-web": "run_job.web_cli"}
+           "check-jobs-icinga": "run_job.check_cli", "process-control-web": "run_job.web_cli"}
 PACKAGES = ("run_job", "cron_generate", "schemas")  # what a checkout run imports
 
 
@@ -53,8 +69,11 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-m", MODULES[name]]
 
 
-def command_env(extra: dict | None = None) -> dict:
-    env = dict(os.environ)
+def command_env(extra: dict | None = None, *, base: Mapping[str, str] | None = None) -> dict:
+    """The environment of a command under test: ``base`` (default this
+    process's), no PROCESS_CONTROL_CONFIG, the session's HOME and XDG_*, this
+    checkout on PYTHONPATH (unless ``PC_INSTALLED=1``), then ``extra``."""
+    env = dict(os.environ if base is None else base)
     env.pop("PROCESS_CONTROL_CONFIG", None)
     env.update(session_env())
     if not installed():
@@ -69,31 +88,107 @@ def run(name: str, *args: str, env: dict | None = None, timeout: float = 60, **k
                           env=command_env(env), timeout=timeout, **kwargs)
 
 
+# ------------------------------------------------------------ waiting, ports
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 20.0, step: float = 0.05,
+             what: str | None = None) -> T:
+    """Call ``predicate`` every ``step`` seconds until it returns something
+    true, and return that. When ``timeout`` seconds pass first: its last
+    (false) value, or, given ``what``, fail the test saying what never came."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            if what is not None:
+                pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            return value
+        time.sleep(step)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nobody listens on (the kernel's pick)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+# ------------------------------------------------------------------- configs
+
+def config_settings(root: Path, *, var: Path | None = None, **keys: object) -> dict[str, Any]:
+    """A site's config as a config file holds it: ``root/jobs``, and ``log``,
+    ``state``, ``run`` under ``var`` (default ``root``), the crontab on the
+    console, this user; then ``keys`` (any config key, replacing those)."""
+    var = root if var is None else var
+    settings: dict[str, Any] = {
+        "job_directory": str(root / "jobs"),
+        "output_directory": str(var / "log"),
+        "state_directory": str(var / "state"),
+        "run_directory": str(var / "run"),
+        "output_crontab": "console",
+        "user": USER,
+    }
+    settings.update(keys)
+    return settings
+
+
+def config_record(root: Path, **fields: object) -> Any:
+    """``config_settings(root)`` as a ``run_job.model.Config`` (no file), with
+    the installed runner paths; ``fields`` replace any of its fields."""
+    from run_job.model import Config
+
+    settings = config_settings(root)
+    values: dict[str, Any] = {
+        "source": None,
+        "job_directory": Path(settings["job_directory"]),
+        "output_directory": Path(settings["output_directory"]),
+        "state_directory": Path(settings["state_directory"]),
+        "run_directory": Path(settings["run_directory"]),
+        "output_crontab": settings["output_crontab"],
+        "user": settings["user"],
+        "runner_path": "/usr/bin/run-job",
+        "service_runner_path": "/usr/bin/sbatch-service",
+    }
+    values.update(fields)
+    return Config(**values)
+
+
 class Site:
-    """A config file and every folder it names, under one tmp folder."""
+    """A config file and every folder it names, under one tmp folder ``root``.
 
-    def __init__(self, root: Path, **settings: object) -> None:
-        import yaml
+    ``jobs`` (made, mode 0755) and ``config`` (``process-control.yaml``,
+    0644) under ``root``; ``output`` (the log folder), ``state`` and
+    ``rundir`` under ``var`` (default ``root``), left for the commands to
+    make. ``settings`` are config keys on top of ``config_settings``.
+    """
 
+    def __init__(self, root: Path, *, var: Path | None = None, **settings: object) -> None:
         self.root = root
+        self.var = root if var is None else var
         self.jobs = root / "jobs"
-        self.output = root / "log"
-        self.state = root / "state"
-        self.rundir = root / "run"
-        self.jobs.mkdir(parents=True, exist_ok=True)
+        self.output = self.var / "log"
+        self.state = self.var / "state"
+        self.rundir = self.var / "run"
         self.config = root / "process-control.yaml"
-        base = {
-            "job_directory": str(self.jobs),
-            "output_directory": str(self.output),
-            "state_directory": str(self.state),
-            "run_directory": str(self.rundir),
-            "output_crontab": "console",
-            "user": USER,
-        }
-        base.update(settings)
-        self.config.write_text(yaml.safe_dump(base))
+        self.settings = settings
+        self.jobs.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o755)
         os.chmod(self.jobs, 0o755)
+        self.write_config()
+
+    def write_config(self, **changes: object) -> None:
+        """(Re)write the config: the site's folders and settings, then ``changes``."""
+        import yaml
+
+        data = config_settings(self.root, var=self.var, **{**self.settings, **changes})
+        self.config.write_text(yaml.safe_dump(data, sort_keys=False))
+        self.config.chmod(0o644)
 
     def job(self, slug: str, text: str) -> Path:
         path = self.jobs / f"{slug}.yaml"
@@ -181,7 +276,7 @@ def readable_checkout() -> Path:
         for package in PACKAGES:
             shutil.copytree(REPO / package, staging / package,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for folder, dirs, files in os.walk(staging):
+        for folder, _dirs, files in os.walk(staging):
             os.chmod(folder, 0o755)
             for name in files:
                 os.chmod(os.path.join(folder, name), 0o644)

@@ -15,7 +15,6 @@ import io
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pctest
-from pctest import REPO, Site, session_env
+from pctest import REPO, Site, free_port, session_env, wait_for  # noqa: F401 (wait_for: for the tests)
 
 # Text that must stay text everywhere: markup, a script, terminal control sequences.
 HOSTILE_TEXT = ("<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned=2\">"
@@ -182,12 +181,6 @@ def csrf_of(page: str) -> str:
 # ------------------------------------------------------------ real servers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     last = None
@@ -245,16 +238,6 @@ def get(url: str, *, headers: dict | None = None, method: str = "GET", data: byt
             return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as err:
         return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def run_folders(site: Site, slug: str) -> list[Path]:

@@ -75,8 +75,11 @@ def hook_names(names: list[str]) -> list[str]:
     return sorted((n for n in names if is_hook_name(n)), key=lambda n: n.encode("utf-8", "surrogateescape"))
 
 
-def hook_environment(base: Mapping[str, str], event: str, record: Mapping) -> dict[str, str]:
-    """``base`` plus the ``RUN_JOB_*`` variables of one event."""
+def hook_environment(base: Mapping[str, str], event: str, record: Mapping,
+                     extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` plus the ``RUN_JOB_*`` variables of one event, then ``extra``
+    (an event's message, a pause's who and why: values only ever passed in
+    the environment, never through a shell)."""
     def text(value: object) -> str:
         return "" if value is None else str(value)
 
@@ -90,6 +93,7 @@ def hook_environment(base: Mapping[str, str], event: str, record: Mapping) -> di
         "RUN_JOB_EXIT_CODE": text(record.get("exit_code")),
         "RUN_JOB_REASON": text(record.get("reason")),
     })
+    env.update(extra or {})
     return env
 
 
@@ -227,13 +231,14 @@ def _tail(fh) -> str:
 
 def run_hooks(hooks_directory: Path | None, event: str, record: Mapping, *, user: str,
               base_env: Mapping[str, str] | None = None, timeout: float | None = None,
-              kill_grace: float | None = None) -> list[HookResult]:
+              kill_grace: float | None = None,
+              extra: Mapping[str, str] | None = None) -> list[HookResult]:
     """Run every hook of ``event`` in order; the results (refusals included)."""
     try:
         hooks, results = find_hooks(hooks_directory, event, user)
         if not hooks:
             return results
-        env = hook_environment(os.environ if base_env is None else base_env, event, record)
+        env = hook_environment(os.environ if base_env is None else base_env, event, record, extra)
         for path in hooks:
             results.append(run_hook(
                 path, event, env,

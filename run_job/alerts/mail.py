@@ -105,8 +105,9 @@ def _one_line(text: str) -> str:
 
 def body(job: Job, record: Mapping[str, Any], *, kind: str,
          tail: str | None, tail_cut: bool, consecutive_failures: int,
-         output_path: str | None) -> str:
-    """The plain-text body of a failure or recovery mail."""
+         output_path: str | None, paused: Mapping[str, Any] | None = None) -> str:
+    """The plain-text body of a failure or recovery mail; ``paused``: the
+    pause this run put on the job (``pause_after_failures``), said first."""
     def field(key: str) -> str:
         value = record.get(key)
         return "-" if value is None or value == "" else str(value)
@@ -118,6 +119,11 @@ def body(job: Job, record: Mapping[str, Any], *, kind: str,
         lines.append(f"Job {job.slug} ended with outcome {field('outcome')}"
                      f" ({consecutive_failures} consecutive failure"
                      f"{'' if consecutive_failures == 1 else 's'}).")
+    if paused is not None:
+        lines.append("")
+        lines.append(f"The job is now paused: {_one_line(paused.get('reason') or '')}.")
+        lines.append("Its scheduled runs are skipped until an operator resumes it with:")
+        lines.append(f"    run-job --resume {job.slug}")
     lines.append("")
     rows = [
         ("Host", field("host")),
@@ -140,6 +146,8 @@ def body(job: Job, record: Mapping[str, Any], *, kind: str,
     rows.append(("Job file", str(job.path)))
     if kind == "failure":
         rows.append(("Consecutive failures", str(consecutive_failures)))
+    if paused is not None:
+        rows.append(("Paused", f"since {paused.get('since') or '-'} (until run-job --resume)"))
     width = max(len(label) for label, _ in rows) + 1
     for label, value in rows:
         # Values are single lines: a reason or name with newlines stays readable.
@@ -163,7 +171,8 @@ def body(job: Job, record: Mapping[str, Any], *, kind: str,
 
 def compose(failmail: FailMail, job: Job, record: Mapping[str, Any], *, kind: str,
             tail: str | None, tail_cut: bool = False, consecutive_failures: int = 0,
-            output_path: str | None = None, date: float | None = None) -> EmailMessage:
+            output_path: str | None = None, date: float | None = None,
+            paused: Mapping[str, Any] | None = None) -> EmailMessage:
     """The whole message; ``kind`` is ``failure`` or ``recovery``.
 
     Header values are built from validated data (slug, addresses) and the
@@ -177,7 +186,8 @@ def compose(failmail: FailMail, job: Job, record: Mapping[str, Any], *, kind: st
     # 998 is RFC 5322's hard limit: a subject is never folded (some readers
     # then show it with a leading space).
     msg = EmailMessage(policy=SMTP_POLICY.clone(max_line_length=998))
-    msg["Subject"] = subject(host, job.slug, outcome, recovered=kind == "recovery")
+    msg["Subject"] = subject(host, job.slug, outcome, recovered=kind == "recovery") + (
+        " (now paused)" if paused is not None else "")
     msg["From"] = _one_line(failmail.from_address)
     msg["To"] = ", ".join(_one_line(a) for a in failmail.to_addresses)
     msg["Date"] = formatdate(date, localtime=False, usegmt=True)
@@ -187,7 +197,7 @@ def compose(failmail: FailMail, job: Job, record: Mapping[str, Any], *, kind: st
     msg["X-Process-Control-Outcome"] = outcome
     msg.set_content(body(job, record, kind=kind, tail=tail, tail_cut=tail_cut,
                          consecutive_failures=consecutive_failures,
-                         output_path=output_path), charset="utf-8")
+                         output_path=output_path, paused=paused), charset="utf-8")
     return msg
 
 
@@ -304,12 +314,16 @@ class _SMTP(smtplib.SMTP):
     would connect before the caller can reach the socket to cut it.)
     """
 
+    sock: socket.socket  # for the type checker: read only after connect
+
     def connect(self, host: str = "localhost", port: int = 0, source_address=None):
         self._host = host
         return super().connect(host, port, source_address)
 
 
 class _SMTP_SSL(smtplib.SMTP_SSL):  # noqa: N801 - mirrors smtplib's name
+    sock: socket.socket  # for the type checker: read only after connect
+
     def connect(self, host: str = "localhost", port: int = 0, source_address=None):
         self._host = host
         return super().connect(host, port, source_address)
@@ -338,7 +352,7 @@ def _converse(mail: MailConfig, msg: EmailMessage, sender: str,
     # Loading the CA store costs ~20 ms: only when TLS is asked for.
     context = ssl.create_default_context() if (mail.ssl or mail.starttls) else None
     if mail.ssl:
-        smtp: smtplib.SMTP = _SMTP_SSL(timeout=remaining(), context=context)
+        smtp: _SMTP | _SMTP_SSL = _SMTP_SSL(timeout=remaining(), context=context)
     else:
         smtp = _SMTP(timeout=remaining())
     with attempt.lock:

@@ -25,7 +25,7 @@ import sys
 from run_job.security import CACHE_LIMIT, CONFIG_LIMIT, read_bounded
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
-    from typing import Any
+    from typing import Any, TypeGuard
 
 try:  # the builtin module avoids hashlib's OpenSSL import on the hot path
     from _sha256 import sha256 as _sha256
@@ -464,7 +464,7 @@ def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -
     return out
 
 
-def _shaped(entry: Any, length: int) -> bool:
+def _shaped(entry: Any, length: int) -> TypeGuard[tuple]:
     """A bundle entry of the expected shape (a damaged one is a miss) (pure)."""
     return type(entry) is tuple and len(entry) == length
 

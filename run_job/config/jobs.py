@@ -24,7 +24,8 @@ SLUG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 # 255-byte limit of a file name: 200 leaves room for every suffix.
 SLUG_MAX = 200
 _SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,%d}" % (SLUG_MAX - 1))  # SLUG_PATTERN, fullmatch
-_SERVICE_FORBIDDEN = ("timeout", "schedule")
+_SERVICE_FORBIDDEN = ("timeout", "schedule", "timezone")
+MIN_MEMORY = 16 * 1024 * 1024  # limits.memory: room for run-job's own allocations in the cgroup
 
 
 class ScanResult(Record):
@@ -227,6 +228,8 @@ def _merged(config: Config, data: dict) -> dict:
     if is_service:
         for key in _SERVICE_FORBIDDEN:
             merged.pop(key, None)  # default timeout/schedule never apply to services
+    if data.get("runner", defaults.get("runner")) == "slurm":
+        merged.pop("limits", None)  # default limits are for local runs (Slurm has its own)
     merged.update(data)
     return merged
 
@@ -371,7 +374,7 @@ class _JobBuilder:
             fm = d["failmail"]
             to = fm["to_address"]
             to = (to,) if isinstance(to, str) else tuple(to)
-            for index, address in enumerate(to):
+            for address in to:
                 if "@" not in address or any(c in address for c in "\r\n\0 "):
                     self.fail(("failmail", "to_address"), f"'{address}' is not a mail address")
             sender = fm.get("from_address") or f"process-control@{_hostname()}"
@@ -479,6 +482,10 @@ class _JobBuilder:
                     sizes[key] = parse_size(raw[key])
                 except ValueError as err:
                     self.fail(("limits", key), str(err))
+        if sizes.get("memory") is not None and sizes["memory"] < MIN_MEMORY:
+            self.fail(("limits", "memory"), f"{raw['memory']} is too little: run-job itself sits in"
+                                            " the run's cgroup and what it allocates there counts"
+                                            " too; give at least 16M")
         cpu = self.duration_in(("limits", "cpu_time"), raw.get("cpu_time"), 0.0) or None
         return Limits(memory=sizes.get("memory"), tasks=raw.get("tasks"), cpu_time=cpu,
                       open_files=raw.get("open_files"), file_size=sizes.get("file_size"))
@@ -490,8 +497,9 @@ class _JobBuilder:
             self.fail(("service",), "a service runs on Slurm: add runner: slurm")
         for key in _SERVICE_FORBIDDEN:
             if key in self.own:
-                hint = ("set its limit with slurm.time" if key == "timeout"
-                        else "use service.keep_alive for the watchdog schedule")
+                hint = {"timeout": "set its limit with slurm.time",
+                        "schedule": "use service.keep_alive for the watchdog schedule",
+                        "timezone": "service.keep_alive runs on the host's clock"}[key]
                 self.fail((key,), f"'{key}' is not allowed in a service: {hint}")
         keep_alive = raw.get("keep_alive")
         if keep_alive is not None:

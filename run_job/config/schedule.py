@@ -59,6 +59,7 @@ def split_fields(text: str) -> list[str]:
 
 
 _ITEM = re.compile(r"^(\*|[0-9]+(?:-[0-9]+)?)(?:/([0-9]+))?$")
+_ZONE_PREFIX = re.compile(r"^\s*(CRON_TZ|TZ)\s*=\s*([A-Za-z0-9_+/-]*)", re.IGNORECASE)
 
 
 def _check_field(text: str, label: str, low: int, high: int, names: tuple[str, ...] | None) -> str | None:
@@ -86,9 +87,17 @@ def _check_field(text: str, label: str, low: int, high: int, names: tuple[str, .
 
 @lru_cache(maxsize=1024)
 def check_schedule(schedule: str) -> str | None:
-    """Return None when ``schedule`` is valid, else what is wrong and how to fix it."""
+    """Return None when ``schedule`` is valid, else what is wrong and how to fix it.
+
+    Hashed fields (``H``, ``H(a-b)``, ``H/n``, ``H(a-b)/n``) are valid; every
+    consumer expands them (``expand``) before cron or croniter sees them."""
     if not isinstance(schedule, str):
         return "a schedule is a string: quote it, e.g. \"*/5 * * * *\""
+    zone_prefix = _ZONE_PREFIX.match(schedule)
+    if zone_prefix:
+        return (f"a schedule cannot start with {zone_prefix.group(1)}= (Debian's cron has no time zone"
+                f" per entry); write the zone as the job key 'timezone: {zone_prefix.group(2) or 'Europe/Berlin'}'"
+                " and the schedule without it")
     for bad, what in (("\n", "a newline"), ("\r", "a carriage return"), ("\0", "a NUL byte"),
                       ("%", "'%' (cron turns it into a newline)"), ("=", "'=' (cron would read an environment line)")):
         if bad in schedule:
@@ -111,13 +120,16 @@ def check_schedule(schedule: str) -> str | None:
     if len(fields) != 5:
         return (f"a schedule has 5 fields (minute hour day-of-month month day-of-week), this one has {len(fields)}; "
                 "for example \"*/5 * * * *\"")
-    for value, (label, low, high, names) in zip(fields, _FIELDS):
-        problem = _check_field(value, label, low, high, names)
+    for index, (value, (label, low, high, names)) in enumerate(zip(fields, _FIELDS, strict=True)):
+        hashed = any(item.startswith("H") for item in value.split(","))
+        problem = (_check_hashed(value, index) if hashed
+                   else _check_field(value, label, low, high, names))
         if problem:
             return problem
     from croniter import croniter
 
-    if not croniter.is_valid(text):
+    concrete = expand(text, "", "check")
+    if not croniter.is_valid(concrete):
         return f"croniter cannot read the schedule '{text}'"
     return None
 
@@ -125,6 +137,45 @@ def check_schedule(schedule: str) -> str | None:
 def to_five_fields(schedule: str) -> str:
     text = schedule.strip(_BLANKS)
     return MACROS.get(text, text)
+
+
+def field_values(field: str, index: int) -> frozenset[int]:
+    """The values a concrete cron field (no ``H``) matches (pure); day of
+    week 7 counts as 0. ValueError when the field is not valid."""
+    label, low, high, names = _FIELDS[index]
+    if _check_field(field, label, low, high, names) is not None:
+        raise ValueError(field)
+    if names and field.lower() in names:
+        value = names.index(field.lower()) + low
+        return frozenset({0 if index == 4 and value == 7 else value})
+    values: set[int] = set()
+    for item in field.split(","):
+        match = _ITEM.match(item)
+        if match is None:  # (the field passed _check_field)
+            raise ValueError(field)
+        base, step = match.group(1), int(match.group(2) or 1)
+        if base == "*":
+            first, last = low, high
+        elif "-" in base:
+            first, last = (int(p) for p in base.split("-"))
+        else:
+            first = int(base)
+            last = high if match.group(2) else first  # "5/10" is 5-59/10, as cron reads it
+        values.update(range(first, last + 1, step))
+    if index == 4 and 7 in values:
+        values.discard(7)
+        values.add(0)
+    return frozenset(values)
+
+
+def start_minutes(schedule: str) -> frozenset[int]:
+    """Minutes of the day (0-1439) at which a concrete schedule starts on a
+    day it runs (pure); ValueError for a schedule with ``H`` or bad fields."""
+    fields = split_fields(to_five_fields(schedule))
+    if len(fields) != 5:
+        raise ValueError(schedule)
+    minutes, hours = field_values(fields[0], 0), field_values(fields[1], 1)
+    return frozenset(h * 60 + m for h in hours for m in minutes)
 
 
 # ---------------------------------------------------------------------------
@@ -152,10 +203,141 @@ def host_zone() -> tzinfo:
         return timezone.utc
 
 
+# ---------------------------------------------------------------------------
+# Hashed fields (Jenkins' H), made concrete per job (pure)
+
+_HASHED = re.compile(r"^H(?:\(([0-9]+)-([0-9]+)\))?(?:/([0-9]+))?$")
+# The range of a bare H per field: day of month stops at 28 (every month has
+# it), day of week at 6 (0 and 7 are both Sunday), as Jenkins does.
+_HASH_RANGE = ((0, 59), (0, 23), (1, 28), (1, 12), (0, 6))
+
+
+_HASH_ITEM = re.compile(r"(?:^|[\s,])H(?:$|[\s,(/])")  # an item starting with H (no name does)
+
+
+def has_hash(schedule: str | None) -> bool:
+    """Does ``schedule`` have a hashed field (pure)? Macros never do."""
+    return schedule is not None and _HASH_ITEM.search(schedule) is not None \
+        and not schedule.strip(_BLANKS).startswith("@")
+
+
+def _check_hashed(text: str, index: int) -> str | None:
+    """What is wrong with a field that holds ``H`` items, or None (pure)."""
+    label, low, high, _ = _FIELDS[index]
+    for item in text.split(","):
+        if not item.startswith("H"):
+            problem = _check_field(item, label, low, high, None)
+            if problem:
+                return problem
+            continue
+        match = _HASHED.match(item)
+        if not match:
+            return (f"{label} field '{text}': '{item}' is not a hashed field; write H, H(a-b), H/n"
+                    f" or H(a-b)/n (Jenkins' syntax)")
+        first, last = _hash_bounds(match, index)
+        if not (low <= first <= high and low <= last <= high):
+            return f"{label} field '{text}': H({first}-{last}) is out of range {low}-{high}"
+        if first > last:
+            return f"{label} field '{text}': range H({first}-{last}) runs backwards"
+        step = match.group(3)
+        if step is not None and not 0 < int(step) <= last - first + 1:
+            return (f"{label} field '{text}': the step of '{item}' must be 1 to {last - first + 1}"
+                    f" (the size of the range)")
+    return None
+
+
+def _hash_bounds(match: re.Match, index: int) -> tuple[int, int]:
+    if match.group(1) is not None:
+        return int(match.group(1)), int(match.group(2))
+    return _HASH_RANGE[index]
+
+
+def _hash_number(seed: str, slug: str, index: int, item: int, span: int) -> int:
+    """A number in 0..span-1 from SHA-256 of seed, slug and position: the same
+    on every host, Python version and run (``hash()`` is salted per process)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{seed}\0{slug}\0{index}\0{item}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % span
+
+
+def _expand_item(item: str, seed: str, slug: str, index: int, position: int) -> list[int]:
+    match = _HASHED.match(item)
+    if not match:  # _check_hashed refuses it; here it stays as written
+        raise ValueError(item)
+    first, last = _hash_bounds(match, index)
+    step = match.group(3)
+    if step is None:
+        return [first + _hash_number(seed, slug, index, position, last - first + 1)]
+    step_n = int(step)
+    offset = _hash_number(seed, slug, index, position, step_n)
+    return list(range(first + offset, last + 1, step_n))
+
+
+def format_values(values: list[int]) -> str:
+    """Sorted numbers as a cron field: runs of three or more as ``a-b`` (pure)."""
+    values = sorted(set(values))
+    parts: list[str] = []
+    start = prev = values[0]
+    for value in values[1:] + [None]:
+        if value is not None and value == prev + 1:
+            prev = value
+            continue
+        if prev - start >= 2:
+            parts.append(f"{start}-{prev}")
+        else:
+            parts.extend(str(v) for v in range(start, prev + 1))
+        if value is not None:
+            start = prev = value
+    return ",".join(parts)
+
+
+def default_seed() -> str:
+    """The seed when the config sets no ``hash_seed``: the host name."""
+    import socket
+
+    return socket.gethostname()
+
+
 def expand(schedule: str, seed: str | None, slug: str) -> str:
     """The schedule with hashed fields (Jenkins' ``H``) made concrete for
-    ``slug`` (pure). Schedules without ``H`` are returned as they are."""
-    return schedule
+    ``slug`` (pure but for the default seed, the host name). Schedules without
+    ``H`` (macros included) are returned as they are: ``@daily`` stays
+    midnight. ``H`` picks a value of the field's range (day of month 1-28,
+    day of week 0-6), ``H(a-b)`` one of a..b, ``H/n`` and ``H(a-b)/n`` every
+    n-th value from a hashed offset below n."""
+    if not has_hash(schedule):
+        return schedule
+    if seed is None:
+        seed = default_seed()
+    return _expand(schedule.strip(_BLANKS), seed, slug)
+
+
+@lru_cache(maxsize=8192)
+def _expand(text: str, seed: str, slug: str) -> str:
+    fields = split_fields(text)
+    if len(fields) != 5 or any(c in text for c in "\n\r\0%=") or _ODD.search(text):
+        return text  # not a schedule: left for the checks to refuse
+    out = []
+    for index, field in enumerate(fields):
+        if not has_hash(field):
+            out.append(field)
+            continue
+        plain: list[str] = []
+        values: list[int] = []
+        for position, item in enumerate(field.split(",")):
+            if item.isdigit():
+                values.append(int(item))
+                continue
+            if not has_hash(item):
+                plain.append(item)
+                continue
+            try:
+                values.extend(_expand_item(item, seed, slug, index, position))
+            except ValueError:
+                return text
+        out.append(",".join(([format_values(values)] if values else []) + plain))
+    return " ".join(out)
 
 
 def zone_problem(name: str) -> str | None:
@@ -188,11 +370,11 @@ def zone_of(name: str | None) -> tzinfo:
 def is_fixed_time(schedule: str) -> bool:
     """Does cron's clock-change rule apply (pure)? Only to jobs at a fixed
     time: neither an ``@hourly`` nor a ``*`` in the minute or hour field."""
-    fields = to_five_fields(schedule).split()
+    fields = split_fields(to_five_fields(schedule))
     return len(fields) == 5 and not fields[0].startswith("*") and not fields[1].startswith("*")
 
 
-def _instants(wall: datetime, zone: tzinfo, fixed: bool) -> list[datetime]:
+def wall_instants(wall: datetime, zone: tzinfo, fixed: bool) -> list[datetime]:
     """The UTC instants at which cron starts a job due at local ``wall``
     (naive): once normally; a wall time skipped by a clock change runs right
     after the change (fixed-time jobs) or not at all (others); a repeated
@@ -222,8 +404,8 @@ def _change_between(before: datetime, after: datetime, zone: tzinfo) -> datetime
     return high.replace(microsecond=0) if high.microsecond == 0 else high
 
 
-def _steady(zone: tzinfo, around: datetime) -> bool:
-    """No clock change within cron's rule's reach of ``around``."""
+def steady(zone: tzinfo, around: datetime) -> bool:
+    """No clock change within cron's rule's reach (3 h) of ``around``."""
     return (around - _MAX_SHIFT).astimezone(zone).utcoffset() == \
         (around + _MAX_SHIFT).astimezone(zone).utcoffset()
 
@@ -243,30 +425,30 @@ def next_start(schedule: str, after: datetime, zone: tzinfo | None = None) -> da
 def _nearest(schedule: str, bound: datetime, zone: tzinfo | None, *, forward: bool) -> datetime | None:
     from croniter import croniter
 
-    if check_schedule(schedule) is not None:
-        return None
+    if check_schedule(schedule) is not None or has_hash(schedule):
+        return None  # hashed fields: the caller expands them first (``expand``)
     zone = zone or host_zone()
     fixed = is_fixed_time(schedule)
     bound = bound.astimezone(timezone.utc)
-    steady = _steady(zone, bound)
+    calm = steady(zone, bound)
     # Walk wall times away from the bound; near a clock change start on the
     # far side of it, since wall order and instant order differ there.
     start = bound.astimezone(zone).replace(tzinfo=None)
-    shift = timedelta(0) if steady else _MAX_SHIFT
+    shift = timedelta(0) if calm else _MAX_SHIFT
     start = start - shift if forward else start + shift + timedelta(seconds=1)
-    if not forward and steady:
+    if not forward and calm:
         start += timedelta(seconds=1)
     try:
         walls = croniter(to_five_fields(schedule), start)
         best: datetime | None = None
-        for _ in range(100_000 if not steady else 1000):
+        for _ in range(100_000 if not calm else 1000):
             wall = walls.get_next(datetime) if forward else walls.get_prev(datetime)
-            for instant in _instants(wall, zone, fixed):
+            for instant in wall_instants(wall, zone, fixed):
                 if forward and instant > bound and (best is None or instant < best):
                     best = instant
                 if not forward and instant <= bound and (best is None or instant > best):
                     best = instant
-            if best is not None and (steady or abs(wall - start) > 2 * _MAX_SHIFT):
+            if best is not None and (calm or abs(wall - start) > 2 * _MAX_SHIFT):
                 return best
     except (ValueError, KeyError, OverflowError):  # impossible dates such as 31 February
         return None

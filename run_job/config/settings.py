@@ -13,6 +13,9 @@ import errno
 import os
 import stat
 from pathlib import Path
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Mapping
 
 from run_job.errors import ConfigError, Problem
 from run_job.security import check_file_security
@@ -23,7 +26,7 @@ ENV_VAR = "PROCESS_CONTROL_CONFIG"
 _PATH_KEYS = ("job_directory", "output_directory", "state_directory", "run_directory", "hooks_directory")
 
 
-def locate_config(path: str | None = None, environ: dict | None = None) -> Path | None:
+def locate_config(path: str | None = None, environ: Mapping[str, str] | None = None) -> Path | None:
     """The config file to use, or None for the embedded defaults."""
     environ = os.environ if environ is None else environ
     if path:
@@ -71,7 +74,7 @@ def _installed_command(name: str) -> str:
     return os.path.abspath(found) if found else f"/usr/bin/{name}"
 
 
-def default_settings(uid: int | None = None, environ: dict | None = None) -> dict:
+def default_settings(uid: int | None = None, environ: Mapping[str, str] | None = None) -> dict:
     """The embedded defaults, as a raw mapping, for root or for another user."""
     environ = os.environ if environ is None else environ
     uid = os.geteuid() if uid is None else uid
@@ -106,7 +109,7 @@ def default_settings(uid: int | None = None, environ: dict | None = None) -> dic
     }
 
 
-def load_config(path: str | None = None, environ: dict | None = None) -> Config:
+def load_config(path: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Find and load the global config; raises ConfigError with every problem."""
     source = locate_config(path, environ)
     if source is None:
@@ -117,7 +120,7 @@ def load_config(path: str | None = None, environ: dict | None = None) -> Config:
     return raw_config  # type: ignore[return-value]
 
 
-def read_config(source: Path, environ: dict | None = None,
+def read_config(source: Path, environ: Mapping[str, str] | None = None,
                 raw: bytes | None = None) -> tuple[Config | None, list[Problem]]:
     """Validate the config file ``source`` (``raw``: its bytes, already read);
     the Config, or every problem."""

@@ -14,10 +14,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from run_job.config import yamlfile
 from run_job.config.settings import locate_config, read_config
 from run_job.errors import ConfigError, Problem
+from run_job.model import Job
 from run_job.printable import printable
 from run_job.config.jobs import ScanResult, check_job_file, classify, is_slug, job_path, scan_job_directory
 
@@ -29,6 +31,8 @@ class _Report:
         self.notes: list[str] = []
         self.jobs_skipped = False  # the job files were not checked: the config is invalid
         self.config_source: Path | None = None
+        self.warnings: list[str] = []
+        self.jobs: list[tuple[str, Job]] = []  # (file, Job) of every valid job
 
     def add(self, file: str, kind: str, job: str | None, problems: list[Problem]) -> None:
         self.files.append({"file": file, "kind": kind, "job": job, "valid": not problems,
@@ -80,6 +84,7 @@ def _add_scan(report: _Report, scan: ScanResult) -> None:
         name = str(path)
         slug = path.name[:-5] if classify(path.name) == "job" else None
         report.add(name, "job", slug, by_file.pop(name, []))
+    report.jobs.extend((str(job.path), job) for job in scan.jobs)
     for name, problems in by_file.items():  # folder-level problems (missing, permissions)
         report.add(name, "folder", None, problems)
     for path in scan.ignored:
@@ -150,6 +155,7 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
         config = build_config(default_settings(), None, "")
     if not targets:
         _add_scan(report, scan_job_directory(config))
+        _hash_notes(report, config)
         return report
     for target in targets:
         try:
@@ -158,6 +164,7 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
             from run_job.security import reason
 
             report.add(target, "job", None, [Problem(target, f"cannot examine it: {reason(err)}")])
+    _hash_notes(report, config)
     return report
 
 
@@ -197,6 +204,8 @@ def _check_target(report: _Report, config, target: str) -> None:
                                 "load it from the job directory")
         job, problems = check_job_file(config, path, raw=raw) if slug else _check_unnamed(config, path, raw)
         report.add(target, "job", slug, problems)
+        if job is not None:
+            report.jobs.append((target, job))
     else:
         try:
             file = job_path(config, target)
@@ -209,6 +218,82 @@ def _check_target(report: _Report, config, target: str) -> None:
             return
         job, problems = check_job_file(config, file)
         report.add(str(file), "job", target, problems)
+        if job is not None:
+            report.jobs.append((str(file), job))
+
+
+def _hash_notes(report: _Report, config) -> None:
+    """Every hashed schedule as this host expands it, and a warning when more
+    than a tenth of the hashed jobs start in the same minute of the day."""
+    from run_job.config.schedule import default_seed
+
+    seed = config.hash_seed or default_seed()
+    where = f"with hash_seed {seed!r}" if config.hash_seed else "on this host"
+    notes, crowding = hash_report([(file, job) for file, job in report.jobs], seed)
+    report.notes.extend(f"{file}: note: {key} \"{written}\" runs at \"{concrete}\" {where}"
+                        for file, key, written, concrete in notes)
+    report.warnings.extend(crowding)
+    for file, job in report.jobs:
+        if job.timezone and job.schedule and not job.is_service:
+            report.notes.append(_zone_note(file, job, seed))
+
+
+def _zone_note(file: str, job, seed: str) -> str:
+    """How a job with its own time zone is scheduled on this host's clock."""
+    from zoneinfo import ZoneInfo
+
+    from run_job import clock
+    from run_job.config.schedule import expand, host_zone
+    from run_job.config.zones import host_schedules
+
+    zone = host_zone()
+    concrete = expand(job.schedule, seed, job.slug)
+    entries = host_schedules(concrete, ZoneInfo(job.timezone), zone, clock.now().astimezone(zone).year)
+    if entries is None:
+        return (f"{file}: note: schedule \"{job.schedule}\" in {job.timezone}: that zone keeps this"
+                " host's clock all year; one plain entry")
+    shown = "; ".join(f"\"{e}\"" for e in entries)
+    return (f"{file}: note: schedule \"{job.schedule}\" in {job.timezone} runs on this host's clock at"
+            f" {shown} through run-job --if-due")
+
+
+def hash_report(jobs: list, seed: str, share: float = 0.1) -> tuple[list, list[str]]:
+    """([(file, key, schedule, expanded)], [warning]) for the hashed schedules
+    of ``jobs`` [(file, Job)] (pure): a warning for every minute of the day
+    in which more than ``share`` of the hashed jobs (and at least two) start."""
+    from run_job.config.schedule import expand, has_hash, start_minutes
+
+    notes = []
+    starts: dict[int, list[str]] = {}
+    hashed = 0
+    for file, job in jobs:
+        pairs = [("schedule", job.schedule)]
+        if job.service is not None:
+            pairs = [("service.keep_alive", job.service.keep_alive)]
+        for key, schedule in pairs:
+            if not has_hash(schedule):
+                continue
+            concrete = expand(schedule, seed, job.slug)
+            notes.append((file, key, schedule, concrete))
+            if job.disabled:
+                continue
+            hashed += 1
+            try:
+                minutes = start_minutes(concrete)
+            except ValueError:
+                continue
+            for minute in minutes:
+                starts.setdefault(minute, []).append(job.slug)
+    warnings = []
+    crowded = sorted(((len(slugs), minute) for minute, slugs in starts.items()
+                      if len(slugs) >= 2 and len(slugs) > share * hashed), reverse=True)
+    for count, minute in crowded[:3]:
+        slugs = sorted(starts[minute])
+        names = ", ".join(slugs[:5]) + (f" and {len(slugs) - 5} more" if len(slugs) > 5 else "")
+        warnings.append(f"warning: {count} of {hashed} jobs with hashed schedules start at"
+                        f" {minute // 60:02d}:{minute % 60:02d} ({names}); more than a tenth of"
+                        " them in one minute: give them wider H ranges, or other schedules")
+    return notes, warnings
 
 
 def _mail_problems(config, name: str) -> list[Problem]:
@@ -224,6 +309,15 @@ def _mail_problems(config, name: str) -> list[Problem]:
         if problem.startswith((key + " ", key + ": ")):
             return [Problem(name, problem[len(key):].lstrip(": "), key_path=key)]
     return [Problem(name, problem)]
+
+
+def _host_notes(report: _Report, notes_for: Callable[[list], list[str]] | None) -> None:
+    """Notes (not errors: a config repo's CI validates on another machine) on
+    what this host could not do for the valid jobs; ``notes_for(jobs)`` is
+    given by the command line (the limits' host check lives with the runs)."""
+    if notes_for is None:
+        return
+    report.notes.extend(notes_for([job for _file, job in report.jobs]))
 
 
 def config_only_keys() -> frozenset[str]:
@@ -247,14 +341,18 @@ def _check_unnamed(config, path: Path, raw: bytes):
     return job, fixed
 
 
-def main(config_path: str | None, targets: list[str], as_json: bool = False) -> int:
+def main(config_path: str | None, targets: list[str], as_json: bool = False,
+         host_notes: Callable[[list], list[str]] | None = None) -> int:
     report = collect(config_path, list(targets))
+    _host_notes(report, host_notes)
     counts = report.counts()
     if as_json:
         document = {
             "valid": report.valid,
             "files": [{k: v for k, v in f.items() if not k.startswith("_")} for f in report.files],
             "ignored": report.ignored,
+            "notes": report.notes,
+            "warnings": report.warnings,
             "summary": counts,
         }
         json.dump(document, sys.stdout, indent=2)
@@ -266,6 +364,8 @@ def main(config_path: str | None, targets: list[str], as_json: bool = False) -> 
             out.write(problem.render() + "\n")
     for note in report.notes:
         out.write(printable(note) + "\n")
+    for warning in report.warnings:
+        out.write(printable(warning) + "\n")
     for name in report.ignored:
         out.write(f"{printable(name)}: ignored: not a job file (job files are <slug>.yaml; dot files, .yml and "
                   "backups are skipped)\n")

@@ -58,7 +58,8 @@ class JobState(Record):
 
     @property
     def scheduled(self) -> bool:
-        return self.enabled and bool(self.spec.schedule) and not self.spec.is_service
+        return (self.enabled and self.spec is not None and bool(self.spec.schedule)
+                and not self.spec.is_service)
 
 
 def job_state(*, slug: str, file: str, job: Job | None, problems: tuple | list = (),

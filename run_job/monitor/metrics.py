@@ -4,7 +4,7 @@ One family per fact of ``jobstate.JobState``, so that the metrics, the check,
 ``--status`` and the web page never disagree. Every family carries the same
 ``# HELP`` and ``# TYPE`` lines wherever it is written (node_exporter's
 textfile collector refuses files whose help texts differ), samples have the
-label ``job`` only (``last_outcome`` adds ``outcome``), and no timestamps. A
+label ``job`` only (``last_outcome`` adds ``outcome``, ``health`` ``health``), and no timestamps. A
 value that is not known (a job that never ran has no last start) is left out;
 its family's HELP and TYPE lines stay.
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any, Iterable
 
 from run_job import clock
-from run_job.monitor.jobstate import JobState
+from run_job.monitor.jobstate import HEALTHS, JobState
 from run_job.run.transitions import OUTCOMES
 
 PREFIX = "process_control_job_"
@@ -40,6 +40,9 @@ FAMILIES = (
     ("paused", "gauge", "1 while the job is paused (run-job --pause, or pause_after_failures)."),
     ("late", "gauge", "1 when no run started since an expected start older than the job's grace."),
     ("next_run_timestamp_seconds", "gauge", "When cron starts the job next (Unix time)."),
+    ("valid", "gauge", "1 when the job file validates, 0 when run-job refuses it."),
+    ("health", "gauge", "1 for the job's state in one word (as check-jobs-icinga and --status judge it),"
+                        " 0 for the others."),
 )
 
 
@@ -92,6 +95,9 @@ def samples(state: JobState) -> dict[str, list[tuple[dict[str, str], float | int
         put("late", int(state.late))
         put("next_run_timestamp_seconds", _timestamp(state.next_run))
     put("paused", int(state.paused is not None))
+    put("valid", int(state.valid))
+    for health in HEALTHS:
+        put("health", int(state.health == health), {"health": health})
     return out
 
 

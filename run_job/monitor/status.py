@@ -112,22 +112,58 @@ def _local_iso(when: Any, spec: Any) -> str | None:
 # Effects: --status, --list-jobs, --history
 
 
-def load_states(config: Any, config_path: str | None, *, now: Any = None) -> list[JobState]:
+def load_states(config: Any, config_path: str | None, *, now: Any = None,
+                strict: bool = False) -> list[JobState]:
     """Every job's state, each file read once: the job files (through the
-    validation cache), histories (``reconcile.refresh``), pauses and the clock."""
+    validation cache), histories (``reconcile.refresh``), pauses and the clock.
+    ``strict`` (the check): a state folder or history that is there but cannot
+    be read raises ProcessControlError instead of looking like no runs."""
+    now = now or clock.now()
+    if strict:
+        _check_state_directory(config)
+    return [state_of(config, slug, path, job, problems, now=now, strict=strict)
+            for slug, path, job, problems in load_all(config, config_path)]
+
+
+def state_of(config: Any, slug: str, path: str, job: Any, problems: list[str] | tuple = (), *,
+             now: Any, strict: bool = False) -> JobState:
+    """One job's state from its files: the one way every face gets it."""
     from run_job.config.schedule import expand
     from run_job.run import pauses
 
-    now = now or clock.now()
-    states = []
-    for slug, path, job, problems in load_all(config, config_path):
-        entries = reconcile.refresh(config, slug, history.read(config.state_directory, slug))
-        states.append(job_state(
-            slug=slug, file=path, job=job, problems=problems, entries=entries,
-            pause=pauses.read(config.state_directory, slug, now=now), now=now,
-            appeared=_appeared(path),
-            schedule=expand(job.schedule, config.hash_seed, slug) if job and job.schedule else None))
-    return states
+    entries = reconcile.refresh(config, slug,
+                                history.read(config.state_directory, slug, strict=strict))
+    return job_state(
+        slug=slug, file=path, job=job, problems=problems, entries=entries,
+        pause=pauses.read(config.state_directory, slug, now=now), now=now,
+        appeared=_appeared(path),
+        schedule=expand(job.schedule, config.hash_seed, slug) if job and job.schedule else None)
+
+
+def _check_state_directory(config: Any) -> None:
+    """A state folder that is there must be a folder this process can read
+    (missing is fine: nothing ran yet)."""
+    directory = os.fspath(config.state_directory)
+    try:
+        os.listdir(directory)
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise ProcessControlError(
+            f"cannot read state_directory {directory}: {err.strerror or err}") from err
+
+
+def selected(config: Any, config_path: str | None, *, names: list[str] | tuple = (),
+             tags: list[str] | tuple = ()) -> list[JobState]:
+    """The jobs named or carrying any of ``tags`` (SPEC §9), from the job
+    files alone (no history is read): states with their file, validity and
+    spec. UsageError (exit 2) for a tag no job carries or an unknown name."""
+    from run_job.monitor.jobstate import select
+
+    states = [JobState(job=slug, file=path, valid=job is not None, problems=tuple(problems),
+                       spec=job)
+              for slug, path, job, problems in load_all(config, config_path)]
+    return select(states, names=names, tags=tags)
 
 
 def _appeared(path: str) -> Any:
@@ -191,12 +227,17 @@ def list_jobs(config: Any, config_path: str | None, only_running: bool = False) 
     return [job_row(*item) for item in load_all(config, config_path)]
 
 
-def _when(text: str | None) -> str:
+def _when(text: str | None, zone_name: str | None = None) -> str:
+    """An instant in the host's zone, or in ``zone_name`` (named after it)."""
     from run_job import clock
 
     ts = clock.parse_iso(text)
     if ts is None:
         return "-"
+    if zone_name:
+        from run_job.config.schedule import zone_of
+
+        return ts.astimezone(zone_of(zone_name)).strftime("%Y-%m-%d %H:%M:%S %Z") + f" ({zone_name})"
     return ts.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
@@ -235,10 +276,12 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         elif row.get("schedule"):
             sched = printable(row["schedule"]) + (" (disabled)" if row.get("disabled") else "")
             if row.get("next_run"):
-                sched += f", next run {_when(row['next_run'])}"
+                sched += f", next run {_when(row['next_run'], row.get('timezone'))}"
         else:
             sched = "not scheduled"
         out.append(f"  schedule: {sched}")
+        if row.get("paused"):
+            out.append(f"  paused:   {render_pause(row['paused'])}")
         current = row.get("current")
         if current:
             extra = f"; {printable(row['slurm'])}" if row.get("slurm") else ""
@@ -259,13 +302,24 @@ def render_status(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def render_pause(pause: dict[str, Any]) -> str:
+    """One line of a pause: who, since, until, why (pure but for the local
+    time zone; every value through ``printable``)."""
+    until = pause.get("until")
+    text = (f"by {printable(pause.get('by') or '?')} since {_when(pause.get('since'))},"
+            f" {'until ' + _when(until) if until else 'until resumed'}")
+    if pause.get("source") == "auto":
+        text += " (automatically)"
+    return f"{text}: {printable(pause.get('reason') or '')}"
+
+
 def render_list(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     names = [printable(r["job"]) for r in rows]
     width = max(len(name) for name in names)
     lines = []
-    for name, row in zip(names, rows):
+    for name, row in zip(names, rows, strict=True):
         if not row["valid"]:
             lines.append(f"{name:<{width}}  (invalid: {printable(row['problems'][0]) if row['problems'] else ''})")
         else:

@@ -43,7 +43,7 @@ def _lock_path(state_directory: str | os.PathLike, slug: str) -> str:
 def parse(data: bytes) -> tuple[list[dict[str, Any]], list[Any]] | None:
     """(usable entries, damaged entries) of a history file, or None when the
     file is not a JSON list at all (pure)."""
-    from run_job.run.records import loads
+    from run_job.jsoncodec import loads
 
     try:
         entries = loads(data)
@@ -63,7 +63,7 @@ def dumps(entries: list[Any]) -> bytes:
     indented dump goes through the pure-Python one, 10x slower) (pure)."""
     if not entries:
         return b"[]\n"
-    from run_job.run.records import dumps as encode
+    from run_job.jsoncodec import dumps as encode
 
     lines = ",\n".join(encode(e) for e in entries)
     return f"[\n{lines}\n]\n".encode()
@@ -80,11 +80,21 @@ def _read_bytes(path: str) -> bytes | None:
         return None
 
 
-def read(state_directory: str | os.PathLike, slug: str) -> list[dict[str, Any]]:
-    """The usable entries, oldest first; [] when missing, unreadable or damaged."""
+def read(state_directory: str | os.PathLike, slug: str, *, strict: bool = False
+         ) -> list[dict[str, Any]]:
+    """The usable entries, oldest first; [] when missing, unreadable or damaged.
+    ``strict``: a history that is there but cannot be read (permissions, not a
+    regular file, too large) raises RunRecordError instead (the check must not
+    call a job it cannot see ok)."""
+    path = history_path(state_directory, slug)
     try:
-        data = _read_bytes(history_path(state_directory, slug))
-    except OSError:
+        data = _read_bytes(path)
+    except OSError as err:
+        if strict:
+            from run_job.errors import RunRecordError
+            from run_job.security import reason
+
+            raise RunRecordError(f"cannot read the history {path}: {reason(err)}") from err
         return []
     parsed = parse(data) if data is not None else None
     return parsed[0] if parsed is not None else []

@@ -44,7 +44,7 @@ def kill_job(config: Any, job: Job, *, wait: float | None = None) -> tuple[int, 
         from run_job.slurm import batch as slurm_runner
 
         stopped = slurm_runner.kill(config, job, current)
-    if proctree.same_process(pid, start):
+    if pid is not None and start is not None and proctree.same_process(pid, start):
         if _stop_supervisor(config, slug, job, run_id, pid, start, wait):
             return 0, f"{slug}: run {run_id} killed"
         stopped = True  # it had to be killed: its tree is swept below

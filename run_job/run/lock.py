@@ -113,3 +113,98 @@ def read_holder(fd_or_path: int | str) -> tuple[int | None, int | None, str | No
         return parse_holder(read_bounded(fd_or_path, 4096, nofollow=True))
     except OSError:
         return None, None, None
+
+
+# ---------------------------------------------------------------------------
+# The end lock of one run: what ``run-job --wait`` blocks on.
+#
+# The run's supervisor (the run-job that runs it, locally or watching its
+# Slurm job) holds an exclusive flock on ``<run_dir>/.supervisor.lock`` from
+# before its ``status.json`` says ``running`` until its end is recorded
+# (``status.json`` and the history). A waiter blocks in a shared flock of the
+# same file: the kernel wakes it when the supervisor lets go, or dies. The
+# descriptor is close-on-exec and never inheritable, so the job's processes
+# never hold it: a waiter is never kept waiting by orphans, and never by a
+# run-job that died (the run is then ``lost``). Waiters open the file read
+# only and never touch the job's own lock.
+
+END_LOCK = ".supervisor.lock"
+
+
+def end_lock_path(run_dir: str | os.PathLike) -> str:
+    return os.path.join(os.fspath(run_dir), END_LOCK)
+
+
+def hold_end_lock(run_dir: str | os.PathLike) -> int:
+    """Create the run's end lock and hold it (the supervisor); the descriptor.
+    Raises OSError when it cannot be made (waiters then fall back to watching
+    ``status.json``)."""
+    fd = os.open(end_lock_path(run_dir),
+                 os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_end_lock(run_dir: str | os.PathLike) -> int | None:
+    """Open a run's end lock to wait on it (read only, never following a
+    link, never blocking on a FIFO); None when the run has none."""
+    try:
+        fd = os.open(end_lock_path(run_dir),
+                     os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+class _Timeout(Exception):
+    pass
+
+
+def wait_end_lock(fd: int, timeout: float | None) -> bool:
+    """Block until the run's supervisor lets its end lock go (shared flock:
+    no polling, the kernel wakes us); False when ``timeout`` seconds passed
+    first. A timer signal (SIGALRM) interrupts the blocked call: Python does
+    not retry a system call whose signal handler raised."""
+    if timeout is None:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    except BlockingIOError:
+        if timeout <= 0:
+            return False
+    import signal
+
+    armed = [True]
+
+    def on_alarm(signum: int, frame: object) -> None:
+        if armed[0]:  # raises at most once
+            armed[0] = False
+            raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            armed[0] = False
+            got = True
+        except _Timeout:
+            got = False
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if got:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    return got

@@ -12,7 +12,7 @@ that concurrent writers never interleave. Records are written atomically;
 a damaged or unreadable pause file counts as no pause (and is set aside when
 it is replaced).
 
-``describe`` and ``expired`` are pure.
+``describe``, ``expired`` and ``auto_pause_reason`` are pure.
 """
 
 from __future__ import annotations
@@ -87,12 +87,25 @@ def describe(record: dict[str, Any]) -> str:
     return f"{text}: {record.get('reason')}"
 
 
+def auto_pause_reason(threshold: int | None, streak: int, failed: bool, outcome: str,
+                      run_id: str) -> str | None:
+    """The reason of the pause ``pause_after_failures`` puts on a job whose run
+    just ended, or None (pure). ``streak``: the run's consecutive failures as
+    the alerts count them (``notify.consecutive_failures``); a run that ends
+    a streak of ``threshold`` or more pauses the job (so a job resumed while
+    still failing is paused again by its next failure)."""
+    if not threshold or not failed or streak < threshold:
+        return None
+    return (f"{streak} consecutive failures (pause_after_failures: {threshold});"
+            f" the last run {run_id} ended {outcome}")
+
+
 def read(state_directory: str | os.PathLike, slug: str, *, now: datetime | None = None,
          expire: bool = True) -> dict[str, Any] | None:
     """The job's pause, or None. A pause past its ``until`` is ended here
     (file removed, expiry audit-logged) when ``expire`` and the state can be
     written; either way it no longer counts."""
-    from run_job.run.records import loads
+    from run_job.jsoncodec import loads
     from run_job.security import STATE_LIMIT, read_bounded
 
     path = pause_path(state_directory, slug)
@@ -105,7 +118,10 @@ def read(state_directory: str | os.PathLike, slug: str, *, now: datetime | None 
     now = now or clock.now()
     if expired(record, now):
         if expire:
-            _end(state_directory, slug, record, "expire", by=record.get("by") or "?", now=now)
+            try:
+                _end(state_directory, slug, record, "expire", by=record.get("by") or "?", now=now)
+            except RunRecordError:
+                pass  # a reader that cannot write (the check as nagios): the next writer ends it
         return None
     return record
 
@@ -115,10 +131,10 @@ def pause(state_directory: str | os.PathLike, slug: str, *, reason: str,
           now: datetime | None = None) -> dict[str, Any]:
     """Pause ``slug`` (replacing an earlier pause of it); returns the record."""
     from run_job.atomic import write_atomic
-    from run_job.run.records import to_json
+    from run_job.jsoncodec import to_json
 
     now = now or clock.now()
-    record = {"job": slug, "by": by or who(), "since": clock.iso(now),
+    record: dict[str, Any] = {"job": slug, "by": by or who(), "since": clock.iso(now),
               "until": clock.iso(until) if until is not None else None,
               "reason": one_line(reason), "source": source}
     path = pause_path(state_directory, slug)
@@ -161,7 +177,7 @@ def audit(state_directory: str | os.PathLike, action: str, slug: str, *, by: str
           now: datetime | None = None, **details: Any) -> None:
     """Append one JSON line to the audit log (best effort is not enough: a
     failure raises RunRecordError, so that an action is never unrecorded)."""
-    from run_job.run.records import dumps
+    from run_job.jsoncodec import dumps
 
     entry = {"time": clock.iso(now or clock.now()), "action": action, "job": slug, "by": by}
     entry.update({k: v for k, v in details.items() if v is not None})
@@ -183,7 +199,7 @@ def audit(state_directory: str | os.PathLike, action: str, slug: str, *, by: str
 
 def read_audit(state_directory: str | os.PathLike, limit: int = 1000) -> list[dict[str, Any]]:
     """The newest ``limit`` audit entries, oldest first (damaged lines skipped)."""
-    from run_job.run.records import loads
+    from run_job.jsoncodec import loads
     from run_job.security import STATE_LIMIT, read_bounded
 
     try:

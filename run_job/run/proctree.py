@@ -3,7 +3,9 @@
 A run's processes are found three ways: as descendants of run-job (it is
 their child subreaper), as members of the process groups of its commands, and
 by the ``RUN_JOB_RUN_ID=<run id>`` marker in ``/proc/<pid>/environ`` (how the
-next run, or ``--kill-job``, finds the orphans of a run whose run-job died).
+next run, or ``--kill-job``, finds the orphans of a run whose run-job died);
+a run with ``limits.memory`` or ``limits.tasks`` adds a fourth, exact one:
+the members of its cgroup (``confine.members``).
 A process named by a record is signalled only once its identity is proved
 by its start time (``same_process``). ``sweep`` stops a set: the first
 signal, a grace period, then SIGKILL until nothing is left.
@@ -133,7 +135,7 @@ def marked_processes(run_id: str, table: dict[int, tuple[str, int, int]] | None 
 
 def reap() -> list[tuple[int, int]]:
     """Reap every exited child; [(pid, wait status)]."""
-    reaped = []
+    reaped: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -153,7 +155,9 @@ def has_children() -> bool:
     return True
 
 
-def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool) -> set[int]:
+def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool,
+             members: Callable[[], set[int]] | None = None,
+             spare: Iterable[int] = ()) -> set[int]:
     table = process_table()
     found: set[int] = set()
     if own_tree:
@@ -164,7 +168,12 @@ def _targets(run_id: str | None, pgids: Iterable[int], own_tree: bool) -> set[in
                   if pgid in pgids and state not in ("Z", "X")}
     if run_id:
         found |= marked_processes(run_id, table)
+    if members is not None:
+        found |= members()
     found.discard(os.getpid())
+    for pid in spare:  # run-job's own helpers (event hooks) and what they started
+        if pid in table:
+            found -= {pid} | descendants(pid, table)
     return found
 
 
@@ -179,16 +188,21 @@ def _send(pids: Iterable[int], signum: int) -> None:
 def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTERM,
           pgids: Iterable[int] = (), own_tree: bool = True,
           on_reap: Callable[[int, int], None] | None = None,
-          wait: Callable[[float], object] = time.sleep) -> int:
+          wait: Callable[[float], object] = time.sleep,
+          members: Callable[[], set[int]] | None = None, spare: Iterable[int] = ()) -> int:
     """Stop a run's processes: ``first_signal``, up to ``grace`` seconds, SIGKILL.
 
-    Targets: run-job's descendants (``own_tree``), members of ``pgids`` and
-    processes with the run's marker. ``wait(seconds)`` sleeps between two
-    looks (the supervisor passes its signal-aware wait, which SIGCHLD ends
-    early). Returns how many processes were found.
+    Targets: run-job's descendants (``own_tree``), members of ``pgids``,
+    processes with the run's marker and, for a run with a cgroup, every
+    process in it (``members``: what left the session, the process groups
+    and the marker behind is still there); never the processes of ``spare``
+    nor their descendants (run-job's hook runners, not the job's).
+    ``wait(seconds)`` sleeps between two looks (the supervisor passes its
+    signal-aware wait, which SIGCHLD ends early). Returns how many processes
+    were found.
     """
-    pgids = tuple(pgids)
-    targets = _targets(run_id, pgids, own_tree)
+    pgids, spare = tuple(pgids), tuple(spare)
+    targets = _targets(run_id, pgids, own_tree, members, spare)
     if not targets:
         return 0
     seen = set(targets)
@@ -203,7 +217,7 @@ def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTER
         for pid, status in reap():
             if on_reap:
                 on_reap(pid, status)
-        targets = _targets(run_id, pgids, own_tree)
+        targets = _targets(run_id, pgids, own_tree, members, spare)
         seen |= targets
         if not targets:
             return len(seen)
@@ -218,7 +232,7 @@ def sweep(run_id: str | None, grace: float, *, first_signal: int = signal.SIGTER
         for pid, status in reap():
             if on_reap:
                 on_reap(pid, status)
-        targets = _targets(run_id, pgids, own_tree)
+        targets = _targets(run_id, pgids, own_tree, members, spare)
         seen |= targets
         if not targets:
             break

@@ -41,8 +41,12 @@ def supervisor_alive(config: Any, slug: str, entry: dict[str, Any]) -> bool:
     return bool(lock.is_locked(lock.lock_path(config.run_directory, slug)))
 
 
-def lost_reason(entry: dict[str, Any], processes_left: bool = False) -> str:
+def lost_reason(entry: dict[str, Any], processes_left: bool | None = False) -> str:
+    """``processes_left``: None when the caller does not know (it must not
+    touch the job's lock to find out: ``--wait`` and ``--follow``)."""
     pid = entry.get("pid")
+    if processes_left is None:
+        return f"supervision lost: run-job (pid {pid}) died before recording the run's end"
     if processes_left:
         return (f"supervision lost: run-job (pid {pid}) is gone; processes of the run still"
                 " hold the job's lock and will be stopped by the next run")
@@ -75,7 +79,9 @@ def stuck_runs(config: Any, slug: str, entries: list[dict[str, Any]],
                *, skip: str | None = None) -> list[dict[str, Any]]:
     """``status.json`` records at ``running`` of run folders the history does
     not know, newer than its newest entry (their run-job died before writing
-    one). Read under the job's lock: they are dead."""
+    one). Read under the job's lock: they are dead. A run folder whose run-job
+    died before even its first ``status.json`` gets a record made from its
+    run id (start time, pid)."""
     folder = records.job_output_dir(config.output_directory, slug)
     newest = max((str(e.get("run_id")) for e in entries), default="")
     try:
@@ -86,11 +92,24 @@ def stuck_runs(config: Any, slug: str, entries: list[dict[str, Any]],
     for name in sorted(names):
         if name <= newest or name == skip or records.run_id_time(name) is None:
             continue
-        recorded = records.read_status(os.path.join(folder, name))
+        path = os.path.join(folder, name)
+        recorded = records.read_status(path)
         if recorded is not None and recorded.get("run_id") == name \
                 and recorded.get("outcome") == "running":
             found.append(recorded)
+        elif recorded is None and not os.path.lexists(os.path.join(path, "status.json")) \
+                and os.path.isdir(path) and not os.path.islink(path):
+            found.append(_bare_record(slug, name, path))
     return found
+
+
+def _bare_record(slug: str, run_id: str, path: str) -> dict[str, Any]:
+    """A ``running`` record for a run folder that has none (pure but for the name)."""
+    pid = run_id.rpartition("-")[2]
+    return {"job": slug, "run_id": run_id, "outcome": "running",
+            "started_at": clock.iso(records.run_id_time(run_id)), "ended_at": None,
+            "pid": int(pid) if pid.isdigit() else None, "run_dir": path,
+            "reason": "", "exit_code": None, "signal": None, "duration_s": None}
 
 
 def record_status(config: Any, slug: str, settled: list[dict[str, Any]]) -> None:
@@ -103,9 +122,10 @@ def record_status(config: Any, slug: str, settled: list[dict[str, Any]]) -> None
         if current is not None and current.get("outcome") != "running":
             continue
         if current is None:
-            if not os.path.lexists(path):
+            if not os.path.isdir(folder) or os.path.islink(folder):
                 continue  # no run folder (a skipped run, or pruned): nothing to correct
-            records.set_aside(path)
+            if os.path.lexists(path):
+                records.set_aside(path)  # damaged: kept aside, then replaced
         try:
             records.write_status(folder, record)
         except RunRecordError as err:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
 
 from run_job import clock
 from run_job.errors import RunRecordError
+from run_job.jsoncodec import loads, to_json
 
 FIELDS = ("job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "command",
           "started_at", "ended_at", "duration_s", "exit_code", "signal", "outcome",
@@ -45,13 +46,10 @@ def run_id_time(run_id: str) -> datetime | None:
 
 
 def is_run_id(text: object) -> bool:
-    """Is ``text`` exactly a run id as ``make_run_id`` writes it (pure)? The
-    whole name is checked (``run_id_time`` reads only its first 23
-    characters): a run id names a folder, so nothing else may pass."""
-    if not isinstance(text, str) or len(text) > 64 or run_id_time(text) is None:
-        return False
-    pid = text[23:]
-    return pid[:1] == "-" and pid[1:].isdigit() and pid[1:].isascii()
+    """Is ``text`` a run id as ``make_run_id`` writes it (pure)? Checked
+    before a run id from a command line or a link becomes part of a path."""
+    return (isinstance(text, str) and text.isascii() and len(text) > 24 and text[23] == "-"
+            and text[24:].isdigit() and run_id_time(text) is not None)
 
 
 def new_record(*, job: str, run_id: str, runner: str, host: str, user: str, pid: int,
@@ -81,71 +79,6 @@ def new_record(*, job: str, run_id: str, runner: str, host: str, user: str, pid:
         "supervisor_start_time": supervisor_start_time,
         "alerts": {},
     }
-
-
-# JSON through the C accelerator module ``_json`` directly: importing the
-# ``json`` package (decoder, scanner, encoder and their regular expressions)
-# costs more than all the JSON a run writes. Output is standard JSON.
-_WS = " \t\n\r"
-
-
-_encoder: list = []
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, (tuple, set, frozenset)):
-        return list(value)
-    return str(value)  # paths and the like
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON (``, `` and ``: `` separators) by the C encoder (pure)."""
-    if not _encoder:
-        from _json import encode_basestring, make_encoder
-
-        # markers, default, encoder, indent, key_sep, item_sep, sort_keys, skipkeys, allow_nan
-        _encoder.append(make_encoder({}, _default, encode_basestring, None, ": ", ", ",
-                                     False, False, True))
-    return "".join(_encoder[0](value, 0))
-
-
-class _ScanContext:
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"),
-                      "-Infinity": float("-inf")}.__getitem__
-    memo: dict = {}
-
-
-_scanner: list = []
-
-
-def loads(data: bytes | str) -> Any:
-    """Parse one JSON document; ValueError if it is not one (pure)."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    if not _scanner:
-        from _json import make_scanner
-
-        _scanner.append(make_scanner(_ScanContext()))
-    start = len(text) - len(text.lstrip(_WS))
-    try:
-        value, end = _scanner[0](text, start)
-    except StopIteration as err:
-        raise ValueError(f"not JSON at character {err.value}") from None
-    except Exception as err:  # noqa: BLE001 - the C scanner raises JSONDecodeError
-        raise ValueError(str(err)) from None
-    if text[end:].strip(_WS):
-        raise ValueError(f"extra data at character {end}")
-    return value
-
-
-def to_json(record: dict[str, Any]) -> bytes:
-    """One field per line (pure)."""
-    body = ",\n".join(f"  {dumps(k)}: {dumps(v)}" for k, v in record.items())
-    return f"{{\n{body}\n}}\n".encode()
 
 
 def job_output_dir(output_directory: str | os.PathLike, slug: str) -> str:
@@ -244,8 +177,9 @@ def runs_to_prune(run_ids: Iterable[str], keep: str, now: datetime, keep_runs: i
             kept += 1
             continue
         too_many = kept >= keep_runs
-        too_old = (keep_days is not None
-                   and (now - run_id_time(run_id)).total_seconds() > keep_days * 86400)
+        started = run_id_time(run_id)
+        too_old = (keep_days is not None and started is not None
+                   and (now - started).total_seconds() > keep_days * 86400)
         if too_many or too_old:
             doomed.append(run_id)
         else:

@@ -12,6 +12,12 @@ There are no timer threads: one ``poll`` loop waits on the signal wakeup pipe
 (SIGCHLD, SIGTERM, SIGINT, SIGHUP) and, when output is copied, on the output
 pipe, with the deadline as its timeout.
 
+A job with ``limits`` (``ctx.confinement``) runs each command through the
+exec shim (``limitshim.py``: rlimits set, then the command exec'd in the same
+process) and, with ``memory``/``tasks``, inside the run's cgroup, whose
+members every sweep adds to its targets; the cgroup's counters (OOM kills,
+refused forks) end up in the reason. A job without limits pays none of it.
+
 Output: when run-job's stdout is not a terminal and no ``max_output`` is set,
 the job gets the ``output.log`` descriptor itself as stdout and stderr, so
 capture costs nothing. Otherwise a pipe and a copy loop tee the output to the
@@ -26,6 +32,10 @@ import time
 
 # The C module: ``signal`` itself builds its IntEnums on import (start-up cost).
 import _signal as signal
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
+    from typing import Any
+
 from run_job.model import replace
 from run_job.run import proctree
 from run_job.model import ExecResult, RunContext
@@ -73,6 +83,32 @@ def stop_requested() -> int | None:
     return None
 
 
+def stopped_by(run_dir: str | os.PathLike[str], signum: int) -> str:
+    """Who stopped the run, in words: ``run-job --kill-job SIGTERM`` when
+    ``--kill-job`` left its request in the run folder, else ``run-job
+    received SIGTERM``."""
+    who = ("run-job --kill-job" if os.path.exists(os.path.join(os.fspath(run_dir), ".kill-request"))
+           else "run-job received")
+    return f"{who} {signal_name(signum)}"
+
+
+def sleep(seconds: float) -> int | None:
+    """Sleep ``seconds`` by the monotonic clock on the signal wakeup pipe (no
+    busy waiting); the stop signal (TERM, INT, HUP) that ended the sleep
+    early, or None when it ran its course."""
+    install_signal_handlers()
+    deadline = time.monotonic() + seconds
+    while True:
+        signum = stop_requested()
+        if signum is not None:
+            return signum
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        _wait_events(left)
+        proctree.reap()  # a SIGCHLD of a leftover: nothing to wait for, no zombie kept
+
+
 def _drain_wakeup() -> None:
     if _wakeup_r is None:
         return
@@ -83,13 +119,13 @@ def _drain_wakeup() -> None:
         pass
 
 
-def _wait_events(timeout: float | None, extra_fd: int | None = None) -> list[int]:
-    """Sleep until a signal arrives, ``extra_fd`` is readable, or ``timeout``."""
+def _wait_events(timeout: float | None, *extra_fds: int) -> list[int]:
+    """Sleep until a signal arrives, one of ``extra_fds`` is readable, or ``timeout``."""
     poller = select.poll()
     if _wakeup_r is not None:
         poller.register(_wakeup_r, select.POLLIN)
-    if extra_fd is not None:
-        poller.register(extra_fd, select.POLLIN)
+    for fd in extra_fds:
+        poller.register(fd, select.POLLIN)
     # poll takes an int of milliseconds: a long deadline is waited for in
     # slices (the callers loop), never passed whole (it would overflow)
     ms = None if timeout is None else max(0, int(min(timeout, _MAX_WAIT) * 1000) + 1)
@@ -166,6 +202,74 @@ def spawn(path: str, argv: tuple[str, ...] | list[str], env: dict[str, str], out
     # subprocess' restore_signals does. Handled signals reset at exec anyway.
     return os.posix_spawn(path, list(argv), env, file_actions=actions, setsid=True,
                           setsigmask=(), setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+
+
+def _start(ctx: RunContext, path: str, argv: tuple[str, ...], out_fd: int) -> tuple[int, int | None]:
+    """Spawn one command, through the limits shim when the run has one:
+    (pid, read end of the shim's error pipe or None)."""
+    conf = ctx.confinement
+    if conf is None or not conf.shim:
+        return spawn(path, argv, ctx.environment, out_fd), None
+    from run_job.run.limits import shim_argv
+
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        os.set_inheritable(err_w, True)  # for the shim alone: run-job has no threads
+        python, shim, settings = conf.shim
+        pid = spawn(python, shim_argv(python, shim, settings, err_w, path, argv),
+                    ctx.environment, out_fd)
+    except BaseException:
+        os.close(err_r)
+        raise
+    finally:
+        os.close(err_w)
+    return pid, err_r
+
+
+def _shim_report(err_r: int | None) -> tuple[str, str, int] | None:
+    """What the shim said before it died (nothing once it exec'd the command)."""
+    if err_r is None:
+        return None
+    from run_job.run.limits import parse_shim_report
+
+    try:
+        os.set_blocking(err_r, False)
+        data = os.read(err_r, 256)
+    except OSError:
+        data = b""
+    finally:
+        os.close(err_r)
+    return parse_shim_report(data) if data else None
+
+
+def _exec_failure(where: str, path: str, number: int) -> ExecResult:
+    """The result of a command that could not be exec'd (by posix_spawn or the shim)."""
+    import errno
+
+    code = 127 if number == errno.ENOENT else 126
+    what = ("not found (or its interpreter is missing)" if code == 127
+            else f"cannot be executed: {os.strerror(number)}")
+    return ExecResult("failed", code, exit_code=code, reason=f"{where}: {path} {what}")
+
+
+def _members(ctx: RunContext):
+    """The cgroup members of a confined run, as a sweep's ``members``, or None."""
+    if ctx.confinement is None or ctx.confinement.procs is None:
+        return None
+    from run_job.run import confine
+
+    return lambda: confine.members(ctx.confinement)
+
+
+def _limit_notes(ctx: RunContext) -> list[str]:
+    """What the run's cgroup counted (OOM kills, refused forks), for the reason."""
+    conf = ctx.confinement
+    if conf is None or conf.procs is None:
+        return []
+    from run_job.run import confine, limits
+
+    return limits.counter_notes(conf.limits, confine.counter(conf.oom_counter),
+                                confine.counter(conf.fork_counter))
 
 
 def signal_name(signum: int) -> str:
@@ -272,6 +376,11 @@ def execute(ctx: RunContext) -> ExecResult:
     tee = os.isatty(1)
     cap = ctx.config.max_output
     log_fd = os.open(ctx.output_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    if cap is not None:  # the cap is the run's: earlier attempts used part of it
+        try:
+            cap = max(0, cap - os.fstat(log_fd).st_size)
+        except OSError:
+            pass
     copier: _Copier | None = None
     pipe_w: int | None = None
     if tee or cap is not None:
@@ -300,14 +409,16 @@ def execute(ctx: RunContext) -> ExecResult:
             result = _run_commands(ctx, pipe_w if pipe_w is not None else log_fd, copier, pgids)
         except BaseException as err:
             # run-job itself failed while the job ran: stop the job, then say why
-            proctree.sweep(ctx.run_id, ctx.job.kill_grace, pgids=pgids, wait=_wait_events)
+            proctree.sweep(ctx.run_id, ctx.job.kill_grace, pgids=pgids, wait=_wait_events,
+                           members=_members(ctx), spare=_spare(ctx))
             if not isinstance(err, Exception):
                 raise
             result = ExecResult("failed", 125, reason=(
                 f"run-job failed while supervising the job ({type(err).__name__}: {err});"
                 " the job's processes were stopped"))
         if copier is not None:
-            os.close(pipe_w)
+            if pipe_w is not None:
+                os.close(pipe_w)
             pipe_w = None
             try:
                 copier.pump(drain=True)
@@ -338,6 +449,8 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
     grace = job.kill_grace
     deadline = None if not job.timeout else time.monotonic() + job.timeout
     env = ctx.environment
+    members = _members(ctx)
+    rlimits = ctx.confinement.limits if ctx.confinement is not None else None
     result: ExecResult | None = None
     for index, argv in enumerate(ctx.commands):
         label = ctx.command_text[index] if index < len(ctx.command_text) else " ".join(argv)
@@ -349,36 +462,49 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
             result = ExecResult("failed", status, exit_code=status, reason=f"{where}: {why}")
             break
         try:
-            pid = spawn(path, argv, env, out_fd)
+            pid, err_r = _start(ctx, path, argv, out_fd)
         except OSError as err:
-            import errno
-
-            code = 127 if err.errno == errno.ENOENT else 126
-            what = ("not found (or its interpreter is missing)" if code == 127
-                    else f"cannot be executed: {err.strerror}")
-            result = ExecResult("failed", code, exit_code=code, reason=f"{where}: {path} {what}")
+            result = _exec_failure(where, path, err.errno or 0)
             break
         pgids.append(pid)
-        wait_status = _wait_main(pid, deadline, copier)
+        wait_status = _wait_main(pid, deadline, copier, ctx.events)
+        report = _shim_report(err_r)
         if wait_status is None:  # timeout or stop signal: stop everything now
             signum = stop_requested()
             if signum is not None:
-                proctree.sweep(ctx.run_id, grace, first_signal=signum, pgids=[pid], wait=_wait_events)
-                who = ("run-job --kill-job" if os.path.exists(
-                    os.path.join(ctx.run_dir, ".kill-request")) else "run-job received")
+                proctree.sweep(ctx.run_id, grace, first_signal=signum, pgids=[pid],
+                               wait=_wait_events, members=members, spare=_spare(ctx))
                 result = ExecResult("killed", 128 + signum, signal=signum, reason=(
-                    f"{who} {signal_name(signum)}; {where} and its process"
+                    f"{stopped_by(ctx.run_dir, signum)}; {where} and its process"
                     " tree were stopped"))
             else:
-                proctree.sweep(ctx.run_id, grace, pgids=[pid], wait=_wait_events)
+                proctree.sweep(ctx.run_id, grace, pgids=[pid], wait=_wait_events,
+                               members=members, spare=_spare(ctx))
                 result = ExecResult("timed_out", 124, reason=(
                     f"timed out after {_fmt_duration(job.timeout)} in {where};"
                     " the whole process tree was stopped"))
             break
+        if report is not None:  # the shim could not set a limit or exec the command
+            kind, what, number = report
+            if kind == "exec":
+                result = _exec_failure(where, path, number)
+            else:
+                from run_job.run.limits import RLIMIT_NAMES
+
+                name = f"limits.{RLIMIT_NAMES[what]}" if what in RLIMIT_NAMES else "its environment"
+                result = ExecResult("failed", 125, reason=(
+                    f"{where} did not start: run-job could not set {name}"
+                    f" ({os.strerror(number)})"))
+            break
         code = os.waitstatus_to_exitcode(wait_status)
         if code < 0:
+            note = ""
+            if rlimits is not None:
+                from run_job.run.limits import signal_note
+
+                note = signal_note(-code, rlimits)
             result = ExecResult("failed", 128 - code, signal=-code, reason=(
-                f"{where} was killed by {signal_name(-code)}"))
+                f"{where} was killed by {signal_name(-code)}{note}"))
             break
         if code != 0:
             result = ExecResult("failed", code, exit_code=code,
@@ -391,18 +517,30 @@ def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
                                 reason=f"run-job received {signal_name(signum)}")
         else:
             result = ExecResult("success", 0, exit_code=0)
-    # Leftovers: anything still below us (or carrying the marker) is swept.
-    if proctree.has_children():
-        count = proctree.sweep(ctx.run_id, grace, pgids=pgids, wait=_wait_events)
+    # Leftovers: anything still below us (or carrying the marker, or in the
+    # run's cgroup) is swept; run-job's own hook runners are spared.
+    if proctree.has_children() or (members is not None and members()):
+        count = proctree.sweep(ctx.run_id, grace, pgids=pgids, wait=_wait_events,
+                               members=members, spare=_spare(ctx))
         if count:
             note = (f"{count} leftover process{'es' if count != 1 else ''} stopped"
                     f" after the last command (TERM, {_fmt_duration(grace)} grace, KILL)")
             result = replace(result, reason=f"{result.reason}; {note}" if result.reason else note)
+    for note in _limit_notes(ctx):
+        result = replace(result, reason=f"{result.reason}; {note}" if result.reason else note)
     return result
 
 
-def _wait_main(pid: int, deadline: float | None, copier: _Copier | None) -> int | None:
-    """Wait for ``pid``; its wait status, or None on timeout or stop signal."""
+def _spare(ctx: RunContext) -> set[int]:
+    """run-job's own hook runners: a sweep of the job leaves them alone."""
+    return ctx.events.spare() if ctx.events is not None else set()
+
+
+def _wait_main(pid: int, deadline: float | None, copier: _Copier | None,
+               events: Any = None) -> int | None:
+    """Wait for ``pid``; its wait status, or None on timeout or stop signal.
+    ``events`` (the run's ``EventWatch``) is looked at as it asks: its
+    inotify descriptor is waited on with the rest, or every second."""
     while True:
         for child, status in proctree.reap():
             if child == pid:
@@ -416,9 +554,17 @@ def _wait_main(pid: int, deadline: float | None, copier: _Copier | None) -> int 
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return None
-        ready = _wait_events(timeout, copier.read_fd if copier else None)
+        fds = [copier.read_fd] if copier is not None else []
+        if events is not None:
+            if events.timeout is not None:
+                timeout = events.timeout if timeout is None else min(timeout, events.timeout)
+            if events.fd is not None:
+                fds.append(events.fd)
+        ready = _wait_events(timeout, *fds)
         if copier is not None and copier.read_fd in ready:
             copier.pump()
+        if events is not None:
+            events.poll(ready)
 
 
 def _fmt_duration(seconds: float | None) -> str:

@@ -154,3 +154,29 @@ def killed(entry: dict[str, Any], count: int, signal: int, noticed_at: datetime)
     reason = (f"stopped by run-job --kill-job ({count} process{'es' if count != 1 else ''});"
               " its run-job was gone")
     return finished(entry, ended_at=noticed_at, outcome="killed", signal=signal, reason=reason)
+
+
+def exit_status(record: dict[str, Any]) -> int | None:
+    """The exit status of SPEC §4 that an ended run stands for (pure); None
+    while it runs. What ``--wait`` and ``--follow`` exit with: the command's
+    own status, 124 timed out, 128+N killed by signal N, 125 lost or not run
+    (run-job could not run it), 75 skipped."""
+    outcome = record.get("outcome")
+    code, signum = record.get("exit_code"), record.get("signal")
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    signum = signum if isinstance(signum, int) and not isinstance(signum, bool) else None
+    if outcome == "success":
+        return 0
+    if outcome == "timed_out":
+        return 124
+    if outcome == "killed":
+        return 128 + (signum or 15)
+    if outcome == "failed":
+        if code:
+            return code
+        return 128 + signum if signum else 125
+    if outcome == "skipped":
+        return 75
+    if outcome == "lost":
+        return 125
+    return None

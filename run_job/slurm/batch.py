@@ -93,6 +93,8 @@ def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult
     run_dir = Path(ctx.run_dir)
     status_path = run_dir / STATUS_FILE
     script_path = run_dir / SCRIPT_FILE
+    if ctx.attempt > 1:  # a retry: the earlier attempt's end must not be read as this one's
+        _set_aside(status_path, ctx.attempt - 1)
     always = [name for name, _ in job.environment]
     always += [name for name in ctx.environment if name.startswith("RUN_JOB_")]
     script = build_batch_script(
@@ -107,8 +109,8 @@ def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult
         output_path=str(ctx.output_path), run_dir=str(run_dir),
         partition=job.slurm.partition or config.slurm.partition,
         time=time_limit(job.slurm.time, job.timeout), options=job.slurm.options)
-    if ctx.stop_requested() is not None:
-        sig = ctx.stop_requested()
+    sig = ctx.stop_requested()
+    if sig is not None:
         return ExecResult(outcome="killed", exit_status=128 + sig, signal=sig,
                           reason=f"run-job received signal {sig} before submitting")
     job_id = client.submit(argv)
@@ -122,6 +124,18 @@ def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult
             pass
         raise
     return _Watch(ctx, client, job_id, status_path).run()
+
+
+def _set_aside(status_path: Path, attempt: int) -> None:
+    """Keep an earlier attempt's job.status as job.status.<attempt>."""
+    import os
+
+    try:
+        os.replace(status_path, status_path.with_name(f"{status_path.name}.{attempt}"))
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise SlurmError(f"cannot set aside {status_path} of attempt {attempt}: {err.strerror}") from err
 
 
 class _Watch:
@@ -176,12 +190,12 @@ class _Watch:
             return
         self.started = now
         pending = round(now - self.submitted, 3)
-        fields = {"slurm_pending_s": pending}
+        fields: dict[str, object] = {"slurm_pending_s": pending}
         if status is not None and status.started_at:
             fields["slurm_started_at"] = status.started_at
         try:
             self.ctx.update_status(**fields)
-        except Exception:  # a record detail; the run goes on
+        except Exception:  # noqa: BLE001 - a record detail; the run goes on
             pass
 
     def result(self, status: JobStatus | None, lost_reason: str = "") -> ExecResult:
@@ -263,7 +277,7 @@ class _Watch:
                         return self.result(status)
                     if sj.started:
                         self.note_started(now, status)
-                elif now - self.unreachable_since >= unreachable_timeout:
+                elif self.unreachable_since is not None and now - self.unreachable_since >= unreachable_timeout:
                     return ExecResult(
                         outcome="lost", exit_status=125, slurm_job_id=self.job_id,
                         reason=(f"Slurm unreachable for {unreachable_timeout:g} s "
@@ -271,6 +285,8 @@ class _Watch:
                                 f"{self.job_id}: {self.unreachable_error}"))
                 waited = now - self.submitted
                 self.next_ask = now + (FAST_POLL if ordered else slurm_poll_interval(waited))
+            if ctx.events is not None:  # events from inside the job: looked at every second
+                ctx.events.poll()
             time.sleep(STATUS_POLL)
 
     def _from_accounting(self) -> SlurmJob | None:

@@ -34,13 +34,13 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from run_job.atomic import write_atomic
 from run_job.clock import iso, now
 from run_job.errors import (EXIT_FAILED, EXIT_NOT_RUNNING, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE,
                             ProcessControlError, SlurmError, SlurmUnreachable)
-from run_job.model import Config, Job
+from run_job.model import Config, Job, Service
 from run_job.security import STATE_LIMIT, open_regular, read_bounded
 from run_job.slurm.vocabulary import (ACTIVE_STATES, SERVICE_FIELDS, SIGNALABLE_STATES, QueueEntry,
                                       build_service_sbatch_argv, build_service_script, entries_of,
@@ -65,6 +65,13 @@ class ServiceError(ProcessControlError):
     """A service verb failed (exit 1)."""
 
     exit_status = EXIT_FAILED
+
+
+def _spec(job: Job) -> Service:
+    """The ``service`` section of a service job (the command refuses other jobs)."""
+    if job.service is None:
+        raise ServiceError(f"{job.slug} is a job, not a service")
+    return job.service
 
 
 # ---------------------------------------------------------------- pure part
@@ -114,7 +121,7 @@ def combine_exit(statuses: Iterable[int]) -> int:
     return EXIT_OK
 
 
-def render_status_table(rows: Sequence[Sequence[str]]) -> str:
+def render_status_table(rows: Sequence[Sequence[str | None]]) -> str:
     """Aligned columns SERVICE JOB STATE NODE SINCE (pure)."""
     header = ("SERVICE", "JOB", "STATE", "NODE", "SINCE")
     table = [header] + [tuple(r) for r in rows]
@@ -123,6 +130,27 @@ def render_status_table(rows: Sequence[Sequence[str]]) -> str:
     for row in table:
         out.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     return "\n".join(out) + "\n"
+
+
+def read_state(config: Config, slug: str) -> dict:
+    """The service's state file ({} when missing, unreadable or damaged)."""
+    try:
+        data = json.loads(read_bounded(state_path(config, slug), STATE_LIMIT, nofollow=True))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# ``last_action`` values after which the service should be up: start (also the
+# last step of restart and deploy) and reload (which needs it running). stop,
+# init (stops first) and purge (removes the file) leave it down on purpose.
+STARTED_ACTIONS = frozenset({"start", "reload"})
+
+
+def started(state: dict) -> bool:
+    """Did sbatch-service last leave this service started (pure)?"""
+    action = state.get("last_action")
+    return isinstance(action, str) and action in STARTED_ACTIONS  # a damaged file: not started
 
 
 def tail_lines(path: Path, count: int = 5) -> str:
@@ -147,11 +175,11 @@ def tail_lines(path: Path, count: int = 5) -> str:
 
 def preload() -> None:
     """Import now what later steps import lazily (before dropping privileges)."""
-    import filelock  # noqa: F401
-    import pwd  # noqa: F401
+    import filelock  # noqa: F401 - preloaded before the privilege drop
+    import pwd  # noqa: F401 - preloaded before the privilege drop
 
-    import run_job.slurm.client  # noqa: F401
-    import run_job.slurm.options  # noqa: F401
+    import run_job.slurm.client  # noqa: F401 - preloaded before the privilege drop
+    import run_job.slurm.options  # noqa: F401 - preloaded before the privilege drop
 
 
 def become_service_user(user: str) -> None:
@@ -236,11 +264,7 @@ class ServiceManager:
     # -- state
 
     def read_state(self, slug: str) -> dict:
-        try:
-            data = json.loads(read_bounded(state_path(self.config, slug), STATE_LIMIT))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_state(self.config, slug)
 
     def write_state(self, slug: str, **changes: object) -> None:
         state = self.read_state(slug)
@@ -272,11 +296,11 @@ class ServiceManager:
 
     def run_stage(self, job: Job, stage: str, job_id: str | None = None) -> str:
         """Call the stages executable with ``stage``; its stdout (init: passed through)."""
-        path = job.service.stages
-        if not os.access(path, os.X_OK) or not os.path.isfile(path):
+        path = _spec(job).stages
+        if path is None or not os.access(path, os.X_OK) or not os.path.isfile(path):
             raise ServiceError(f"{job.path}: service.stages: {path} is not an executable file")
         argv = [str(path), stage]
-        kwargs = dict(env=self._local_env(job, stage, job_id), cwd=self._workdir(job),
+        kwargs: dict[str, Any] = dict(env=self._local_env(job, stage, job_id), cwd=self._workdir(job),
                       stdin=subprocess.DEVNULL)
         try:
             if stage == "init":
@@ -298,7 +322,7 @@ class ServiceManager:
         return out
 
     def run_init_commands(self, job: Job) -> None:
-        for index, argv in enumerate(job.service.init_command, 1):
+        for index, argv in enumerate(_spec(job).init_command, 1):
             try:
                 proc = subprocess.run(list(argv), env=self._local_env(job, "init"),
                                       cwd=self._workdir(job), stdin=subprocess.DEVNULL)
@@ -321,11 +345,11 @@ class ServiceManager:
                 self.say(f"{slug}: already present, Slurm job {entry.job_id} {entry.describe()}{extra}")
             return entry
         options = list(job.slurm.options)
-        if job.service.stages:
+        if _spec(job).stages:
             out = self.run_stage(job, "start")
             stage_options, problems = parse_stage_start(out)
             if problems:
-                raise ServiceError(f"{slug}: stage start of {job.service.stages}: "
+                raise ServiceError(f"{slug}: stage start of {_spec(job).stages}: "
                                    + "; ".join(problems) + "; nothing submitted")
             options += stage_options
         log = log_path(self.config, slug)
@@ -397,8 +421,8 @@ class ServiceManager:
         if not found:
             self.say(f"{slug}: not running")
             return False
-        sig = job.service.stop_signal
-        if job.service.stages:
+        sig = _spec(job).stop_signal
+        if _spec(job).stages:
             try:
                 named = parse_stage_signal(self.run_stage(job, "stop", found[0].job_id))
                 if named is not None:
@@ -467,12 +491,12 @@ class ServiceManager:
         if entry.state not in SIGNALABLE_STATES:
             raise ServiceError(f"{slug}: Slurm job {entry.job_id} is {entry.describe()}: "
                                "its main process has not started, nothing to reload")
-        sig = job.service.reload_signal
-        if job.service.stages:
+        sig = _spec(job).reload_signal
+        if _spec(job).stages:
             try:
                 named = parse_stage_signal(self.run_stage(job, "reload", entry.job_id))
             except ValueError as err:
-                raise ServiceError(f"{slug}: stage reload of {job.service.stages}: {err}; "
+                raise ServiceError(f"{slug}: stage reload of {_spec(job).stages}: {err}; "
                                    "nothing sent") from err
             if named is not None:
                 sig = named
@@ -483,7 +507,7 @@ class ServiceManager:
 
     def init(self, job: Job) -> None:
         self.stop(job)
-        if job.service.stages:
+        if _spec(job).stages:
             self.run_stage(job, "init")
         self.run_init_commands(job)
         self.write_state(job.slug, last_action="init", initialized_at=iso(now()))
@@ -516,8 +540,8 @@ class ServiceManager:
         return sorted(p.stem for p in folder.glob("*.json") if p.stem not in known)
 
     def status_rows(self, jobs: Sequence[Job], entries: Sequence[QueueEntry]
-                    ) -> tuple[list[tuple[str, ...]], int]:
-        rows = []
+                    ) -> tuple[list[tuple[str | None, ...]], int]:
+        rows: list[tuple[str | None, ...]] = []
         status = EXIT_OK
         for job in jobs:
             found = entries_of(entries, job.slug, self.user)
@@ -564,5 +588,42 @@ def service_states(config: Config, jobs: Iterable[Job], client=None) -> dict[str
     states = {}
     for job in services:
         found = entries_of(entries, job.slug, config.user)
-        states[job.slug] = found[0].state if found else NOT_RUNNING
+        states[job.slug] = str(found[0].state) if found else NOT_RUNNING  # (an active state)
     return states
+
+
+def watch_started(config: Config, jobs: Iterable[Job], client=None
+                  ) -> dict[str, tuple[str, str]]:
+    """For each service that sbatch-service last started (its state file):
+    slug -> (``up`` | ``down`` | ``unknown``, detail). ``down``: Slurm no
+    longer has its job; ``unknown``: Slurm could not be asked (the detail says
+    why). One squeue for all of them, none when no service is started."""
+    wanted = {}
+    for job in jobs:
+        if job is not None and getattr(job, "is_service", False):
+            state = read_state(config, job.slug)
+            if started(state):
+                wanted[job.slug] = state
+    if not wanted:
+        return {}
+    if client is None:
+        from run_job.slurm.client import SlurmClient
+
+        client = SlurmClient()
+    try:
+        entries = query_services(client, sorted(wanted), config.user)
+    except SlurmError as err:  # unreachable, or an answer we cannot use: not "gone"
+        return {slug: ("unknown", str(err)) for slug in wanted}
+    out = {}
+    for slug, state in wanted.items():
+        found = entries_of(entries, slug, config.user)
+        if found:
+            out[slug] = ("up", f"Slurm job {found[0].job_id} {found[0].describe()}")
+        else:
+            job_id = state.get("job_id")
+            when = state.get("submitted_at")
+            out[slug] = ("down", "sbatch-service started it"
+                         + (f" (Slurm job {job_id}" if job_id else "")
+                         + (f", submitted {when}" if when and job_id else "")
+                         + (")" if job_id else "") + "; Slurm no longer has it")
+    return out

@@ -247,6 +247,21 @@ class SlurmJob:
     __slots__ = ("job_id", "name", "user", "state", "reason", "exit_code",
                  "exit_signal", "partition", "time_limit", "submit_time",
                  "start_time", "end_time", "run_time", "batch_host")
+    # for the type checker (the slots hold them; annotations cost nothing at run time)
+    job_id: str
+    name: str | None
+    user: str | None
+    state: str | None
+    reason: str | None
+    exit_code: int | None
+    exit_signal: int | None
+    partition: str | None
+    time_limit: str | None
+    submit_time: str | None
+    start_time: str | None
+    end_time: str | None
+    run_time: str | None
+    batch_host: str | None
 
     def __init__(self, **fields: object) -> None:
         for slot in self.__slots__:
@@ -303,9 +318,8 @@ def parse_scontrol_job(text: str) -> SlurmJob | None:
     if "job_id" not in found:
         return None
     code, signal = _split_exit(found.pop("exit", ""))
-    user = found.get("user") or ""
-    found["user"] = user.split("(", 1)[0] or None
-    return SlurmJob(exit_code=code, exit_signal=signal, **found)
+    user = found.pop("user", "").split("(", 1)[0] or None
+    return SlurmJob(exit_code=code, exit_signal=signal, user=user, **found)
 
 
 def _split_exit(text: str) -> tuple[int | None, int | None]:
@@ -353,6 +367,16 @@ class QueueEntry:
     """One line of squeue: the fields asked for, the others None."""
 
     __slots__ = tuple(SQUEUE_CODES)
+    # for the type checker; job_id is the first field of every format
+    job_id: str
+    state: str | None
+    user: str | None
+    partition: str | None
+    nodes: str | None
+    start_time: str | None
+    submit_time: str | None
+    reason: str | None
+    name: str | None
 
     def __init__(self, **values: str | None) -> None:
         for slot in self.__slots__:
@@ -397,7 +421,7 @@ def parse_squeue(text: str, fields: Sequence[str] = BATCH_FIELDS) -> list[QueueE
         parts = line.split("|", len(fields) - 1)
         if len(parts) != len(fields) or not parts[0].strip():
             raise SlurmError(f"unexpected squeue line: {line[:200]!r}")
-        values = {field: part.strip() for field, part in zip(fields[:-1], parts)}
+        values = {field: part.strip() for field, part in zip(fields[:-1], parts, strict=False)}  # not the last
         values[fields[-1]] = parts[-1]
         entries.append(QueueEntry(**values))
     return entries
@@ -533,6 +557,15 @@ class JobStatus:
 
     __slots__ = ("slurm_job_id", "host", "pid", "started_at", "ended_at",
                  "exit_status", "failed_command", "signal")
+    # for the type checker (parse_job_status makes the numbers ints)
+    slurm_job_id: str | None
+    host: str | None
+    pid: int | None
+    started_at: str | None
+    ended_at: str | None
+    exit_status: int | None
+    failed_command: int | None
+    signal: int | None
 
     def __init__(self, **fields: object) -> None:
         for slot in self.__slots__:

@@ -3,8 +3,8 @@
 The caller (``app.py``) has checked the operator and the CSRF token; here
 each action is written to the audit log with the operator's name
 (``pauses.audit``; a pause and a resume write their own entries through
-``pauses.pause``/``pauses.resume``) and then done, by the same library
-functions as the command line:
+``operate``) and then done, by the same library functions as the command
+line:
 
 * run now: ``run-job --config CONFIG --job SLUG``, the very command cron
   runs (``config.runner_path``), started detached: its own session, stdin,
@@ -14,7 +14,8 @@ functions as the command line:
   records and history are run-job's own; a thread of the server reaps it.
   Only an existing, valid job file that is not a service is started.
 * kill: ``kill.kill_job``, in a thread; the page waits a few seconds for it.
-* pause with a reason (and an optional end), resume: ``pauses``.
+* pause with a reason (and an optional end), resume: ``operate.pause`` and
+  ``operate.resume``, as ``run-job --pause/--resume`` (hooks, metrics file).
 """
 
 from __future__ import annotations
@@ -106,9 +107,17 @@ def kill(config: Any, config_path: str | None, slug: str, *, by: str) -> tuple[i
     return result[0] if result else None
 
 
-def pause(config: Any, slug: str, *, by: str, reason: str, until: datetime | None) -> dict[str, Any]:
-    return pauses.pause(config.state_directory, slug, reason=reason, until=until, by=by)
+def pause(config: Any, config_path: str | None, slug: str, *, by: str, reason: str,
+          until: datetime | None) -> dict[str, Any]:
+    """As ``run-job --pause`` does it (``operate.pause``): the record and its
+    audit line, the ``pause`` hooks, the job's metrics file."""
+    from run_job import operate
+
+    return operate.pause(config, slug, reason=reason, until=until, by=by, config_path=config_path)
 
 
-def resume(config: Any, slug: str, *, by: str) -> dict[str, Any] | None:
-    return pauses.resume(config.state_directory, slug, by=by)
+def resume(config: Any, config_path: str | None, slug: str, *, by: str) -> dict[str, Any] | None:
+    """As ``run-job --resume`` does it (``operate.resume``)."""
+    from run_job import operate
+
+    return operate.resume(config, slug, by=by, config_path=config_path)

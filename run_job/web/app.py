@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, quote
 
 from run_job import __version__, clock
-from run_job.errors import ProcessControlError
+from run_job.errors import ProcessControlError, UsageError
 from run_job.printable import printable_lines
 from run_job.web import security, views
 
@@ -316,7 +316,7 @@ class WebApp:
         return status, [("Content-Type", kind), ("Content-Length", str(len(body)))], [body]
 
     def _error(self, request: Request, err: HTTPError) -> tuple[str, list[tuple[str, str]], list[bytes]]:
-        if request.json(request.path.endswith(".json") or None):
+        if request.json(".json" if request.path.endswith(".json") else None):
             status, headers, body = self._json({"error": err.message, "status": int(err.status[:3])},
                                                err.status)
         else:
@@ -423,7 +423,8 @@ class WebApp:
             **self._common(request, state), "job": line,
             "history": views.history_lines(job.history, state.now, self.zone),
             "done": done or "",
-            "csrf": security.csrf_token(self.secret, request.user) if request.operator else "",
+            "csrf": security.csrf_token(self.secret, request.user)
+            if request.operator and request.user is not None else "",
             "json_url": f"{request.base}/jobs/{slug}.json"})
 
     def page_run(self, request: Request, slug: str, run: str, json: str | None = None):
@@ -549,17 +550,17 @@ class WebApp:
     def page_action(self, request: Request, slug: str, action: str):
         from run_job.web import actions
 
-        if not request.operator:
+        user = request.user
+        if not request.operator or user is None:
             raise HTTPError("403 Forbidden", "Only the users listed in web.operators may act, as "
                             "identified by the front web server (REMOTE_USER).")
         form = self._form(request)
         if security.cross_site(request.environ) or not security.csrf_ok(
-                self.secret, request.user, form.get("csrf")):
+                self.secret, user, form.get("csrf")):
             raise HTTPError("403 Forbidden", "Refused: the form did not come from this page "
                             "(cross-site request or a stale token); reload the page and retry.")
         slug = self._slug(slug)
         page = f"{request.base}/jobs/{slug}"
-        user = request.user
         try:
             if action == "run":
                 pid = actions.run_now(self.config, self.config_path, slug, by=user)
@@ -574,16 +575,17 @@ class WebApp:
                 reason = " ".join((form.get("reason") or "").split())
                 if not reason:
                     raise HTTPError("400 Bad Request", "A pause needs a reason.")
-                from run_job.config.schedule import host_zone
+                from run_job.operate import parse_until
 
+                text = (form.get("until") or "").strip()
                 try:
-                    until = views.parse_until(form.get("until") or "", clock.now(), host_zone())
-                except ValueError as err:
+                    until = parse_until(text, clock.now()) if text else None
+                except UsageError as err:
                     raise HTTPError("400 Bad Request", f"Pause until: {err}") from None
-                actions.pause(self.config, slug, by=user, reason=reason, until=until)
+                actions.pause(self.config, self.config_path, slug, by=user, reason=reason, until=until)
                 location = f"{page}?did=pause"
             else:
-                ended = actions.resume(self.config, slug, by=user)
+                ended = actions.resume(self.config, self.config_path, slug, by=user)
                 location = f"{page}?did={'resume' if ended else 'resume-none'}"
         except ProcessControlError as err:
             raise HTTPError("409 Conflict", str(err)) from None

@@ -40,7 +40,7 @@ class RunFolder:
 
     def status(self) -> dict[str, Any] | None:
         """Its ``status.json`` as ``records.read_status`` accepts one, or None."""
-        from run_job.run.records import loads
+        from run_job.jsoncodec import loads
         from run_job.run.transitions import entry_problem
 
         try:

@@ -14,11 +14,11 @@ shown, never interpreted.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Iterable
 
 from run_job import clock
-from run_job.config.durations import format_duration, parse_duration
+from run_job.config.durations import format_duration
 from run_job.monitor.jobstate import HEALTHS
 from run_job.printable import printable_lines
 
@@ -72,33 +72,6 @@ def skip_continuation(data: bytes) -> int:
 
 # ---------------------------------------------------------------------------
 # Times
-
-
-def parse_until(text: str, now: datetime, zone: tzinfo) -> datetime | None:
-    """A pause's end as an operator writes it (pure): empty for none, a
-    duration from now (``2h``, ``3d``), or an ISO 8601 time (``zone``, the
-    host's, when it has no offset). Raises ValueError with what to write."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        seconds = parse_duration(text)
-    except ValueError:
-        pass
-    else:
-        if seconds <= 0:
-            raise ValueError("a pause must end in the future")
-        return now + timedelta(seconds=seconds)
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is neither a duration (2h, 3d) nor an ISO 8601 time "
-                         "(2026-06-01T12:00)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=zone)
-    if when <= now:
-        raise ValueError(f"{text} has passed: a pause must end in the future")
-    return when
 
 
 def ago(seconds: float) -> str:
@@ -229,7 +202,8 @@ def job_line(row: dict[str, Any], now: datetime, zone: tzinfo) -> dict[str, Any]
 
 def history_lines(entries: Iterable[dict[str, Any]], now: datetime, zone: tzinfo) -> list[dict[str, Any]]:
     """A job's history for its page, newest first (pure)."""
-    return [run_brief(entry, now, zone) for entry in reversed(list(entries))]
+    return [brief for entry in reversed(list(entries))
+            if (brief := run_brief(entry, now, zone)) is not None]
 
 
 # ---------------------------------------------------------------------------

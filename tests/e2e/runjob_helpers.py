@@ -1,16 +1,27 @@
-"""Helpers of the run-job end-to-end tests: adversarial sites, /proc markers."""
+"""Helpers of the run-job end-to-end tests: adversarial sites, /proc markers,
+run records, a root site with a real service user (the shared ones,
+``wait_for`` and ``Site``, are in ``pctest``)."""
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import shlex
+import shutil
+import subprocess
 import sys
-import time
+import tempfile
 import uuid
 from pathlib import Path
 
+import pytest
+
+import pctest
 from pctest import Site
+from pctest import wait_for  # noqa: F401 - re-exported for older tests; import it from pctest
+
+SERVICE_USER = "pc-run-test"  # a real second user, made by the root tests when missing
 
 # Folder names with spaces, quotes, '%' and ';' (SPEC: names are adversarial).
 HOSTILE = "a site; 'q' \"dq\" %s"
@@ -88,16 +99,6 @@ def marked_pids(mark: str) -> list[int]:
     return found
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
-
-
 def kill_marked(mark: str) -> None:
     for pid in marked_pids(mark):
         try:
@@ -119,3 +120,43 @@ def run_dirs(site: Site, slug: str) -> list[Path]:
     if not folder.exists():
         return []
     return sorted(p for p in folder.iterdir() if p.name != "latest" and not p.name.startswith("."))
+
+
+# ---------------------------------------------------- as root, with a service user
+
+def ensure_service_user() -> pwd.struct_passwd:
+    """The system user ``SERVICE_USER`` (made with useradd when missing; as root)."""
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        if not shutil.which("useradd"):
+            pytest.skip("useradd is not available")
+        home = tempfile.mkdtemp(prefix="pc-home-")
+        os.rmdir(home)
+        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", home,
+                        "--shell", "/usr/sbin/nologin", SERVICE_USER], check=True)
+        return pwd.getpwnam(SERVICE_USER)
+
+
+class RootSite(pctest.Site):
+    """A config (root's, 0644) and its folders; ``var`` belongs to the service user."""
+
+    def __init__(self, top: Path, user: pwd.struct_passwd, **settings: object) -> None:
+        super().__init__(top, var=top / "var", user=user.pw_name, **settings)
+        self.top = top
+        self.user = user
+        self.var.mkdir()
+        os.chown(self.var, user.pw_uid, user.pw_gid)
+
+    def run(self, name: str, *args: str, as_user: bool = False, timeout: float = 60,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+        full = pctest.any_user_env({"XDG_CACHE_HOME": str(self.top / "cache")})
+        full.update(env or {})
+        kwargs: dict = {}
+        if as_user:
+            full.update(HOME=self.user.pw_dir, USER=self.user.pw_name, LOGNAME=self.user.pw_name,
+                        XDG_CACHE_HOME=str(self.var / "cache"))
+            kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": [],
+                      "cwd": "/"}
+        return subprocess.run([*pctest.any_user_command(name), "--config", str(self.config), *args],
+                              capture_output=True, text=True, env=full, timeout=timeout, **kwargs)

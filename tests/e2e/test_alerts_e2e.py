@@ -19,16 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from pctest import Site, free_port, wait_for
+
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed")
 
 HOST = "127.0.0.1"
 SLUG = "fail_mail-job"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Recorder:
@@ -44,7 +40,7 @@ class Recorder:
 @pytest.fixture
 def smtp():
     handler = Recorder()
-    port = free_port()
+    port = free_port(HOST)
     controller = aiosmtpd_controller.Controller(handler, hostname=HOST, port=port)
     controller.start()
     yield handler, port
@@ -52,13 +48,11 @@ def smtp():
 
 
 @pytest.fixture
-def make_site(tmp_path, site):
-    """Sites with mail settings: tests/conftest.py's ``Site`` (reached through its
-    fixture: another ``conftest`` module may shadow the name on sys.path)."""
-    site_class = type(site)
+def make_site(tmp_path):
+    """Sites with mail settings."""
 
     def make(port: int, timeout: str = "10s", **settings):
-        return site_class(tmp_path / "si te; 'x' 100%",
+        return Site(tmp_path / "si te; 'x' 100%",
                           mail={"smtp_host": HOST, "smtp_port": port, "timeout": timeout},
                           **settings)
     return make
@@ -208,9 +202,7 @@ def test_a_lost_run_is_mailed_by_the_next_run(smtp, make_site):
     first = subprocess.Popen(command("run-job") + ["--config", str(site.config), "--job", "lost-job"],
                              env=command_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     status = site.output / "lost-job" / "latest" / "status.json"
-    deadline = time.monotonic() + 20
-    while not status.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(status.exists)
     assert status.exists()
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)

@@ -78,7 +78,10 @@ def test_quickstart_crontab_works_as_written(tmp_path: Path) -> None:
     res = cron_generate(bin_dir, "--config", "examples/quickstart.yaml", "--stdout", cwd=REPO)
     assert res.returncode == 0, res.stderr
     commands = entry_commands(res.stdout)
-    assert len(commands) == 2  # hello and nightly-report (cluster-batch is disabled)
+    # hello, nightly-report (Berlin time: --if-due entries on the host's clock,
+    # one on a host that keeps Berlin's clock) and spread-cleanup; cluster-batch is disabled
+    assert sorted(set(c.replace(" --if-due", "").rsplit(" ", 1)[1] for c in commands)) == [
+        "hello", "nightly-report", "spread-cleanup"]
     for command in commands:
         assert f"--config {EXAMPLES / 'quickstart.yaml'} --job " in command
     # the same example with its run records moved from /tmp into tmp_path (the
@@ -92,11 +95,16 @@ def test_quickstart_crontab_works_as_written(tmp_path: Path) -> None:
     res = cron_generate(bin_dir, "--config", str(copy / "quickstart.yaml"), "--stdout", cwd=elsewhere)
     assert res.returncode == 0, res.stderr
     commands = entry_commands(res.stdout)
-    assert [c.rsplit(" ", 1)[1] for c in commands] == ["hello", "nightly-report"]
+    slugs = [c.replace(" --if-due", "").rsplit(" ", 1)[1] for c in commands]
+    assert sorted(set(slugs)) == ["hello", "nightly-report", "spread-cleanup"]
     for command in commands:
         ran = as_cron_runs(command, elsewhere)
         assert ran.returncode == 0, (command, ran.stderr)
-    for slug in ("hello", "nightly-report"):
+    for command in set(commands):  # an --if-due entry runs only when due: run it now
+        if command.endswith(" --if-due"):
+            ran = as_cron_runs(command[: -len(" --if-due")], elsewhere)
+            assert ran.returncode == 0, (command, ran.stderr)
+    for slug in ("hello", "nightly-report", "spread-cleanup"):
         status = json.loads((records / "log" / slug / "latest" / "status.json").read_text())
         assert status["outcome"] == "success", status
     assert "hello from process-control" in (records / "log" / "hello" / "latest" / "output.log").read_text()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import pwd
 import shlex
 import stat
 import subprocess
@@ -18,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pctest import command, command_env
+import pctest
+from pctest import USER, command, command_env
 
-USER = pwd.getpwuid(os.getuid()).pw_name
 GOOD = "command: /bin/true\nschedule: '{schedule}'\n"
 
 
@@ -31,44 +30,29 @@ def cron_generate(cfg: Path, *args: str, umask: int | None = None, timeout: floa
         preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
 
 
-class Site:
-    """A config file and its folders under tmp_path."""
+class Site(pctest.Site):
+    """pctest's site with a crontab to write: ``output`` is that crontab (in
+    ``out_dir``), ``cfg`` the config, ``runner`` a stand-in run-job."""
 
-    def __init__(self, root: Path, **extra: str) -> None:
-        self.root = root / "site with space; it's 100%"
-        self.jobs = self.root / "jobs"
-        self.out_dir = self.root / "cron.d"
-        self.output = self.out_dir / "process-control"
-        for d in (self.jobs, self.out_dir):
-            d.mkdir(parents=True)
+    def __init__(self, root: Path, **extra: object) -> None:
+        site = root / "site with space; it's 100%"
         # the config pipeline wants a plain path here (no blanks, no '%')
         self.runner = root / "bin" / "run-job"
         self.runner.parent.mkdir()
         self.runner.write_text("#!/bin/sh\nexit 0\n")
         self.runner.chmod(0o755)
-        self.cfg = self.root / "process-control.yaml"
+        self.out_dir = site / "cron.d"
+        self.out_dir.mkdir(parents=True)
+        crontab = self.out_dir / "process-control"
+        super().__init__(site, output_crontab=str(crontab), runner_path=str(self.runner),
+                         service_runner_path="/usr/bin/sbatch-service", **extra)
+        self.output = crontab
+        self.cfg = self.config
         # how the entries name it: shell-quoted, '%' escaped for cron
         self.config_word = shlex.quote(str(self.cfg)).replace("%", "\\%")
-        self.write_config(**extra)
-
-    def write_config(self, **extra: str) -> None:
-        keys = {
-            "job_directory": repr(str(self.jobs)),
-            "output_directory": repr(str(self.root / "log")),
-            "state_directory": repr(str(self.root / "state")),
-            "run_directory": repr(str(self.root / "run")),
-            "output_crontab": repr(str(self.output)),
-            "user": USER,
-            "runner_path": repr(str(self.runner)),
-            "service_runner_path": "/usr/bin/sbatch-service",
-        }
-        keys.update(extra)
-        self.cfg.write_text("".join(f"{k}: {v}\n" for k, v in keys.items()), encoding="utf-8")
 
     def job(self, slug: str, text: str | None = None, schedule: str = "*/5 * * * *") -> Path:
-        path = self.jobs / f"{slug}.yaml"
-        path.write_text(text if text is not None else GOOD.format(schedule=schedule), encoding="utf-8")
-        return path
+        return super().job(slug, text if text is not None else GOOD.format(schedule=schedule))
 
 
 @pytest.fixture
@@ -233,7 +217,7 @@ def test_output_name_must_pass_debian_cron_rule_in_etc_cron_d(site, name):
     # --check only reads, and the name is refused before anything is read
     link = site.root / "cron.d link"
     link.symlink_to("/etc/cron.d")
-    site.write_config(output_crontab=repr(str(link / name)))
+    site.write_config(output_crontab=str(link / name))
     for args in (("--check",), ("--stdout",)):  # neither writes
         res = cron_generate(site.cfg, *args)
         assert res.returncode == 2
@@ -243,14 +227,14 @@ def test_output_name_must_pass_debian_cron_rule_in_etc_cron_d(site, name):
 
 @pytest.mark.parametrize("name", ["crontab.out", "pc~", "pc name", ".pc"])
 def test_any_output_name_outside_etc_cron_d(site, name):
-    site.write_config(output_crontab=repr(str(site.out_dir / name)))
+    site.write_config(output_crontab=str(site.out_dir / name))
     res = cron_generate(site.cfg)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in site.out_dir.iterdir()) == [name]
 
 
 def test_missing_output_folder_is_an_error(site):
-    site.write_config(output_crontab=repr(str(site.root / "nowhere" / "pc")))
+    site.write_config(output_crontab=str(site.root / "nowhere" / "pc"))
     res = cron_generate(site.cfg)
     assert res.returncode == 2 and "does not exist" in res.stderr
     assert "Traceback" not in res.stderr
@@ -263,7 +247,7 @@ def test_missing_config_is_one_error_line(tmp_path):
 
 
 def test_debug_shows_the_traceback(site):
-    site.write_config(output_crontab=repr(str(site.out_dir / "missing" / "pc")))
+    site.write_config(output_crontab=str(site.out_dir / "missing" / "pc"))
     res = cron_generate(site.cfg, "--debug")
     assert res.returncode != 0 and "Traceback" in res.stderr
 
@@ -305,7 +289,7 @@ def test_concurrent_runs_are_serialized_and_leave_one_whole_file(site):
 
 
 def test_cron_environment_lines_come_first(site):
-    site.write_config(cron_environment="{MAILTO: '', PATH: '/usr/bin:/bin', GREETING: 'a b'}")
+    site.write_config(cron_environment={"MAILTO": "", "PATH": "/usr/bin:/bin", "GREETING": "a b"})
     res = cron_generate(site.cfg, "--stdout")
     assert res.returncode == 0, res.stderr
     lines = [l for l in res.stdout.splitlines() if not l.startswith("#")]

@@ -9,8 +9,6 @@ line per scheduled job, each of the one strict shape.
 
 from __future__ import annotations
 
-import os
-import pwd
 import re
 import shlex
 import subprocess
@@ -19,10 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pctest import DATA, command, command_env
+from pctest import DATA, USER, command, command_env, config_settings
 
 CORPUS = DATA / "hostile-cron"
-USER = pwd.getpwuid(os.getuid()).pw_name
 INSTALLED = b"# installed before the test\n17 4 * * * nobody /bin/true\n"
 RUNNER = "/usr/bin/run-job"
 
@@ -45,16 +42,8 @@ def setup_site(tmp_path: Path, config_extra: dict | None = None) -> tuple[Path, 
     out.mkdir()
     for slug, sched in (("good-a", "*/5 * * * *"), ("good_b", "0 3 * * *")):
         (jobs / f"{slug}.yaml").write_text(f"command: /bin/true\nschedule: '{sched}'\n")
-    config = {
-        "job_directory": str(jobs),
-        "output_directory": str(root / "log"),
-        "state_directory": str(root / "state"),
-        "run_directory": str(root / "run"),
-        "output_crontab": str(out / "process-control"),
-        "user": USER,
-        "runner_path": RUNNER,
-        "service_runner_path": "/usr/bin/sbatch-service",
-    }
+    config = config_settings(root, output_crontab=str(out / "process-control"), runner_path=RUNNER,
+                             service_runner_path="/usr/bin/sbatch-service")
     for key, value in (config_extra or {}).items():
         if isinstance(value, str):
             value = value.replace("{folder}", str(root))

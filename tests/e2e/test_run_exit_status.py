@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from pctest import command, command_env
-from runjob_helpers import PY, history, job_yaml, latest_status, new_site, q, run_dirs, wait_for
+from pctest import command, command_env, wait_for
+from runjob_helpers import PY, history, job_yaml, latest_status, new_site, q, run_dirs
 
 
 @pytest.fixture

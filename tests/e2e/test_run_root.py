@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pctest import any_user_command, any_user_env, any_user_skip_reason
+from pctest import any_user_command, any_user_env, any_user_skip_reason, config_settings
 from runjob_helpers import HOSTILE, job_yaml
 
 SERVICE_USER = "pc-run-test"
@@ -64,10 +64,7 @@ def site(service_user):
         folder.chmod(0o755)
     os.chown(var, service_user.pw_uid, service_user.pw_gid)
     config = root / "process-control.yaml"
-    config.write_text(yaml.safe_dump({
-        "job_directory": str(jobs), "output_directory": str(var / "log"),
-        "state_directory": str(var / "state"), "run_directory": str(var / "run"),
-        "output_crontab": "console", "user": SERVICE_USER}))
+    config.write_text(yaml.safe_dump(config_settings(root, var=var, user=SERVICE_USER)))
     config.chmod(0o644)
     yield {"root": root, "jobs": jobs, "var": var, "config": config}
     shutil.rmtree(top, ignore_errors=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pctest import REPO, command, command_env
-from runjob_helpers import job_yaml, new_site, wait_for
+from pctest import REPO, command, command_env, config_settings, wait_for
+from runjob_helpers import job_yaml, new_site
 
 SCHEMA = json.loads((REPO / "schemas" / "status.schema.json").read_text())
 
@@ -143,16 +143,10 @@ def test_reference_example_config_without_syslog(tmp_path):
 
     data = yaml.safe_load((REPO / "tests" / "data" / "reference" / "process-control.example.yaml").read_text())
     root = tmp_path / "ref site; 'x'"
-    for key, sub in (("job_directory", "jobs"), ("output_directory", "log"),
-                     ("state_directory", "state"), ("run_directory", "run")):
-        data[key] = str(root / sub)
+    data.update(config_settings(root))
     (root / "jobs").mkdir(parents=True)
     root.chmod(0o755)
     (root / "jobs").chmod(0o755)
-    data["output_crontab"] = "console"
-    import pwd, os
-
-    data["user"] = pwd.getpwuid(os.geteuid()).pw_name
     data["logging"]["handlers"]["syslog"]["address"] = str(root / "no such" / "dev-log")
     cfg = root / "process-control.yaml"
     cfg.write_text(yaml.safe_dump(data))

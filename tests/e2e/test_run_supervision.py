@@ -8,16 +8,15 @@ descendant, not a double-forked daemon that ignores SIGTERM.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
 
 import pytest
 
-from pctest import command, command_env
+from pctest import command, command_env, wait_for
 from runjob_helpers import (PY, history, job_yaml, kill_marked, latest_status, marked_pids, marker,
-                            new_site, run_dirs, tree_command, wait_for)
+                            new_site, run_dirs, tree_command)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import tempfile
@@ -26,9 +27,9 @@ from pathlib import Path
 import pytest
 
 import pctest
-from runjob_helpers import job_yaml, wait_for
+from pctest import wait_for
+from runjob_helpers import RootSite, ensure_service_user, job_yaml
 
-SERVICE_USER = "pc-run-test"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 pytestmark = [
@@ -40,59 +41,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def service_user():
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        if not shutil.which("useradd"):
-            pytest.skip("useradd is not available")
-        home = tempfile.mkdtemp(prefix="pc-home-")
-        os.rmdir(home)
-        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", home,
-                        "--shell", "/usr/sbin/nologin", SERVICE_USER], check=True)
-        return pwd.getpwnam(SERVICE_USER)
-
-
-class RootSite:
-    """A config (root's, 0644) and its folders; ``var`` belongs to the service user."""
-
-    def __init__(self, top: Path, user: pwd.struct_passwd, **settings: object) -> None:
-        import yaml
-
-        self.top = top
-        self.user = user
-        self.jobs = top / "jobs"
-        self.var = top / "var"
-        self.jobs.mkdir(parents=True)
-        self.var.mkdir()
-        for folder in (top, self.jobs):
-            folder.chmod(0o755)
-        os.chown(self.var, user.pw_uid, user.pw_gid)
-        self.config = top / "process-control.yaml"
-        base = {"job_directory": str(self.jobs), "output_directory": str(self.var / "log"),
-                "state_directory": str(self.var / "state"), "run_directory": str(self.var / "run"),
-                "output_crontab": "console", "user": user.pw_name}
-        base.update(settings)
-        self.config.write_text(yaml.safe_dump(base))
-        self.config.chmod(0o644)
-
-    def job(self, slug: str, text: str) -> Path:
-        path = self.jobs / f"{slug}.yaml"
-        path.write_text(text)
-        path.chmod(0o644)
-        return path
-
-    def run(self, name: str, *args: str, as_user: bool = False, timeout: float = 60,
-            env: dict | None = None) -> subprocess.CompletedProcess:
-        full = pctest.any_user_env({"XDG_CACHE_HOME": str(self.top / "cache")})
-        full.update(env or {})
-        kwargs: dict = {}
-        if as_user:
-            full.update(HOME=self.user.pw_dir, USER=self.user.pw_name, LOGNAME=self.user.pw_name,
-                        XDG_CACHE_HOME=str(self.var / "cache"))
-            kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": [],
-                      "cwd": "/"}
-        return subprocess.run([*pctest.any_user_command(name), "--config", str(self.config), *args],
-                              capture_output=True, text=True, env=full, timeout=timeout, **kwargs)
+    return ensure_service_user()
 
 
 @pytest.fixture
@@ -100,8 +49,12 @@ def top():
     folder = Path(tempfile.mkdtemp(prefix="pc-trust-root-"))
     folder.chmod(0o755)
     yield folder
-    subprocess.run(["umount", "-l", str(folder / "var" / "log")], capture_output=True)
-    subprocess.run(["umount", "-l", str(folder / "var" / "state")], capture_output=True)
+    # every tmpfs a test mounted in a site under it (_tmpfs), deepest first
+    with open("/proc/self/mounts") as mounts:
+        points = [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[1])
+                  for line in mounts]
+    for point in sorted((p for p in points if p.startswith(f"{folder}/")), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
     shutil.rmtree(folder, ignore_errors=True)
 
 

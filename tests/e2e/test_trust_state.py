@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from pctest import command, command_env
-from runjob_helpers import PY, history, job_yaml, latest_status, new_site, run_dirs, wait_for
+from pctest import command, command_env, wait_for
+from runjob_helpers import PY, history, job_yaml, latest_status, new_site, run_dirs
 
 
 @pytest.fixture
@@ -304,3 +304,14 @@ def test_a_readable_password_file_is_reported_when_a_run_starts(tmp_path):
     secret.chmod(0o600)
     res = site.run_job("m")
     assert res.returncode == 0 and res.stderr == ""
+
+
+def test_a_run_folder_without_status_json_is_settled_by_the_next_run(site):
+    """run-job killed between making the run folder and writing status.json."""
+    site.job("b", job_yaml(command="/bin/true"))
+    ghost_id = "20200101T000000.000000Z-999999"
+    (site.output / "b" / ghost_id).mkdir(parents=True)
+    assert site.run_job("b").returncode == 0
+    status = json.loads((site.output / "b" / ghost_id / "status.json").read_text())
+    assert status["outcome"] == "lost" and status["started_at"].startswith("2020-01-01T00:00:00")
+    assert [e["outcome"] for e in history(site, "b")] == ["lost", "success"]

@@ -476,3 +476,33 @@ def test_refuses_to_serve_as_another_user_than_the_service_user(tmp_path):
 
     with pytest.raises(SecurityError, match="service user 'nobody'"):
         make_app(str(site.config))
+
+
+def test_pause_and_resume_from_the_page_do_what_run_job_does(tmp_path):
+    """operate.pause/resume: the hooks fire with the operator's name and the
+    job's metrics file is rewritten, as for run-job --pause/--resume."""
+    hooks, metrics = tmp_path / "hooks", tmp_path / "metrics"
+    metrics.mkdir()
+    site = web_site(tmp_path / "s", operators=["alice"])
+    site.config.write_text(site.config.read_text() + f"hooks_directory: {hooks}\n"
+                           f"metrics:\n  textfile_directory: {metrics}\n")
+    site.job("hello", "command: echo hi\nschedule: '0 * * * *'\n")
+    calls = tmp_path / "calls.jsonl"
+    for event in ("pause", "resume"):
+        folder = hooks / event
+        folder.mkdir(parents=True)
+        script = folder / "dump"
+        script.write_text(f"#!{PY}\nimport json, os\nwith open({str(calls)!r}, 'a') as f:\n"
+                          "    f.write(json.dumps({k: v for k, v in os.environ.items()"
+                          " if k.startswith('RUN_JOB_')}) + '\\n')\n")
+        script.chmod(0o755)
+    app = app_for(site)
+    token = csrf_of(call(app, "GET", "/jobs/hello", user="alice").text)
+    assert post(app, "/jobs/hello/pause", {"csrf": token, "reason": "disk swap"}, user="alice").code == 303
+    prom = (metrics / "process_control_hello.prom").read_text()
+    assert 'process_control_job_paused{job="hello"} 1' in prom
+    assert post(app, "/jobs/hello/resume", {"csrf": token}, user="alice").code == 303
+    assert 'process_control_job_paused{job="hello"} 0' in (metrics / "process_control_hello.prom").read_text()
+    got = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert [(c["RUN_JOB_EVENT"], c["RUN_JOB_NAME"]) for c in got] == [("pause", "hello"), ("resume", "hello")]
+    assert got[0]["RUN_JOB_PAUSED_BY"] == "alice" and got[0]["RUN_JOB_PAUSE_REASON"] == "disk swap"

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from pctest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_SLURM = REPO / "tests" / "slurm" / "local-slurm"
@@ -71,18 +72,12 @@ def slurm_client(slurm_env):
     return SlurmClient(environ=slurm_env)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def dead_slurm_env(slurm_env, tmp_path) -> dict[str, str]:
     """``slurm_env`` with SLURM_CONF pointing at a copy of the config whose
     controller port nobody listens on: every Slurm command finds it unreachable."""
     conf = Path(slurm_env["SLURM_CONF"]).read_text()
-    port = _free_port()
+    port = free_port()
     lines = [f"SlurmctldPort={port}" if line.startswith("SlurmctldPort=") else line
              for line in conf.splitlines()]
     dead = tmp_path / "dead slurm.conf"

@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
-from pctest import session_env
+from pctest import REPO, config_settings, session_env, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 CRON_D = Path("/etc/cron.d")
 WAIT = 75.0
 
@@ -135,22 +135,14 @@ def test_real_cron_runs_a_generated_entry_through_run_job(tmp_path, cron_file):
         "schedule: '* * * * *'\n", encoding="utf-8")
     (jobs / "never.yaml").write_text("command: /bin/false\nschedule: '0 0 1 1 *'\ndisabled: true\n")
     cfg = root / "process-control.yaml"
-    cfg.write_text(
-        f"job_directory: {jobs}\n"
-        f"output_directory: {root / 'log'}\n"
-        f"state_directory: {root / 'state'}\n"
-        f"run_directory: {root / 'run'}\n"
-        f"output_crontab: {cron_file}\n"
-        "user: root\n"
-        f"runner_path: {runner}\n"
-        "service_runner_path: /usr/bin/sbatch-service\n"
-        "cron_environment:\n"
-        "  MAILTO: ''\n"
-        # cron passes the crontab's environment lines to the job, and nothing
-        # else from here; the entry itself names this config (--config).
-        # cron gives root's HOME: run-job's cache goes to the session's folder instead
-        f"  XDG_CACHE_HOME: {session_env()['XDG_CACHE_HOME']}\n"
-        "  GREETING: hello from cron.d\n", encoding="utf-8")
+    # cron passes the crontab's environment lines to the job, and nothing else
+    # from here; the entry itself names this config (--config). cron gives
+    # root's HOME: run-job's cache goes to the session's folder instead.
+    environment = {"MAILTO": "", "XDG_CACHE_HOME": session_env()["XDG_CACHE_HOME"],
+                   "GREETING": "hello from cron.d"}
+    settings = config_settings(root, output_crontab=str(cron_file), user="root", runner_path=str(runner),
+                               service_runner_path="/usr/bin/sbatch-service", cron_environment=environment)
+    cfg.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     res = subprocess.run([sys.executable, "-m", "cron_generate", "--config", str(cfg)],
                          capture_output=True, text=True, env=env, timeout=120)
@@ -194,12 +186,11 @@ def latest_status(root: Path) -> dict:
 
 def wait_for_run(root: Path, marker: Path) -> bool:
     """True once cron's run of the job has finished (marker written, status final)."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
+    def finished() -> bool:
         found = sorted((root / "log" / "cron-proof").glob("*/status.json"))
         if marker.exists() and found:
             status = json.loads(found[-1].read_text())
-            if status.get("outcome") not in (None, "running"):
-                return True
-        time.sleep(0.5)
-    return False
+            return status.get("outcome") not in (None, "running")
+        return False
+
+    return wait_for(finished, timeout=WAIT, step=0.5)

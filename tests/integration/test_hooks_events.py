@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pctest import config_record, wait_for
 from run_job.alerts import notify as alerts, hooks
 from run_job.model import Config, Job, replace
 
@@ -49,11 +50,7 @@ def out(tmp_path, monkeypatch):
 
 
 def config_for(tmp_path: Path, hooks_directory: Path | None) -> Config:
-    base = tmp_path / "state"
-    return Config(source=None, job_directory=base / "jobs", output_directory=base / "out",
-                  state_directory=base / "st", run_directory=base / "run",
-                  output_crontab="console", user="root", runner_path="run-job",
-                  service_runner_path="sbatch-service", hooks_directory=hooks_directory)
+    return config_record(tmp_path / "state", user="root", hooks_directory=hooks_directory)
 
 
 JOB = Job(slug="hooked_job-1", path=Path("/jobs/hooked_job-1.yaml"), sha256="0",
@@ -183,9 +180,7 @@ def test_hanging_hook_is_stopped_with_its_group(tmp_path, out, monkeypatch):
     assert hang["timed_out"] is True and hang["signal"] == 9 and hang["exit_code"] is None
     assert result["hooks"][1]["exit_code"] == 0  # the next hook still ran
     child = int((out / "child").read_text())
-    deadline = time.monotonic() + 2
-    while pid_alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: not pid_alive(child), timeout=2)
     assert not pid_alive(child), "the hook's background child survived"
 
 

@@ -22,6 +22,7 @@ import pytest
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller", reason="aiosmtpd is not installed")
 from aiosmtpd.smtp import AuthResult, LoginPassword  # noqa: E402
 
+from pctest import config_record, free_port  # noqa: E402
 from run_job.alerts import notify as alerts  # noqa: E402
 from run_job.model import Config, FailMail, Job, MailConfig  # noqa: E402
 
@@ -31,12 +32,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 HOST = "127.0.0.1"
 SLUG = "nightly_job-1"
 ODD = "we'ird; 100% \"dir\""  # adversarial path component
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Recorder:
@@ -69,13 +64,9 @@ def smtp_server():
 
 
 def make_config(tmp_path: Path, port: int, **mail) -> Config:
-    base = tmp_path / ODD
     mail.setdefault("timeout", 5.0)
-    return Config(source=None, job_directory=base / "jobs", output_directory=base / "out",
-                  state_directory=base / "state", run_directory=base / "run",
-                  output_crontab="console", user="root", runner_path="run-job",
-                  service_runner_path="sbatch-service",
-                  mail=MailConfig(smtp_host=HOST, smtp_port=port, **mail))
+    return config_record(tmp_path / ODD, user="root",
+                         mail=MailConfig(smtp_host=HOST, smtp_port=port, **mail))
 
 
 def make_job(tmp_path: Path, threshold: int = 1, failmail: bool = True, **kw) -> Job:

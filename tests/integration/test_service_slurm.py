@@ -27,8 +27,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-ME = pwd.getpwuid(os.geteuid()).pw_name
+import pctest
+from pctest import REPO, free_port, wait_for
+from pctest import USER as ME
 
 pytestmark = pytest.mark.slurm
 
@@ -59,50 +60,33 @@ def unique(purpose: str) -> str:
     return f"t{uuid.uuid4().hex[:8]}-{purpose}"
 
 
-class ServiceSite:
-    """A config, job directory and every folder under one adversarial tmp folder."""
+class ServiceSite(pctest.Site):
+    """pctest's site under one adversarial tmp folder, for services: ``env``
+    names the cluster, ``work`` is the services' working directory, ``bin``
+    holds the stand-in sbatch-service and the test service."""
 
     def __init__(self, tmp_path: Path, env: dict[str, str], user: str = ME) -> None:
-        import yaml
-
-        self.root = tmp_path / "site with space; it's 100%"
-        self.jobs = self.root / "jobs"
-        self.output = self.root / "log"
-        self.state = self.root / "state"
-        self.rundir = self.root / "run"
-        self.work = self.root / "work dir 'q' %d"
         self.bin = tmp_path / "bin"  # a plain path: service_runner_path allows no spaces
-        for folder in (self.jobs, self.work, self.bin):
+        self.runner = self.bin / "sbatch-service"
+        super().__init__(tmp_path / "site with space; it's 100%", user=user,
+                         service_runner_path=str(self.runner))
+        self.work = self.root / "work dir 'q' %d"
+        for folder in (self.work, self.bin):
             folder.mkdir(parents=True, exist_ok=True)
         self.env = env
-        self.config = self.root / "process-control.yaml"
-        self.runner = self.bin / "sbatch-service"
-        self.config.write_text(yaml.safe_dump({
-            "job_directory": str(self.jobs),
-            "output_directory": str(self.output),
-            "state_directory": str(self.state),
-            "run_directory": str(self.rundir),
-            "output_crontab": "console",
-            "user": user,
-            "service_runner_path": str(self.runner),
-        }))
         # What an installed sbatch-service would be: the keep-alive entry calls it.
         self.runner.write_text("#!/bin/sh\n" + shlex.join(self.argv()) + ' "$@"\n')
         self.runner.chmod(0o755)
         self.script = self.bin / "service.sh"
         self.script.write_text(SERVICE_SCRIPT)
         self.script.chmod(0o755)
-        for path in (tmp_path, self.root, self.jobs):
-            path.chmod(0o755)
+        tmp_path.chmod(0o755)
 
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "run_job.service_cli", "--config", str(self.config)]
+        return pctest.command("sbatch-service") + ["--config", str(self.config)]
 
     def command_env(self, env: dict[str, str] | None = None) -> dict[str, str]:
-        out = dict(self.env if env is None else env)
-        out["PYTHONPATH"] = str(REPO)
-        out.pop("PROCESS_CONTROL_CONFIG", None)
-        return out
+        return pctest.command_env(base=self.env if env is None else env)
 
     def run(self, *args: str, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
@@ -152,17 +136,6 @@ def squeue(env: dict[str, str], name: str, user: str = ME) -> list[list[str]]:
     return [line.split("|") for line in proc.stdout.splitlines() if line.strip()]
 
 
-def wait_for(predicate, timeout: float = 20.0, step: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(step)
-
-
 @pytest.fixture
 def cleanup(slurm_env):
     """Names of the services a test starts: cancelled at teardown whatever happened."""
@@ -172,10 +145,7 @@ def cleanup(slurm_env):
         subprocess.run(["scancel", "-n", f"{slug}-service", "-u", user], env=slurm_env,
                        capture_output=True, timeout=30)
     for slug, user in names:
-        for _ in range(100):
-            if not squeue(slurm_env, f"{slug}-service", user):
-                break
-            time.sleep(0.1)
+        wait_for(lambda: not squeue(slurm_env, f"{slug}-service", user), timeout=10, step=0.1)
         # The test cluster tracks job processes with proctrack/linuxproc (no
         # cgroups): a child that outlives the service's main process escapes
         # Slurm's cleanup. Its command line carries the test's unique slug.
@@ -651,14 +621,6 @@ def test_service_of_another_user_submitted_from_root(open_tmp, slurm_env, cleanu
 # -------------------------------------------------------------------- examples
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_example_http_server_service(site, slurm_env, cleanup):
     """examples/services/http-server.yaml as shipped, with only paths and port changed."""
     import urllib.request
@@ -673,7 +635,7 @@ def test_example_http_server_service(site, slurm_env, cleanup):
     greeting = www / "greeting.txt"
     greeting.write_text("first\n")
     data = yaml.safe_load((REPO / "examples" / "services" / "http-server.yaml").read_text())
-    port = _free_port()
+    port = free_port()
     data["command"] = shlex.join([sys.executable, str(REPO / "examples" / "services" / "http-server.py")])
     data["environment"].update(HTTP_PORT=port, HTTP_DIRECTORY=str(www), HTTP_GREETING_FILE=str(greeting))
     data["working_directory"] = str(www)

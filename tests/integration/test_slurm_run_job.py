@@ -13,7 +13,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,49 +20,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-USER = pwd.getpwuid(os.geteuid()).pw_name
+import pctest
+from pctest import USER, wait_for
+
 HOSTILE = "slurm site; 'q' \"dq\" %j"
 
 
-def run_job_argv() -> list[str]:
-    if os.environ.get("PC_INSTALLED") == "1":
-        found = shutil.which("run-job")
-        if not found:
-            pytest.fail("PC_INSTALLED=1 but run-job is not on PATH")
-        return [found]
-    return [sys.executable, "-m", "run_job"]
-
-
-class SlurmSite:
-    """A config, its folders and job files under one hostile folder."""
+class SlurmSite(pctest.Site):
+    """pctest's site for Slurm runs: ``env`` names the cluster, job files are
+    written from their fields (``runner: slurm`` unless said otherwise)."""
 
     def __init__(self, root: Path, env: dict[str, str], **settings: object) -> None:
-        self.root, self.jobs = root, root / "jobs"
-        self.output, self.state = root / "log", root / "state"
-        self.jobs.mkdir(parents=True)
-        os.chmod(root, 0o755)
-        os.chmod(self.jobs, 0o755)
-        self.config = root / "process-control.yaml"
-        base = {"job_directory": str(self.jobs), "output_directory": str(self.output),
-                "state_directory": str(self.state), "run_directory": str(root / "run"),
-                "output_crontab": "console", "user": USER}
-        base.update(settings)
-        self.config.write_text(yaml.safe_dump(base))
-        self.env = dict(env)
-        self.env.pop("PROCESS_CONTROL_CONFIG", None)
-        if os.environ.get("PC_INSTALLED") != "1":
-            self.env["PYTHONPATH"] = str(REPO)
+        super().__init__(root, **settings)
+        self.env = pctest.command_env(base=env)
 
-    def job(self, slug: str, **fields: object) -> str:
+    def job(self, slug: str, **fields: object) -> str:  # (fields, not text)
         fields.setdefault("runner", "slurm")
-        path = self.jobs / f"{slug}.yaml"
-        path.write_text(yaml.safe_dump(fields))
-        path.chmod(0o644)
+        super().job(slug, yaml.safe_dump(fields))
         return slug
 
     def argv(self, *args: str) -> list[str]:
-        return run_job_argv() + ["--config", str(self.config), *args]
+        return pctest.command("run-job") + ["--config", str(self.config), *args]
 
     def run(self, *args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(*args), capture_output=True, text=True,
@@ -107,16 +84,6 @@ def queued(env: dict, slug: str, states: str | None = "all") -> list[str]:
     if states:
         argv += ["-t", states]
     return slurm(env, *argv).split()
-
-
-def wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
 
 
 def running_job_id(site: SlurmSite, slug: str) -> str | None:

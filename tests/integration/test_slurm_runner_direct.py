@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from pctest import config_record, wait_for
 from run_job.errors import SlurmUnreachable
 from run_job.model import Config, Job, JobSlurm, SlurmConfig
 from run_job.model import RunContext
@@ -23,13 +23,11 @@ SLUG = "pc-direct"
 
 
 def make_config(tmp_path: Path, **slurm) -> Config:
-    base = tmp_path / "pc root; 'x' %j"
-    for sub in ("jobs", "out", "state", "run"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    return Config(source=None, job_directory=base / "jobs", output_directory=base / "out",
-                  state_directory=base / "state", run_directory=base / "run",
-                  output_crontab="console", user="root", runner_path="run-job",
-                  service_runner_path="sbatch-service", slurm=SlurmConfig(**slurm))
+    config = config_record(tmp_path / "pc root; 'x' %j", user="root", slurm=SlurmConfig(**slurm))
+    for folder in (config.job_directory, config.output_directory, config.state_directory,
+                   config.run_directory):
+        folder.mkdir(parents=True, exist_ok=True)
+    return config
 
 
 def make_job(config: Config, commands, *, slug=SLUG, **kw) -> Job:
@@ -168,9 +166,7 @@ def test_precheck_and_kill(tmp_path, client):
     thread = threading.Thread(target=lambda: box.setdefault("res", slurm_runner.execute(run.ctx, client=client)))
     thread.start()
     try:
-        deadline = time.monotonic() + 10
-        while "slurm_job_id" not in run.status and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: "slurm_job_id" in run.status, timeout=10)
         reason = slurm_runner.precheck(config, job, client=client)
         assert reason and run.status["slurm_job_id"] in reason
         assert run.status["slurm_job_id"] in slurm_runner.describe(run.status, client=client)
@@ -212,11 +208,11 @@ class FlakyClient(SlurmClient):
         self.dead_until = time.monotonic() + self.dead_for
         return job_id
 
-    def run(self, argv, **kw):
+    def _run(self, argv, **kw):  # every Slurm command of the client goes through it
         dead = self.dead_until is not None and time.monotonic() < self.dead_until
         self.env = self.dead if dead else self.live
         try:
-            return super().run(argv, **kw)
+            return super()._run(argv, **kw)
         except SlurmUnreachable:
             self.failures += 1
             raise

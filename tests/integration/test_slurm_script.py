@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from pctest import wait_for
 from run_job.slurm.vocabulary import build_batch_script, parse_job_status
 
 
@@ -77,9 +78,7 @@ def test_bad_working_directory_125(tmp_path):
 
 def test_term_is_recorded(tmp_path):
     proc, run_dir = run_script(tmp_path, [["sleep", "30"], ["touch", "never"]], wait=False)
-    deadline = time.monotonic() + 10
-    while not (run_dir / "job.status").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: (run_dir / "job.status").exists(), timeout=10, step=0.02)
     time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGTERM)  # as Slurm does: the script and its children
     assert proc.wait(10) == 143

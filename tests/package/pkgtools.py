@@ -39,7 +39,8 @@ LOG_DIR = Path("/var/log/process-control")
 STATE_DIR = Path("/var/cache/process-control")
 RUN_DIR = Path("/run/process-control")
 CRONTAB = Path("/etc/cron.d/process-control")
-COMMANDS = ("run-job", "cron-generate", "sbatch-service", "process-control-web")
+COMMANDS = ("run-job", "cron-generate", "sbatch-service", "check-jobs-icinga",
+            "process-control-web")
 # A clean environment: no pyenv, no PYTHONPATH, no config override; HOME and
 # XDG_* are the session's own folders (no test writes into the user's home).
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", **session_env()}
@@ -88,16 +89,6 @@ def remove_traces(slug: str) -> None:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, step: float = 0.5) -> object:
-    """Poll ``predicate`` until it returns something true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(step)
 
 
 def sweep_leftovers(max_age: float = 600) -> None:

@@ -95,5 +95,6 @@ def test_default_config_names_the_packaged_job_directory(job_file) -> None:
 
 def test_options() -> None:
     assert "--validate" in complete(["run-job", "--va"])
+    assert complete(["run-job", "--job", "x", "--if"]) == ["--if-due"]
     assert complete(["cron-generate", "--c"]) == ["--check", "--config"]
     assert complete(["cron-generate", "--s"]) == ["--stdout"]

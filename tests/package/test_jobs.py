@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from pkgtools import packaged, job_file, saved_crontab  # noqa: F401  (fixtures)
-from pkgtools import CRONTAB, JOB_DIR, LOG_DIR, RUN_DIR, SERVICE_USER, run, wait_for
+from pctest import wait_for
+from pkgtools import CRONTAB, JOB_DIR, LOG_DIR, RUN_DIR, SERVICE_USER, run
 
 # Arguments that a shell or cron would mangle; the job gets them unchanged.
 HOSTILE = "a b; c %d 'q' \"dq\" $HOME `x`"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pctest import config_record
 from run_job.alerts import notify as alerts
 from run_job.model import FailMail, Job
 
@@ -151,10 +152,7 @@ def test_mail_kind(outcome, history, threshold, failmail, expected):
 
 
 def test_on_end_ignores_the_run_itself_in_previous(tmp_path):
-    from run_job.model import Config
-    config = Config(source=None, job_directory=tmp_path, output_directory=tmp_path,
-                    state_directory=tmp_path, run_directory=tmp_path, output_crontab="console",
-                    user="root", runner_path="run-job", service_runner_path="sbatch-service")
+    config = config_record(tmp_path, user="root")
     record = {"job": "j", "run_id": "r2", "outcome": "skipped", "run_dir": None}
     previous = [{"job": "j", "run_id": "r1", "outcome": "failed"}, dict(record)]
     result = alerts.on_end(config, job(threshold=5), record, previous)
@@ -162,10 +160,7 @@ def test_on_end_ignores_the_run_itself_in_previous(tmp_path):
 
 
 def test_on_end_never_raises_on_garbage(tmp_path):
-    from run_job.model import Config
-    config = Config(source=None, job_directory=tmp_path, output_directory=tmp_path,
-                    state_directory=tmp_path, run_directory=tmp_path, output_crontab="console",
-                    user="root", runner_path="run-job", service_runner_path="sbatch-service")
+    config = config_record(tmp_path, user="root")
     result = alerts.on_end(config, job(), {"outcome": object()}, ["junk", None, {"outcome": 3}])
     assert isinstance(result, dict)
 

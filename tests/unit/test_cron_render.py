@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pctest import config_record
 from cron_generate.render import (
     CrontabError,
     check_output_name,
@@ -28,19 +29,15 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cron"
 
 
 def make_config(**kw) -> Config:
+    """A config at the packaged paths (the golden files name them)."""
     base = dict(
-        source=None,
-        job_directory=Path("/srv/process-control/jobs"),
         output_directory=Path("/var/log/process-control"),
         state_directory=Path("/var/cache/process-control"),
         run_directory=Path("/run/process-control"),
-        output_crontab="console",
         user="process-control",
-        runner_path="/usr/bin/run-job",
-        service_runner_path="/usr/bin/sbatch-service",
     )
     base.update(kw)
-    return Config(**base)
+    return config_record(Path("/srv/process-control"), **base)
 
 
 def make_job(slug: str, schedule: str | None = "*/5 * * * *", **kw) -> Job:
@@ -205,6 +202,8 @@ def test_command_field_is_quoted_and_percent_escaped(path, expected):
 
 HOSTILE_SCHEDULES = [
     "* * * * *\n* * * * * root /bin/evil",
+    "H H * *\n*",  # five words around a newline: never joined into one line
+    "H(0-5\n) * * * *",
     "* * * * *\r* * * * * root /bin/evil",
     "* * * * *\0",
     "@reboot",
@@ -348,3 +347,45 @@ def test_entry_count_is_exactly_the_scheduled_jobs():
     text = render_crontab(jobs, make_config())
     assert len(entry_lines(text)) == 200
     assert text.count("# Skipping disabled job") == 20
+
+
+def test_hashed_fields_are_written_concrete():
+    jobs = [make_job("hashed", "H H(2-5) * * *"), make_job("daily", "@daily"),
+            make_job("svc", None, runner="slurm", service=Service(keep_alive="H/10 * * * *"))]
+    text = render_crontab(jobs, make_config(hash_seed="seed"))
+    lines = entry_lines(text)
+    assert "H" not in "".join(line.split(" process-control ")[0] for line in lines)
+    hashed = next(line for line in lines if line.endswith("--job hashed"))
+    minute, hour = hashed.split()[:2]
+    assert 0 <= int(minute) <= 59 and 2 <= int(hour) <= 5
+    assert "@daily process-control /usr/bin/run-job --job daily" in text
+    # the same with the seed given, and another seed moves it
+    assert render_crontab(jobs, make_config(), seed="seed") == text
+    assert any(render_crontab(jobs, make_config(), seed=f"other-{i}") != text for i in range(5))
+
+
+def test_a_job_with_its_own_zone_gets_host_entries_calling_if_due():
+    from zoneinfo import ZoneInfo
+
+    jobs = [make_job("berlin", "0 9 * * *", timezone="Europe/Berlin"),
+            make_job("paris", "0 9 * * *", timezone="Europe/Paris"),
+            make_job("plain", "0 9 * * *")]
+    text = render_crontab(jobs, make_config(), host_zone=ZoneInfo("America/New_York"), year=2026)
+    assert entry_lines(text) == [
+        "0 3,4 * * * process-control /usr/bin/run-job --job berlin --if-due",
+        "0 3,4 * * * process-control /usr/bin/run-job --job paris --if-due",
+        "0 9 * * * process-control /usr/bin/run-job --job plain",
+    ]
+    assert "# berlin: 0 9 * * * in Europe/Berlin, on this host's clock in 1 entry;" in text
+    # on a host that keeps Paris' clock, the Paris job's entry is written as it is
+    text = render_crontab(jobs, make_config(), host_zone=ZoneInfo("Europe/Berlin"), year=2026)
+    assert "0 9 * * * process-control /usr/bin/run-job --job paris\n" in text
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin\n* * * * * root /bin/evil", "Nowhere/Land", "../../etc/passwd"])
+def test_hostile_timezone_is_refused(zone):
+    from zoneinfo import ZoneInfo
+
+    with pytest.raises(CrontabError):
+        render_crontab([make_job("j", "0 9 * * *", timezone=zone)], make_config(),
+                       host_zone=ZoneInfo("UTC"), year=2026)

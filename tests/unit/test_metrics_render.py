@@ -51,3 +51,19 @@ def test_a_job_that_never_ran_has_no_last_values():
 
 def test_label_values_are_escaped():
     assert metrics._escape('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+
+
+def test_health_and_validity_are_one_hot():
+    from run_job.monitor.jobstate import HEALTHS
+
+    text = metrics.render_job(state("j", [{"run_id": "r", "outcome": "failed",
+                                            "started_at": "2026-06-01T11:30:00.000000Z",
+                                            "ended_at": "2026-06-01T11:30:01.000000Z"}]))
+    assert 'process_control_job_health{job="j",health="failing"} 1\n' in text
+    assert sum(f'health="{h}"}} 1' in text for h in HEALTHS) == 1
+    assert 'process_control_job_valid{job="j"} 1\n' in text
+    invalid = job_state(slug="bad", file="/bad.yaml", job=None, problems=("x",), entries=[],
+                        pause=None, now=NOW)
+    text = metrics.render_job(invalid)
+    assert 'process_control_job_valid{job="bad"} 0\n' in text
+    assert 'process_control_job_health{job="bad",health="invalid"} 1\n' in text

@@ -1,6 +1,6 @@
 """Parsers of sbatch, scontrol, squeue and job.status output, against output
 recorded from the real cluster (tests/golden/slurm/*.txt, see capture.py),
-and the pure decisions: outcome, poll rates, error classification."""
+and the pure decisions: outcome, poll rates (slurm/vocabulary.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from run_job.model import ExecResult
 from run_job.slurm.vocabulary import (ACTIVE_STATES, JobStatus, SlurmJob, decide_outcome,
                            parse_job_status, parse_sacct, parse_sbatch_parsable,
                            parse_scontrol_job, parse_squeue, slurm_poll_interval)
-from run_job.slurm.client import client_environment, is_unknown_job, is_unreachable
-from run_job.slurm.batch import describe_job
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "slurm"
 
@@ -93,21 +91,6 @@ def test_squeue_lines():
         parse_squeue("garbage\n")
 
 
-def test_error_classification():
-    assert is_unknown_job(read("scontrol_unknown_stderr.txt"))
-    assert not is_unreachable(read("scontrol_unknown_stderr.txt"))
-    for name in ("squeue_unreachable_stderr.txt", "sbatch_unreachable_stderr.txt"):
-        assert is_unreachable(read(name)), name
-        assert not is_unknown_job(read(name))
-    assert not is_unreachable(read("sbatch_bad_partition_stderr.txt"))
-
-
-def test_client_environment_drops_what_changes_slurm_output():
-    env = client_environment({"SLURM_CONF": "/c", "SQUEUE_FORMAT": "%i", "SBATCH_PARTITION": "x",
-                              "SLURM_TIME_FORMAT": "relative", "PATH": "/bin", "SLURM_JOB_ID": "3"})
-    assert env == {"SLURM_CONF": "/c", "PATH": "/bin", "SLURM_JOB_ID": "3"}
-
-
 def test_job_status_file():
     st = parse_job_status("slurm_job_id=12\nhost=n1\npid=99\nstarted_at=2026-01-01T00:00:00.000000Z\n")
     assert not st.ended and st.pid == 99 and st.slurm_job_id == "12"
@@ -178,14 +161,6 @@ def test_poll_rates():
 def test_active_states():
     assert {"PENDING", "RUNNING", "COMPLETING", "SUSPENDED"} <= ACTIVE_STATES
     assert not {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"} & ACTIVE_STATES
-
-
-def test_describe_job():
-    assert describe_job("7", sj("RUNNING")) == "slurm job 7: RUNNING"
-    pending = SlurmJob(job_id="7", state="PENDING", reason="Resources", partition="debug")
-    assert describe_job("7", pending) == "slurm job 7: PENDING (Resources) on debug"
-    assert describe_job("7", None) == "slurm job 7: no longer known to Slurm"
-    assert "unreachable" in describe_job("7", None, unreachable="x")
 
 
 def test_sacct_lines():

@@ -79,3 +79,16 @@ def test_settled_keeps_a_recorded_end_else_lost():
 def test_killed_names_the_processes():
     done = transitions.killed(rec(), 3, 15, T0)
     assert done["outcome"] == "killed" and done["signal"] == 15 and "3 processes" in done["reason"]
+
+
+def e(run_id, outcome):
+    return {"run_id": run_id, "outcome": outcome}
+
+
+def test_upsert_replaces_running_appends_skips_and_trims():
+    entries = [e("1", "success"), e("2", "running")]
+    assert transitions.upsert(entries, e("2", "failed"), 10) == [e("1", "success"), e("2", "failed")]
+    assert transitions.upsert(entries, e("3", "skipped"), 10)[-1] == e("3", "skipped")
+    assert transitions.upsert(entries, e("3", "success"), 2) == [e("2", "running"), e("3", "success")]
+    # a running entry is never trimmed away
+    assert transitions.upsert(entries, e("3", "success"), 0) == [e("2", "running")]

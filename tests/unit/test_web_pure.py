@@ -62,26 +62,6 @@ def test_skip_continuation(data, skip):
 # ------------------------------------------------------------ times
 
 
-@pytest.mark.parametrize("text,expect", [
-    ("", None),
-    ("2h", NOW + timedelta(hours=2)),
-    ("1.5d", NOW + timedelta(hours=36)),
-    ("2026-06-02T08:00", datetime(2026, 6, 2, 8, 0, tzinfo=BERLIN)),  # no offset: the host's zone
-    ("2026-06-02T08:00:00+00:00", datetime(2026, 6, 2, 8, 0, tzinfo=UTC)),
-    ("2026-06-02T08:00:00Z", datetime(2026, 6, 2, 8, 0, tzinfo=UTC)),
-])
-def test_parse_until(text, expect):
-    assert views.parse_until(text, NOW, BERLIN) == expect
-
-
-@pytest.mark.parametrize("text,says", [
-    ("2026-05-01T00:00", "has passed"), ("soon", "neither a duration"), ("0s", "future"),
-])
-def test_parse_until_refuses(text, says):
-    with pytest.raises(ValueError, match=says):
-        views.parse_until(text, NOW, BERLIN)
-
-
 @pytest.mark.parametrize("seconds,text", [(5, "5 s ago"), (-120, "in 2 min"), (7200, "2 h ago"),
                                           (3 * 86400, "3 d ago")])
 def test_ago(seconds, text):

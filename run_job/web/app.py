@@ -467,14 +467,14 @@ class WebApp:
         return reconcile.supervisor_alive(self.config, slug, record)
 
     def _first_output(self, folder: Any, running: bool) -> dict[str, Any] | None:
-        """The end of the output as the run page first shows it."""
+        """The end of the output as the run page first shows it (a run still
+        going whose output.log is not there yet: a Slurm job waiting for its
+        node has written nothing so far)."""
         size = folder.output_size()
-        if size is None:
-            return None
-        start = max(0, size - views.TAIL_BYTES)
-        got = folder.read_output(start, size - start)
+        got = folder.read_output(max(0, size - views.TAIL_BYTES), views.TAIL_BYTES) if size is not None else None
         if got is None:
-            return None
+            return {"text": "", "size": 0, "start": 0, "offset": 0, "cut": False} if running else None
+        start = max(0, size - views.TAIL_BYTES)
         data, _ = got
         skip = views.skip_continuation(data) if start else 0
         end = views.complete_utf8(data) if running else len(data)
@@ -509,7 +509,9 @@ class WebApp:
         finally:
             folder.close()
         if got is None:
-            raise HTTPError("404 Not Found", "This run has no output.log.")
+            if not running:
+                raise HTTPError("404 Not Found", "This run has no output.log.")
+            got = (b"", 0)  # not written yet (a Slurm job waiting for its node)
         data, size = got
         more = offset + len(data) < size
         end = views.complete_utf8(data) if (running or more) else len(data)

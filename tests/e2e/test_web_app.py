@@ -506,3 +506,22 @@ def test_pause_and_resume_from_the_page_do_what_run_job_does(tmp_path):
     got = [json.loads(line) for line in calls.read_text().splitlines()]
     assert [(c["RUN_JOB_EVENT"], c["RUN_JOB_NAME"]) for c in got] == [("pause", "hello"), ("resume", "hello")]
     assert got[0]["RUN_JOB_PAUSED_BY"] == "alice" and got[0]["RUN_JOB_PAUSE_REASON"] == "disk swap"
+
+
+def test_a_running_run_without_output_yet_has_an_empty_live_tail(site):
+    """A Slurm job waiting for its node has no output.log yet: its page tails
+    from byte 0 instead of saying there is none."""
+    from run_job.run.proctree import proc_start_time
+
+    rec = webtest.record(site, "hello", started=webtest.now(), outcome="running", pid=os.getpid(),
+                         supervisor_start_time=proc_start_time(os.getpid()))
+    folder = webtest.write_run(site, rec)
+    (folder / "output.log").unlink()
+    webtest.write_history(site, "hello", [rec])
+    app = app_for(site)
+    page = call(app, "GET", f"/jobs/hello/runs/{rec['run_id']}").text
+    assert 'data-offset="0"' in page and "data-tail=" in page
+    chunk = call(app, "GET", f"/jobs/hello/runs/{rec['run_id']}/output.json?offset=0").json()
+    assert (chunk["running"], chunk["text"], chunk["next"]) == (True, "", 0)
+    (folder / "output.log").write_bytes(b"now\n")
+    assert call(app, "GET", f"/jobs/hello/runs/{rec['run_id']}/output.json?offset=0").json()["text"] == "now\n"

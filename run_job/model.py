@@ -124,6 +124,11 @@ def as_dict(record) -> dict:
         out[name] = as_dict(value) if isinstance(value, Record) else value
     return out
 
+# The outcomes of a run (SPEC §5): all of them, the ends, and the failures.
+OUTCOMES = ("running", "success", "failed", "timed_out", "killed", "skipped", "lost")
+FINAL_OUTCOMES = frozenset(OUTCOMES) - {"running"}
+FAILED_OUTCOMES = frozenset({"failed", "timed_out", "killed", "lost"})
+
 DEFAULT_CRON_TEMPLATE = "# Generated from {source}\n{schedule} {user} {command}\n"
 
 

@@ -316,3 +316,47 @@ def any_user_skip_reason() -> str | None:
         return (f"{SYSTEM_PYTHON} cannot import the dependencies (install python3-yaml, "
                 f"python3-jsonschema, python3-croniter, python3-filelock): {probe.stderr.strip()[-200:]}")
     return None
+
+
+
+# ---------------------------------------------------- a real second user, a terminal
+
+SERVICE_USER = "pc-run-test"  # a real second user, made by the root tests when missing
+
+
+def ensure_service_user() -> pwd.struct_passwd:
+    """The system user ``SERVICE_USER`` (made with useradd when missing; as root)."""
+    import tempfile
+
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        if not shutil.which("useradd"):
+            pytest.skip("useradd is not available")
+        home = tempfile.mkdtemp(prefix="pc-home-")
+        os.rmdir(home)
+        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", home,
+                        "--shell", "/usr/sbin/nologin", SERVICE_USER], check=True)
+        return pwd.getpwnam(SERVICE_USER)
+
+
+def run_on_terminal(argv: list[str], env: dict | None = None) -> tuple[int, bytes]:
+    """Run ``argv`` with a pseudo-terminal as its stdin, stdout and stderr:
+    (exit status, everything it wrote)."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.execve(argv[0], argv, env if env is not None else command_env())
+    seen = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        seen += data
+    _, wstatus = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(wstatus), seen

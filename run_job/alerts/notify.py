@@ -27,14 +27,14 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost of run-jo
     from run_job.model import FailMail
 
 from run_job import logsetup as log
-from run_job.model import Config, Job
+from run_job.model import FAILED_OUTCOMES, Config, Job
 
 # ``mail`` (smtplib, ssl, email) and ``hooks`` (subprocess) are imported only
 # when a mail is due or an event folder exists: most runs need neither, and
 # every cron run of ``run-job --job`` pays for what is imported here.
 
 
-FAILURE_OUTCOMES = frozenset({"failed", "timed_out", "killed", "lost"})
+FAILURE_OUTCOMES = FAILED_OUTCOMES
 
 # The one final hook event of each outcome (``recovery`` may follow ``success``).
 FINAL_EVENT = {

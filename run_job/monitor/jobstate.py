@@ -26,9 +26,9 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any
 
 from run_job import clock
-from run_job.model import Job, Record
+from run_job.model import FAILED_OUTCOMES, Job, Record
+from run_job.run import history
 
-FAILED_OUTCOMES = frozenset({"failed", "timed_out", "killed", "lost"})
 HEALTHS = ("invalid", "failing", "late", "paused", "disabled", "running", "ok", "never_run")
 
 
@@ -67,13 +67,12 @@ def job_state(*, slug: str, file: str, job: Job | None, problems: tuple | list =
               appeared: datetime | None = None, schedule: str | None = None) -> JobState:
     """The state of one job (pure; ``schedule``: the job's schedule with any
     hashed fields expanded, default its own)."""
-    from run_job.run.history import current_run
 
     if job is None:
         return JobState(job=slug, file=file, valid=False, problems=tuple(problems),
                         health="invalid", paused=pause, history=tuple(entries))
-    running = current_run(entries)
-    last = last_finished(entries)
+    running = history.current_run(entries)
+    last = history.last_finished(entries)
     last_success = next((e for e in reversed(entries) if e.get("outcome") == "success"), None)
     streak = consecutive_failures(entries)
     active = not job.disabled and pause is None
@@ -136,14 +135,6 @@ def _missed(expected: datetime, entries: list[dict[str, Any]], appeared: datetim
     return True
 
 
-def last_finished(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The newest entry that is neither running nor skipped."""
-    for entry in reversed(entries):
-        if entry.get("outcome") not in ("running", "skipped"):
-            return entry
-    return None
-
-
 def consecutive_failures(entries: list[dict[str, Any]]) -> int:
     """As the mail threshold counts them (stored by the alerts with each run),
     else from the history: failed runs since the last success."""
@@ -155,16 +146,7 @@ def consecutive_failures(entries: list[dict[str, Any]]) -> int:
                 and not isinstance(alerts.get("consecutive_failures"), bool):
             return alerts["consecutive_failures"]
         break
-    count = 0
-    for entry in reversed(entries):
-        outcome = entry.get("outcome")
-        if outcome in ("skipped", "running"):
-            continue
-        if outcome in FAILED_OUTCOMES:
-            count += 1
-            continue
-        break
-    return count
+    return history.consecutive_failures(entries)
 
 
 def select(states: list[JobState], *, names: tuple | list = (), tags: tuple | list = ()

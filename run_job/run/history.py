@@ -27,9 +27,9 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
     from typing import Any, Callable
 
 from run_job.errors import RunRecordError
+from run_job.model import FAILED_OUTCOMES
 from run_job.run.transitions import entry_problem
 
-FAILED_OUTCOMES = ("failed", "timed_out", "killed", "lost")
 
 
 def history_path(state_directory: str | os.PathLike, slug: str) -> str:

@@ -20,8 +20,7 @@ if TYPE_CHECKING:  # typing is not imported at run time (start-up cost)
 
 from run_job import clock
 
-OUTCOMES = ("running", "success", "failed", "timed_out", "killed", "skipped", "lost")
-FINAL_OUTCOMES = frozenset(OUTCOMES) - {"running"}
+from run_job.model import FAILED_OUTCOMES, FINAL_OUTCOMES, OUTCOMES  # noqa: F401 - the vocabulary
 
 # field -> the types it may hold (None always allowed); what the code relies on
 _INT = (int,)

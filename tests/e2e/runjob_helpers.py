@@ -8,20 +8,15 @@ import json
 import os
 import pwd
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
-import pytest
-
 import pctest
-from pctest import Site
+from pctest import SERVICE_USER, Site, ensure_service_user  # noqa: F401 - re-exported
 from pctest import wait_for  # noqa: F401 - re-exported for older tests; import it from pctest
 
-SERVICE_USER = "pc-run-test"  # a real second user, made by the root tests when missing
 
 # Folder names with spaces, quotes, '%' and ';' (SPEC: names are adversarial).
 HOSTILE = "a site; 'q' \"dq\" %s"
@@ -123,20 +118,6 @@ def run_dirs(site: Site, slug: str) -> list[Path]:
 
 
 # ---------------------------------------------------- as root, with a service user
-
-def ensure_service_user() -> pwd.struct_passwd:
-    """The system user ``SERVICE_USER`` (made with useradd when missing; as root)."""
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        if not shutil.which("useradd"):
-            pytest.skip("useradd is not available")
-        home = tempfile.mkdtemp(prefix="pc-home-")
-        os.rmdir(home)
-        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", home,
-                        "--shell", "/usr/sbin/nologin", SERVICE_USER], check=True)
-        return pwd.getpwnam(SERVICE_USER)
-
 
 class RootSite(pctest.Site):
     """A config (root's, 0644) and its folders; ``var`` belongs to the service user."""

@@ -7,15 +7,13 @@ them (a bare environment, no terminal) or on a real terminal (``pty``).
 from __future__ import annotations
 
 import json
-import os
-import pty
 import sys
 import time
 
 import pytest
 
 from operate_helpers import cron_env, start_as_cron
-from pctest import command, command_env
+from pctest import command, run_on_terminal
 from runjob_helpers import PY, history, job_yaml, new_site, run_dirs
 
 
@@ -74,20 +72,8 @@ def test_paused_job_is_skipped_quietly_off_a_terminal(site):
 def test_paused_skip_says_why_on_a_terminal(site):
     assert site.run_job("--pause", "web-b", "--reason", "maintenance").returncode == 0
     argv = command("run-job") + ["--config", str(site.config), "web-b"]
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.execve(argv[0], argv, command_env())
-    seen = b""
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        seen += data
-    _, wstatus = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(wstatus) == 0
+    status, seen = run_on_terminal(argv)
+    assert status == 0
     assert b"web-b not run: paused by" in seen and b"maintenance" in seen
     assert b"--resume web-b" in seen and b"--force" in seen
     assert run_dirs(site, "web-b") == []

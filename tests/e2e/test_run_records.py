@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
 import stat
 import subprocess
 import sys
 
 import pytest
 
-from pctest import command, command_env
+from pctest import command, command_env, run_on_terminal
 from runjob_helpers import PY, history, job_yaml, latest_status, new_site, q, run_dirs
 
 SPEC_FIELDS = {"job", "run_id", "runner", "host", "user", "pid", "slurm_job_id", "command",
@@ -188,20 +187,8 @@ def test_max_output_caps_the_log_and_the_job_completes(tmp_path):
 def test_output_is_teed_to_a_terminal(site):
     site.job("tty", job_yaml(command="sh -c 'echo on the terminal; echo too >&2'"))
     argv = command("run-job") + ["--config", str(site.config), "tty"]
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - child
-        os.execve(argv[0], argv, command_env())
-    seen = b""
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        seen += data
-    _, wstatus = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(wstatus) == 0
+    status, seen = run_on_terminal(argv)
+    assert status == 0
     assert b"on the terminal" in seen and b"too" in seen
     assert (site.output / "tty" / "latest" / "output.log").read_text() == "on the terminal\ntoo\n"
 

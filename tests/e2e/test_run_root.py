@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import pctest
 from pctest import any_user_command, any_user_env, any_user_skip_reason, config_settings
 from runjob_helpers import HOSTILE, job_yaml
 
@@ -37,17 +38,7 @@ def any_user_python():
 
 @pytest.fixture(scope="module")
 def service_user():
-    try:
-        entry = pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        if not shutil.which("useradd"):
-            pytest.skip("useradd is not available")
-        home = tempfile.mkdtemp(prefix="pc-home-")
-        os.rmdir(home)
-        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", home,
-                        "--shell", "/usr/sbin/nologin", SERVICE_USER], check=True)
-        entry = pwd.getpwnam(SERVICE_USER)
-    return entry
+    return pctest.ensure_service_user()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -163,22 +162,6 @@ def test_address_in_use_exits_1(server, site):
 
 # ------------------------------------------------------------ as root: the service user
 
-SERVICE_USER = "pc-run-test"
-
-
-def _service_user() -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        if not shutil.which("useradd"):
-            pytest.skip("useradd is not available")
-        home = tempfile.mkdtemp(prefix="pc-home-")
-        os.rmdir(home)
-        subprocess.run(["useradd", "--system", "--create-home", "--home-dir", home,
-                        "--shell", "/usr/sbin/nologin", SERVICE_USER], check=True)
-        return pwd.getpwnam(SERVICE_USER)
-
-
 def _jinja_for_any_user() -> str | None:
     reason = pctest.any_user_skip_reason()
     if reason or pctest.installed():
@@ -192,7 +175,7 @@ def test_started_as_root_it_serves_as_the_service_user():
     reason = _jinja_for_any_user()
     if reason:
         pytest.skip(reason)
-    user = _service_user()
+    user = pctest.ensure_service_user()
     top = Path(tempfile.mkdtemp(prefix="pc-web-root-"))
     try:
         top.chmod(0o755)

@@ -278,6 +278,8 @@ def dispatch(opts: Options) -> int:
         from run_job import operate
 
         return operate.pause_or_resume(config, opts)
+    if opts.follow is not None or opts.wait is not None:
+        _ctrl_c_detaches()
     if opts.follow is not None:
         from run_job.run import attach
 
@@ -322,6 +324,15 @@ def _trigger(opts: Options) -> int:
         message = os.read(0, 1 << 16).decode("utf-8", "replace") if not os.isatty(0) else ""
     jobevents.trigger(dict(os.environ), opts.trigger, message)
     return 0
+
+
+def _ctrl_c_detaches() -> None:
+    """Ctrl-C ends ``--follow`` and ``--wait`` (130), also when SIGINT came
+    ignored from the parent (a shell's background job, some CI runners): the
+    contract is that the user can always detach, and the run goes on."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _wait(config: Any, opts: Options) -> int:

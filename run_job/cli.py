@@ -467,7 +467,36 @@ def _run(opts: Options) -> int:
     prepared = controller.prepare(config, job)
     _configure_logging(config, opts.debug)
     return controller.run(config, job, prepared, slow_start=opts.slow_start, due=due,
-                          force=opts.force, on_record=_metrics_writer(config, job))
+                          force=opts.force, on_record=_metrics_writer(config, job),
+                          launch={"config": opts.config, "debug": opts.debug})
+
+
+def resume_main(fd: int) -> int:
+    """Back from the lean waiter (``run/handoff.py``): go on with the run whose
+    state is in ``fd``; run-job's exit status, as ``main``'s."""
+    from run_job.errors import EXIT_CANNOT_RUN
+    from run_job.run import handoff
+
+    state = handoff.read_state(fd)
+    sys.path[:] = state["path"]
+    sys.argv[:] = state["argv"]
+    launch = state["saved"]["launch"]
+    return console.run_main("run-job", lambda: _resume(state), debug=bool(launch.get("debug")),
+                            status_of=lambda err: err.exit_status, internal=EXIT_CANNOT_RUN)
+
+
+def _resume(state: dict) -> int:
+    from run_job.config.cache import decode_records
+    from run_job.run import controller, handoff, supervise
+
+    supervise.install_signal_handlers()
+    if state["stop"] is not None:
+        supervise.note_signal(state["stop"])
+    handoff.unblock()
+    config, job, confinement = decode_records(state["records"])
+    _configure_logging(config, bool(state["saved"]["launch"].get("debug")))
+    return controller.resume(config, job, confinement, state["saved"],
+                             on_record=_metrics_writer(config, job))
 
 
 def _metrics_of_a_job_that_cannot_run(opts: Options) -> None:

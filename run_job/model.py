@@ -293,6 +293,9 @@ class Confinement(Record):
     procs: str | None = None
     oom_counter: tuple[str, str] | None = None
     fork_counter: tuple[str, str] | None = None
+    # run-job's end of the pipe its cgroup's cleaner waits on (kept open
+    # across a hand-off of the wait: its closing means "run-job is gone").
+    cleaner_fd: int | None = None
 
 
 class RunContext(Record):
@@ -318,6 +321,10 @@ class RunContext(Record):
     # when the job declares none: executors call ``poll``/``check`` while
     # they wait and spare its hook runners when they sweep.
     events: Any = None  # run/jobevents.EventWatch of a job with events, else None
+    # Hand the rest of this attempt's wait to the lean waiter (``run/handoff.py``):
+    # called with the executor's state, it execs and never returns, or returns
+    # when it cannot (the executor then waits itself). None: wait here.
+    handoff: Any = None
 
 
 class ExecResult(Record):

@@ -473,3 +473,15 @@ def _plain_slug(slug: str) -> bool:
     """SPEC §3 slug shape, without ``re`` (pure)."""
     return (0 < len(slug) <= 200 and slug.isascii() and slug[0].isalnum()  # 200: jobs.SLUG_MAX
             and all(c.isalnum() or c in "_-" for c in slug))
+
+
+def encode_records(records: tuple) -> Any:
+    """Records (``Config``, ``Job``, ...) as ``marshal``-able data (the
+    hand-off of a run's wait, ``run/handoff.py``); ``decode_records`` undoes it."""
+    return _enc(records)
+
+
+def decode_records(data: Any) -> Any:
+    from run_job import model
+
+    return _dec(data, model)

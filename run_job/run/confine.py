@@ -113,7 +113,8 @@ def prepare(job: Job, run_id: str) -> Confinement | None:
     shim = (python, SHIM, limits.shim_settings(settings, old_score))
     return Confinement(limits=lim, shim=shim if (settings or old_score is not None) else (),
                        procs=cgroup.file(places[0], "cgroup.procs"),
-                       oom_counter=cgroup.counter("memory"), fork_counter=cgroup.counter("pids"))
+                       oom_counter=cgroup.counter("memory"), fork_counter=cgroup.counter("pids"),
+                       cleaner_fd=cgroup.pipe_w)
 
 
 def _check_rlimits(settings: tuple) -> None:

@@ -134,12 +134,15 @@ def _ensure_run_directory(config: Config) -> None:
 
 
 def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = False,
-        due: Any = None, force: bool = False, on_record: Any = None) -> int:
+        due: Any = None, force: bool = False, on_record: Any = None,
+        launch: dict[str, Any] | None = None) -> int:
     """One run of ``job`` (after ``prepare``); returns run-job's exit status.
     Raises ProcessControlError for what stops a run before it starts (125).
     ``due``: with ``--if-due``, the start (UTC) this run is for; when a run
     of the job started since (or starts meanwhile), exit 0 with no record.
-    ``force``: run a paused job anyway (its record says so)."""
+    ``force``: run a paused job anyway (its record says so).
+    ``launch``: how run-job was started (``config``, ``debug``), for a wait
+    handed to the lean waiter (``handoff.py``); None: this process waits."""
     from run_job.privileges import user_name
 
     supervise.install_signal_handlers()
@@ -150,6 +153,7 @@ def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = Fals
     my_start = supervise.proctree.proc_start_time(os.getpid())
     run = _Run(config, job, commands, command_text, run_id, prepared.started, my_start,
                prepared.identity_env, user_name(), prepared.confinement, on_record)
+    run.launch = launch
     if due is not None and _ran_since(config, job, due):
         return 0
     paused = pause_of(config, job.slug)
@@ -184,6 +188,39 @@ def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = Fals
             except OSError:
                 pass
     finally:
+        os.close(lock_fd)
+
+
+def resume(config: Config, job: Job, confinement: Any, saved: dict[str, Any], *,
+           on_record: Any = None) -> int:
+    """Go on with a run whose wait was handed to the lean waiter and is over
+    (``handoff.py``): the same process (pid, locks, children), a fresh
+    interpreter. Returns run-job's exit status, as ``run`` does."""
+    supervise.install_signal_handlers()
+    r = saved["run"]
+    run = _Run(config, job, tuple(tuple(c) for c in r["commands"]), tuple(r["command_text"]),
+               r["run_id"], clock.parse_iso(r["started"]), r["my_start"], r["identity_env"],
+               r["user"], confinement, on_record)
+    run.launch = saved["launch"]
+    run.notes = list(r["notes"])
+    run.record = r["record"]
+    run.run_dir = r["run_dir"]
+    run.end_fd = r["end_fd"]
+    for fd in (run.end_fd, confinement.cleaner_fd if confinement is not None else None):
+        if fd is not None:  # kept open across the hand-off; not for the job's commands
+            os.set_inheritable(fd, False)
+    lock_fd = r["lock_fd"]
+    slurm: Any = None
+    if job.runner == "slurm":
+        from run_job.slurm import batch as slurm
+    try:
+        return run.execute(slurm, lock_fd, resumed=saved["loop"])
+    finally:
+        run.release_end_lock()
+        try:
+            os.ftruncate(lock_fd, 0)
+        except OSError:
+            pass
         os.close(lock_fd)
 
 
@@ -241,6 +278,7 @@ class _Run:
         self.record: dict[str, Any] = {}
         self.run_dir = ""
         self.end_fd: int | None = None  # the run's end lock (lock.hold_end_lock)
+        self.launch: dict[str, Any] | None = None  # see run(); None: no hand-off
 
     def recorded(self) -> None:
         """The run's records changed (started, ended, skipped): tell the
@@ -349,14 +387,16 @@ class _Run:
 
     # -- the job
 
-    def execute(self, slurm: Any, lock_fd: int) -> int:
+    def execute(self, slurm: Any, lock_fd: int, resumed: dict[str, Any] | None = None) -> int:
         """Run the job: the executor once per attempt (SPEC §10, ``retry.py``),
-        the lock held throughout; then ``finish``."""
+        the lock held throughout; then ``finish``. ``resumed``: the state of
+        the attempt loop when this run's wait was handed off (``handoff.py``),
+        with the executor's own (``exec``) to go on from."""
         from run_job.model import RunContext, replace
         from run_job.run import retry as retries
 
         config, job = self.config, self.job
-        state = {"record": self.record}
+        state = {"record": resumed["record"] if resumed is not None else self.record}
 
         def update_status(**fields: Any) -> None:
             state["record"] = {**state["record"], **fields}
@@ -386,18 +426,24 @@ class _Run:
             stop_requested=supervise.stop_requested, confinement=self.confinement,
             events=events)
         retrying = retries.enabled(job.retry)
-        attempts: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = list(resumed["attempts"]) if resumed is not None else []
         plan = retries.Plan(None)
-        number = 1
+        number = resumed["number"] if resumed is not None else 1
+        pending = resumed["exec"] if resumed is not None else None
         os.set_inheritable(lock_fd, True)  # the job's own tree holds the lock too
         try:
             while True:
-                if retrying:
+                if retrying and pending is None:
                     begun = clock.now()
                     offset = self._mark_attempt(ctx, number, attempts, begun)
                     attempts.append(retries.attempt_record(number, begun, offset))
                     update_status(attempts=list(attempts))
-                result = self._attempt(slurm, replace(ctx, attempt=number))
+                handoff = None
+                if self.launch is not None and events is None:
+                    handoff = self._handoff(lock_fd, number, list(attempts), state)
+                result = self._attempt(slurm, replace(ctx, attempt=number, handoff=handoff),
+                                       pending)
+                pending = None
                 if not retrying:
                     break
                 ended = clock.now()
@@ -440,11 +486,38 @@ class _Run:
         self.finish(final, result.exit_status)
         return result.exit_status
 
-    def _attempt(self, slurm: Any, ctx: Any) -> Any:
-        """One call of the executor; every error becomes a recorded result."""
+    def _handoff(self, lock_fd: int, number: int, attempts: list[dict[str, Any]],
+                 state: dict[str, Any]) -> Any:
+        """The executor's way to hand its wait to the lean waiter: everything
+        this run and its attempt loop need to go on afterwards (``resume``)."""
+        def handoff(executor_state: dict[str, Any]) -> None:
+            from run_job.run import handoff as handoffs
+
+            saved = {
+                "run": {"commands": [list(c) for c in self.commands],
+                        "command_text": list(self.command_text), "run_id": self.run_id,
+                        "started": clock.iso(self.started), "my_start": self.my_start,
+                        "identity_env": dict(self.identity_env), "user": self.user,
+                        "notes": list(self.notes), "record": self.record,
+                        "run_dir": self.run_dir, "end_fd": self.end_fd, "lock_fd": lock_fd},
+                "loop": {"number": number, "attempts": attempts, "record": state["record"],
+                         "exec": executor_state},
+                "launch": self.launch,
+            }
+            keep = [lock_fd] + ([self.end_fd] if self.end_fd is not None else [])
+            handoffs.hand_off(self.config, self.job, self.confinement, saved, keep)
+
+        return handoff
+
+    def _attempt(self, slurm: Any, ctx: Any, resume: dict[str, Any] | None = None) -> Any:
+        """One call of the executor; every error becomes a recorded result.
+        ``resume``: the executor's state from a hand-off (``handoff.py``)."""
         from run_job.model import ExecResult
 
         try:
+            if resume is not None:
+                return (slurm.execute(ctx, resume=resume) if slurm is not None
+                        else supervise.execute(ctx, resume=resume))
             return slurm.execute(ctx) if slurm is not None else supervise.execute(ctx)
         except ProcessControlError as err:
             return ExecResult("failed", err.exit_status, reason=str(err))

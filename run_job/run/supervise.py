@@ -45,6 +45,10 @@ _PR_SET_CHILD_SUBREAPER = 36
 _CHUNK = 1 << 16
 _PIPE_SIZE = 1 << 20
 _MAX_WAIT = 3600.0  # seconds one poll may sleep
+# A command still running this long after its start has its wait handed to
+# the lean waiter (``handoff.py``): short commands never pay for the exec.
+HANDOFF_AFTER = 1.0
+_NOT_YET = object()
 
 # Signals received since install_signal_handlers(), in order.
 _received: list[int] = []
@@ -73,6 +77,11 @@ def install_signal_handlers() -> None:
     _wakeup_r = r
     for signum in STOP_SIGNALS + (signal.SIGCHLD,):
         signal.signal(signum, _on_signal)
+
+
+def note_signal(signum: int) -> None:
+    """A signal the lean waiter received for this run (``handoff.py``)."""
+    _received.append(signum)
 
 
 def stop_requested() -> int | None:
@@ -364,12 +373,16 @@ def _write_all(fd: int, data: bytes) -> None:
 # The run
 
 
-def execute(ctx: RunContext) -> ExecResult:
+def execute(ctx: RunContext, resume: dict | None = None) -> ExecResult:
     """Run ``ctx.commands`` in order under supervision; see the module docstring.
 
     Whatever goes wrong once a command has started (an error of run-job
     itself included), the run's processes are swept before this returns or
     raises: nothing of the job runs on unsupervised.
+
+    ``resume``: the wait of a command this process handed to the lean waiter
+    (``handoff.py``) is over; go on from that command (its pid, deadline,
+    the process groups so far and the caller's working directory).
     """
     install_signal_handlers()
     become_subreaper()  # idempotent; the controller already did it before dropping root
@@ -394,19 +407,27 @@ def execute(ctx: RunContext) -> ExecResult:
             pass
         copier = _Copier(pipe_r, log_fd, 1 if tee else None, cap)
     old_cwd = None
-    try:
-        old_cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        pass
-    pgids: list[int] = []
+    if resume is not None:  # the working directory is the job's already
+        old_cwd = resume["old_cwd"]
+        for fd in (old_cwd, resume["err_r"]):  # kept open across the hand-off only
+            if fd is not None:
+                os.set_inheritable(fd, False)
+    else:
+        try:
+            old_cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            pass
+    pgids: list[int] = list(resume["pgids"]) if resume is not None else []
     try:
         try:
-            os.chdir(ctx.working_directory)
+            if resume is None:
+                os.chdir(ctx.working_directory)
         except OSError as err:
             return ExecResult("failed", 125, reason=(
                 f"cannot enter working_directory {str(ctx.working_directory)!r}: {err.strerror}"))
         try:
-            result = _run_commands(ctx, pipe_w if pipe_w is not None else log_fd, copier, pgids)
+            result = _run_commands(ctx, pipe_w if pipe_w is not None else log_fd, copier, pgids,
+                                   resume=resume, old_cwd=old_cwd)
         except BaseException as err:
             # run-job itself failed while the job ran: stop the job, then say why
             proctree.sweep(ctx.run_id, ctx.job.kill_grace, pgids=pgids, wait=_wait_events,
@@ -442,32 +463,55 @@ def execute(ctx: RunContext) -> ExecResult:
 
 
 def _run_commands(ctx: RunContext, out_fd: int, copier: _Copier | None,
-                  pgids: list[int]) -> ExecResult:
+                  pgids: list[int], *, resume: dict | None = None,
+                  old_cwd: int | None = None) -> ExecResult:
     """The commands in order, then the sweep of leftovers; ``pgids`` collects
-    the process group of every command started (for the caller's sweep)."""
+    the process group of every command started (for the caller's sweep).
+    ``resume``: see ``execute``."""
     job = ctx.job
     grace = job.kill_grace
-    deadline = None if not job.timeout else time.monotonic() + job.timeout
+    if resume is not None:
+        deadline = resume["deadline"]
+    else:
+        deadline = None if not job.timeout else time.monotonic() + job.timeout
     env = ctx.environment
     members = _members(ctx)
     rlimits = ctx.confinement.limits if ctx.confinement is not None else None
     result: ExecResult | None = None
+    first = resume["index"] if resume is not None else 0
     for index, argv in enumerate(ctx.commands):
+        if index < first:
+            continue
         label = ctx.command_text[index] if index < len(ctx.command_text) else " ".join(argv)
         where = f"command {index + 1} ({label})" if len(ctx.commands) > 1 else f"command ({label})"
-        if stop_requested():
-            break
-        path, status, why = resolve_command(argv[0], env)
-        if path is None:
-            result = ExecResult("failed", status, exit_code=status, reason=f"{where}: {why}")
-            break
-        try:
-            pid, err_r = _start(ctx, path, argv, out_fd)
-        except OSError as err:
-            result = _exec_failure(where, path, err.errno or 0)
-            break
-        pgids.append(pid)
-        wait_status = _wait_main(pid, deadline, copier, ctx.events)
+        resumed = resume is not None and index == first
+        if resumed:
+            assert resume is not None
+            pid, err_r, path = resume["pid"], resume["err_r"], resume["path"]
+        else:
+            if stop_requested():
+                break
+            path, status, why = resolve_command(argv[0], env)
+            if path is None:
+                result = ExecResult("failed", status, exit_code=status, reason=f"{where}: {why}")
+                break
+            try:
+                pid, err_r = _start(ctx, path, argv, out_fd)
+            except OSError as err:
+                result = _exec_failure(where, path, err.errno or 0)
+                break
+            pgids.append(pid)
+        wait_status: Any = _NOT_YET
+        if not resumed and ctx.handoff is not None and copier is None and ctx.events is None:
+            # a command that runs on: its wait goes to the lean waiter
+            wait_status = _wait_main(pid, deadline, None, None,
+                                     until=time.monotonic() + HANDOFF_AFTER)
+            if wait_status is _NOT_YET:
+                ctx.handoff({"kind": "local", "index": index, "pid": pid, "err_r": err_r,
+                             "path": path, "pgids": list(pgids), "deadline": deadline,
+                             "old_cwd": old_cwd})  # returns only when it could not
+        if wait_status is _NOT_YET:
+            wait_status = _wait_main(pid, deadline, copier, ctx.events)
         report = _shim_report(err_r)
         if wait_status is None:  # timeout or stop signal: stop everything now
             signum = stop_requested()
@@ -537,8 +581,9 @@ def _spare(ctx: RunContext) -> set[int]:
 
 
 def _wait_main(pid: int, deadline: float | None, copier: _Copier | None,
-               events: Any = None) -> int | None:
-    """Wait for ``pid``; its wait status, or None on timeout or stop signal.
+               events: Any = None, until: float | None = None) -> Any:
+    """Wait for ``pid``; its wait status, or None on timeout or stop signal
+    (``_NOT_YET`` when ``until`` came first: the command runs on).
     ``events`` (the run's ``EventWatch``) is looked at as it asks: its
     inotify descriptor is waited on with the rest, or every second."""
     while True:
@@ -554,6 +599,11 @@ def _wait_main(pid: int, deadline: float | None, copier: _Copier | None,
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return None
+        if until is not None:
+            left = until - time.monotonic()
+            if left <= 0:
+                return _NOT_YET
+            timeout = left if timeout is None else min(timeout, left)
         fds = [copier.read_fd] if copier is not None else []
         if events is not None:
             if events.timeout is not None:

@@ -1,0 +1,187 @@
+"""The hand-off of a run's wait to the lean waiter (run/handoff.py, run/lean.py), end to end.
+
+A command still running after ``HANDOFF_AFTER`` has its wait handed to a
+small interpreter in the same process: the same pid (cron's child, what
+``--kill-job`` and lost-run detection know), the job's lock and the run's end
+lock kept open; the way back to the full run-job when the command ends, the
+deadline comes or a stop signal arrives. Every guarantee of a run holds
+across it: these tests look at each through the exec windows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from pctest import command, command_env, wait_for
+from runjob_helpers import (PY, history, job_yaml, kill_marked, latest_status, marked_pids, marker,
+                            new_site, q, tree_command)
+
+
+@pytest.fixture
+def site(tmp_path):
+    return new_site(tmp_path)
+
+
+@pytest.fixture
+def mark():
+    value = marker()
+    yield value
+    kill_marked(value)
+
+
+def start(site, *args):
+    return subprocess.Popen(command("run-job") + ["--config", str(site.config), *args],
+                            env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def private_kb(pid: int) -> int:
+    """Private memory of ``pid`` (anonymous PSS, kB): what each waiting run costs."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss_Anon:"):
+                return int(line.split()[1])
+    raise AssertionError("no Pss_Anon")
+
+
+def test_a_long_command_is_waited_for_by_the_lean_waiter_in_the_same_process(site, mark):
+    site.job("long", job_yaml(command=f"{PY} -c 'import time,sys; time.sleep(4)' {mark}"))
+    proc = start(site, "--job", "long")
+    try:
+        wait_for(lambda: "run_job.run.lean" in cmdline(proc.pid), timeout=10)
+        # the run's record names this very process: the supervisor did not change
+        status = latest_status(site, "long")
+        assert status["pid"] == proc.pid and status["outcome"] == "running"
+        # the job's lock is still held across the exec
+        with open(site.rundir / "long.lock", "rb") as f:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # the waiting process is small: what the full run-job holds is gone
+        assert private_kb(proc.pid) < 4500, private_kb(proc.pid)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    status = latest_status(site, "long")
+    assert status["outcome"] == "success" and status["pid"] == proc.pid
+    assert history(site, "long")[-1]["outcome"] == "success"
+    assert marked_pids(mark) == []
+
+
+def test_the_timeout_is_enforced_after_the_hand_off(site, mark):
+    site.job("slow", job_yaml(command=tree_command(site, mark, 600), timeout="3s", kill_grace="1s"))
+    started = time.monotonic()
+    result = site.run_job("slow")
+    assert result.returncode == 124, result.stderr
+    assert time.monotonic() - started < 15
+    assert latest_status(site, "slow")["outcome"] == "timed_out"
+    assert marked_pids(mark) == []
+
+
+@pytest.mark.parametrize("delay", [0.9, 0.97, 1.0, 1.03, 1.06, 1.1, 1.2, 1.5, 2.5])
+def test_a_stop_signal_in_any_window_of_the_hand_off_stops_the_run(site, mark, delay):
+    """TERM just before, during and after the exec into the lean waiter: never
+    lost, never the default action (death without a record), always the job
+    stopped and the run recorded ``killed``."""
+    site.job("term", job_yaml(command=tree_command(site, mark, 600), kill_grace="1s"))
+    proc = start(site, "--job", "term")
+    try:
+        wait_for(lambda: marked_pids(mark), timeout=10)
+        time.sleep(max(0.0, delay - 0.3))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, err)
+    status = latest_status(site, "term")
+    assert status["outcome"] == "killed", status
+    assert marked_pids(mark) == []
+
+
+def test_leftovers_that_end_while_the_lean_waiter_waits_are_reaped(site, mark):
+    script = site.root / "spawner.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "for i in range(20):\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(1.5); os._exit(0)\n"  # a daemon: reparented to run-job
+        "        os._exit(0)\n"
+        "time.sleep(4)\n")
+    site.job("spawner", job_yaml(command=f"{PY} {q(script)} {mark}"))
+    proc = start(site, "--job", "spawner")
+    try:
+        wait_for(lambda: "run_job.run.lean" in cmdline(proc.pid), timeout=10)
+        time.sleep(2.0)  # the daemons ended meanwhile: no zombie of them is kept
+
+        def zombies() -> list[int]:
+            found = []
+            for name in os.listdir("/proc"):
+                if name.isdigit():
+                    try:
+                        with open(f"/proc/{name}/stat") as f:
+                            fields = f.read().rsplit(")", 1)[1].split()
+                    except OSError:
+                        continue
+                    if fields[0] == "Z" and int(fields[1]) == proc.pid:
+                        found.append(int(name))
+            return found
+
+        assert zombies() == []
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+
+
+def test_a_second_command_starts_after_the_first_was_waited_for_by_the_lean_waiter(site):
+    site.job("two", job_yaml(command=["sleep 2", "sh -c 'echo second; sleep 2; exit 3'"]))
+    result = site.run_job("two")
+    assert result.returncode == 3, result.stderr
+    status = latest_status(site, "two")
+    assert status["outcome"] == "failed" and "command 2" in status["reason"]
+    assert "second" in (site.output / "two" / "latest" / "output.log").read_text()
+
+
+def test_retries_go_on_across_hand_offs(site):
+    site.job("retried", job_yaml(command="sh -c 'sleep 2; exit 1'",
+                                 retry={"maximum_retries": 1, "initial_delay": "1s"}))
+    result = site.run_job("retried")
+    assert result.returncode == 1, result.stderr
+    status = latest_status(site, "retried")
+    assert status["outcome"] == "failed"
+    assert [a["outcome"] for a in status["attempts"]] == ["failed", "failed"]
+
+
+def test_kill_job_stops_a_run_the_lean_waiter_waits_for(site, mark):
+    site.job("victim", job_yaml(command=tree_command(site, mark, 600), kill_grace="1s"))
+    proc = start(site, "--job", "victim")
+    try:
+        wait_for(lambda: "run_job.run.lean" in cmdline(proc.pid), timeout=10)
+        killed = site.run_job("--kill-job", "victim")
+        assert killed.returncode == 0, killed.stderr
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    status = latest_status(site, "victim")
+    assert status["outcome"] == "killed" and "--kill-job" in status["reason"]
+    assert marked_pids(mark) == []

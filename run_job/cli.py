@@ -478,6 +478,7 @@ def resume_main(fd: int) -> int:
     from run_job.run import handoff
 
     state = handoff.read_state(fd)
+    handoff.set_comm(state)
     sys.path[:] = state["path"]
     sys.argv[:] = state["argv"]
     launch = state["saved"]["launch"]

@@ -67,7 +67,7 @@ def hand_off(config: Any, job: Any, confinement: Any, saved: dict[str, Any],
                    if fd is not None]
     state = {"format": FORMAT, "records": encode_records((config, job, confinement)),
              "saved": saved, "path": list(sys.path), "argv": list(sys.argv),
-             "executable": executable, "stop": None}
+             "executable": executable, "stop": None, "comm": _comm(), "slug": job.slug}
     try:
         memfd = write_state(marshal.dumps(state))
     except (OSError, ValueError):
@@ -81,8 +81,7 @@ def hand_off(config: Any, job: Any, confinement: Any, saved: dict[str, Any],
     try:
         for fd in keep + [memfd]:
             os.set_inheritable(fd, True)
-        os.execv(executable, [executable, "-I", "-S", "-c", _LEAN_BOOT, PACKAGE_PARENT,
-                              str(memfd)])
+        os.execv(executable, boot_argv(state, _LEAN_BOOT, memfd))
     except OSError:
         pass
     for fd in keep:  # the exec failed: as before
@@ -92,6 +91,33 @@ def hand_off(config: Any, job: Any, confinement: Any, saved: dict[str, Any],
             pass
     os.close(memfd)
     _signal.pthread_sigmask(_signal.SIG_SETMASK, old)
+
+
+def boot_argv(state: dict[str, Any], boot: str, memfd: int) -> list[str]:
+    """The argv of an exec of the hand-off; ``ps`` shows which job waits."""
+    executable = state["executable"]
+    return [executable, "-I", "-S", "-c", boot, PACKAGE_PARENT, str(memfd),
+            "run-job", "--job", state["slug"]]
+
+
+def _comm() -> str:
+    try:
+        with open("/proc/self/comm", "rb") as f:
+            return f.read(64).decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def set_comm(state: dict[str, Any]) -> None:
+    """The process name before the hand-off (``run-job``, not ``python3``):
+    ``pgrep``/``pkill run-job`` and ``top`` still find the run."""
+    name = state.get("comm")
+    if name:
+        try:
+            with open("/proc/self/comm", "w") as f:
+                f.write(name)
+        except OSError:
+            pass
 
 
 def write_state(data: bytes) -> int:

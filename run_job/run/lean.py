@@ -63,6 +63,7 @@ def sleep(timeout: float | None, *fds: int) -> list[int]:
 
 def main(package: str, fd: int) -> None:
     state = handoff.read_state(fd)
+    handoff.set_comm(state)
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     _wakeup.append(r)
     _signal.set_wakeup_fd(w, warn_on_full_buffer=False)
@@ -114,9 +115,7 @@ def back(state: dict, package: str) -> None:
         try:
             memfd = handoff.write_state(data)
             os.set_inheritable(memfd, True)
-            executable = state["executable"]
-            os.execv(executable, [executable, "-I", "-S", "-c", handoff.FULL_BOOT, package,
-                                  str(memfd)])
+            os.execv(state["executable"], handoff.boot_argv(state, handoff.FULL_BOOT, memfd))
         except OSError as err:
             if memfd is not None:
                 os.close(memfd)

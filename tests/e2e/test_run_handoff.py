@@ -61,7 +61,14 @@ def test_a_long_command_is_waited_for_by_the_lean_waiter_in_the_same_process(sit
     site.job("long", job_yaml(command=f"{PY} -c 'import time,sys; time.sleep(4)' {mark}"))
     proc = start(site, "--job", "long")
     try:
+        wait_for(lambda: (site.output / "long" / "latest" / "status.json").exists(), timeout=10)
+        with open(f"/proc/{proc.pid}/comm") as f:
+            name = f.read()
         wait_for(lambda: "run_job.run.lean" in cmdline(proc.pid), timeout=10)
+        # ps, pgrep and pkill still find it by name, and by its job
+        assert "run-job --job long" in cmdline(proc.pid)
+        with open(f"/proc/{proc.pid}/comm") as f:
+            assert f.read() == name
         # the run's record names this very process: the supervisor did not change
         status = latest_status(site, "long")
         assert status["pid"] == proc.pid and status["outcome"] == "running"

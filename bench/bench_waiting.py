@@ -117,6 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     benchlib.ensure_venv()
     env = dict(os.environ, PYTHONPATH=os.path.abspath(args.repo))
+    os.chdir(tempfile.gettempdir())  # python -m puts the working folder first on sys.path
     print(benchlib.versions())
     print(f"code: {args.repo}; {args.runs} runs waiting at once; {args.rounds} rounds")
     root = Path(tempfile.mkdtemp(prefix="pc-bench-waiting-"))

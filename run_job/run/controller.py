@@ -191,6 +191,10 @@ def run(config: Config, job: Job, prepared: Prepared, *, slow_start: bool = Fals
         os.close(lock_fd)
 
 
+# A wait before a retry at least this long (seconds) is handed to the lean waiter.
+DELAY_HANDOFF = 2.0
+
+
 def resume(config: Config, job: Job, confinement: Any, saved: dict[str, Any], *,
            on_record: Any = None) -> int:
     """Go on with a run whose wait was handed to the lean waiter and is over
@@ -392,7 +396,7 @@ class _Run:
         the lock held throughout; then ``finish``. ``resumed``: the state of
         the attempt loop when this run's wait was handed off (``handoff.py``),
         with the executor's own (``exec``) to go on from."""
-        from run_job.model import RunContext, replace
+        from run_job.model import ExecResult, RunContext, replace
         from run_job.run import retry as retries
 
         config, job = self.config, self.job
@@ -433,6 +437,19 @@ class _Run:
         os.set_inheritable(lock_fd, True)  # the job's own tree holds the lock too
         try:
             while True:
+                if pending is not None and pending["kind"] == "delay":  # back from waiting to retry
+                    previous = ExecResult(**pending["previous"])
+                    until, pending = pending["until"], None
+                    signum = supervise.stop_requested()
+                    if signum is None and until > clock.monotonic():
+                        signum = supervise.sleep(until - clock.monotonic())
+                    if signum is not None:
+                        result = _killed_in_delay(previous, signum, number, self.run_dir)
+                        attempts[-1] = {**attempts[-1], "retry_at": None}
+                        update_status(attempts=list(attempts))
+                        plan = retries.Plan(None)
+                        break
+                    number += 1
                 if retrying and pending is None:
                     begun = clock.now()
                     offset = self._mark_attempt(ctx, number, attempts, begun)
@@ -462,6 +479,11 @@ class _Run:
                     break
                 logsetup.info("%s: attempt %d %s; attempt %d in %gs", job.slug, number,
                               result.outcome, number + 1, plan.delay)
+                if self.launch is not None and events is None and plan.delay >= DELAY_HANDOFF:
+                    # the wait before the retry goes to the lean waiter too (returns if it cannot)
+                    self._handoff(lock_fd, number, list(attempts), state)({
+                        "kind": "delay", "until": clock.monotonic() + plan.delay,
+                        "previous": {name: getattr(result, name) for name in ExecResult._fields}})
                 signum = supervise.sleep(plan.delay)
                 if signum is not None:
                     result = _killed_in_delay(result, signum, number, self.run_dir)

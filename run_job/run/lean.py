@@ -73,6 +73,10 @@ def main(package: str, fd: int) -> None:
     executor = state["saved"]["loop"]["exec"]
     if executor["kind"] == "local":
         wait_local(executor)
+    elif executor["kind"] == "delay":  # before a retry: until its time, or a stop
+        while stop() is None and time.monotonic() < executor["until"]:
+            sleep(executor["until"] - time.monotonic())
+            reap_leftovers()
     state["stop"] = stop()
     back(state, package)
 
@@ -100,6 +104,18 @@ def wait_local(executor: dict) -> None:
             if timeout <= 0:
                 return
         sleep(timeout)
+
+
+def reap_leftovers() -> None:
+    """Children that ended (a command's leftovers, reparented to the run):
+    no zombie kept, as the full run-job's own sleep does."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def back(state: dict, package: str) -> None:

@@ -192,3 +192,41 @@ def test_kill_job_stops_a_run_the_lean_waiter_waits_for(site, mark):
     status = latest_status(site, "victim")
     assert status["outcome"] == "killed" and "--kill-job" in status["reason"]
     assert marked_pids(mark) == []
+
+
+def test_the_wait_before_a_retry_is_the_lean_waiters(site):
+    count = site.root / "count"
+    script = site.root / "second-time.py"
+    script.write_text("import sys\nwith open(sys.argv[1], 'a+') as f:\n    f.write('x')\n"
+                      "    f.seek(0)\n    sys.exit(0 if len(f.read()) >= 2 else 1)\n")
+    site.job("later", job_yaml(command=f"{PY} {q(script)} {q(count)}",
+                               retry={"maximum_retries": 1, "initial_delay": "3s"}))
+    proc = start(site, "--job", "later")
+    try:
+        wait_for(lambda: "run_job.run.lean" in cmdline(proc.pid), timeout=10)
+        assert count.read_text().count("x") == 1  # waiting to retry, in the lean waiter
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    status = latest_status(site, "later")
+    assert status["outcome"] == "success"
+    assert [a["outcome"] for a in status["attempts"]] == ["failed", "success"]
+
+
+def test_a_stop_while_waiting_to_retry_in_the_lean_waiter_ends_the_run_killed(site):
+    site.job("never", job_yaml(command="false", retry={"maximum_retries": 2, "initial_delay": "30s"}))
+    proc = start(site, "--job", "never")
+    try:
+        wait_for(lambda: "run_job.run.lean" in cmdline(proc.pid), timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    status = latest_status(site, "never")
+    assert status["outcome"] == "killed"
+    assert "while waiting to retry: attempt 2 never started" in status["reason"]
+    assert status["attempts"][-1]["retry_at"] is None

@@ -10,8 +10,8 @@ a common moment after the measuring window, their ends spread by
   before the runs start): those of the service user, by phase (submission:
   from the first start until every run has its job id; then each minute of
   waiting), and of the two job queries by message type
-  (``REQUEST_JOB_INFO``: squeue; ``REQUEST_JOB_INFO_SINGLE``: scontrol show
-  job; each command is 2 RPCs, with the federation or partition info);
+  (``REQUEST_JOB_USER_INFO``: squeue -u, 3 RPCs with the federation and
+  partition info; ``REQUEST_JOB_INFO_SINGLE``: scontrol show job, 2 RPCs);
 - CPU of the waiting run-jobs together: utime+stime of each process plus its
   reaped children's cutime+cstime (``/proc/PID/stat``) over each minute of
   waiting, as % of one core;
@@ -66,10 +66,13 @@ def rpc_counts(text: str, user: str) -> dict[str, int]:
     if match:
         found["user"] = int(match.group(1))
     by_type = text.split("statistics by message type", 1)[-1].split("statistics by user", 1)[0]
-    for key, name in (("squeue", "REQUEST_JOB_INFO "), ("scontrol", "REQUEST_JOB_INFO_SINGLE ")):
-        match = re.search(rf"^\s*{name}\s*\(\s*\d+\)\s+count:(\d+)", by_type, re.M)
+    # squeue -u: REQUEST_JOB_USER_INFO (without -u: REQUEST_JOB_INFO); scontrol show job ID:
+    # REQUEST_JOB_INFO_SINGLE; each with REQUEST_FED_INFO (and squeue's REQUEST_PARTITION_INFO)
+    for key, name in (("squeue", "REQUEST_JOB_USER_INFO"), ("squeue", "REQUEST_JOB_INFO"),
+                      ("scontrol", "REQUEST_JOB_INFO_SINGLE")):
+        match = re.search(rf"^\s*{name}\s+\(\s*\d+\)\s+count:(\d+)", by_type, re.M)
         if match:
-            found[key] = int(match.group(1))
+            found[key] += int(match.group(1))
     return found
 
 
@@ -103,10 +106,11 @@ def ensure_user() -> pwd.struct_passwd:
 
 
 def stage_code(repo: Path, top: Path) -> Path:
-    """``repo``'s run_job, copied where the service user can read it, compiled."""
+    """``repo``'s run_job and schemas, copied where the service user can read it, compiled."""
     code = top / "code"
     shutil.copytree(repo / "run_job", code / "run_job",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(repo / "schemas", code / "schemas")  # a checkout's package data
     compileall.compile_dir(str(code), quiet=1, legacy=False)
     for folder, _dirs, files in os.walk(code):
         os.chmod(folder, 0o755)
@@ -221,7 +225,7 @@ def bench(args: argparse.Namespace, runs: int, env: dict[str, str]) -> None:
             except (OSError, KeyError, ValueError):
                 pass
         print(f"\nN={runs} waiting runs, code of {args.repo} "
-              f"(sdiag: RPCs of user {USER}; a query is 2 RPCs)")
+              f"(sdiag: RPCs of user {USER}; squeue 3 RPCs, scontrol show job 2)")
         print(f"  submission: {submit_s:5.1f} s, {counts[0]['user']} RPCs "
               f"({counts[0]['squeue']} squeue, {counts[0]['scontrol']} scontrol show job;"
               f" sbatch and the prechecks)")

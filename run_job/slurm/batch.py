@@ -25,9 +25,10 @@ the host next to nothing):
 * ``job.status``, written by the job itself, is the first source of truth.
   The wait sleeps on inotify on the run folder (and the signal wakeup pipe
   of run-job's handlers), and reads the file when inotify names it; on its
-  own only every 10 s where inotify sees every write (a local file system,
-  ``inotify.sees_all_writes``), else every second (NFS: a job on another
-  node). No 0.1 s polling.
+  own, where inotify sees every write (a local file system,
+  ``inotify.sees_all_writes``), only along with each look at the view (about
+  every 10 s; no wake-up of its own), else every second (NFS: a job on
+  another node). No 0.1 s polling.
 * Slurm is asked through the shared view (``view.py``): one ``squeue`` of
   the user's jobs per 10 s for all runs waiting on this host, refreshed by
   whichever waiter finds it stale. A run learns from it that its job
@@ -81,6 +82,9 @@ FAST_POLL = 0.2
 ORDER_POLL_MAX = 2.0
 # job.status read on our own this often where inotify does not see the job's writes.
 STATUS_CHECK = 1.0
+# Where inotify sees every write: job.status read with each look at the view
+# (about every 10 s), and on its own timer at least this often.
+TRUSTED_STATUS_CHECK = 30.0
 # The view's refresh lock was busy: look again after this long (inotify may wake us first).
 VIEW_RETRY = 1.0
 # A stop_requested that no signal wakeup pipe backs (an embedding caller): looked at this often.
@@ -296,8 +300,9 @@ class _Watch:
             if self.use_view:
                 self.watch.add(self.view.folder, inotify.IN_MOVED_TO)
             if watched and inotify.sees_all_writes(folder):
-                # every write of job.status wakes us: a look of our own now and then
-                self.status_every = view.PERIOD
+                # every write of job.status wakes us: a look of our own with
+                # each view, and on its own timer only as a backstop
+                self.status_every = TRUSTED_STATUS_CHECK
         try:
             return self._loop()
         finally:
@@ -314,7 +319,9 @@ class _Watch:
             if sig is not None and self.stop_signal is None and not self.timed_out:
                 self.stop_signal = sig
                 self.order(now)
-            status = self._look(now, names)
+            view_due = not (self.timed_out or self.stop_signal is not None) and (
+                now >= self.next_view or (self.use_view and self.view.name in names))
+            status = self._look(now, names, view_due)
             if status is not None and status.started_at:
                 self.note_started(now, status)
             if status is not None and status.ended:
@@ -348,7 +355,7 @@ class _Watch:
                         return done
                     self.next_ask = now + self.ask_every
                     self.ask_every = min(ORDER_POLL_MAX, self.ask_every * 2)
-            elif now >= self.next_view or (self.use_view and self.view.name in names):
+            elif view_due:
                 done = self._consult(now, status)
                 if done is not None:
                     return done
@@ -356,11 +363,13 @@ class _Watch:
                 ctx.events.poll()
             names = self._sleep(self._wake_at(now) - now)
 
-    def _look(self, now: float, names: set[str]) -> JobStatus | None:
-        """job.status, read when inotify says it changed and on our own every
+    def _look(self, now: float, names: set[str], view_due: bool = False) -> JobStatus | None:
+        """job.status, read when inotify says it changed, on our own every
         ``status_every`` s (opened each time: on NFS an open revalidates what
-        a stat may take from the attribute cache)."""
-        if STATUS_FILE in names or now >= self.next_status:
+        a stat may take from the attribute cache) and, where inotify sees
+        every write, also whenever the view wakes us (no wake of its own)."""
+        if STATUS_FILE in names or now >= self.next_status or (
+                view_due and self.status_every > STATUS_CHECK):
             self.status = _read_status(self.status_path)
             self.next_status = now + self.status_every
         return self.status

@@ -88,8 +88,9 @@ def test_many_waiting_runs_share_their_questions(scale_site, slurm_env):
         window = 12.0
         time.sleep(window)
         during = rpc_count(slurm_env, SCALE_USER) - before
-        # one squeue (2 RPCs: job and partition info) per 10 s for all of them;
-        # the old wait asked `scontrol show job` (2 RPCs) once a second per run
+        # one squeue (3 RPCs: federation, partition and the user's jobs) per 10 s
+        # for all of them; the old wait asked `scontrol show job` (2 RPCs) once a
+        # second per run
         assert during <= 6, f"{during} RPCs of {RUNS} waiting runs in {window:g} s"
         for proc in procs:
             out, err = proc.communicate(timeout=90)

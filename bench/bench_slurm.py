@@ -13,8 +13,9 @@
    Reported: medians, the difference (the figure of the target) and ratio.
 
 2. Slurm calls per waiting minute: one run of a ``sleep SECONDS`` job through
-   ``slurm_runner.execute`` in-process with a counting client, and the calls
-   the poll schedule makes in later minutes (``slurm_poll_interval``). Also the
+   ``slurm_runner.execute`` in-process with a counting client (one waiting
+   run: its share of the view is one squeue per 10 s; many runs waiting
+   together: ``bench_slurm_scale.py``). Also the
    time from the job's own ``ended_at`` in job.status to the end of
    ``execute`` (the issue wants the end noticed within 2 s).
 
@@ -103,7 +104,7 @@ def calls_per_minute(env: dict[str, str], seconds: float) -> None:
     from run_job.model import Config, Job
     from run_job.model import RunContext
     from run_job.slurm import batch as slurm_runner
-    from run_job.slurm.vocabulary import parse_job_status, slurm_poll_interval
+    from run_job.slurm.vocabulary import parse_job_status
     from run_job.slurm.client import SlurmClient
 
     root = Path(tempfile.mkdtemp(prefix="pc-bench-slurm-"))
@@ -132,12 +133,6 @@ def calls_per_minute(env: dict[str, str], seconds: float) -> None:
         print(f"  {client.calls} Slurm commands in {waited:.1f} s (sbatch included): "
               f"{(client.calls - 1) / (waited / 60):.1f} per waiting minute")
         print(f"  end noticed {noticed:.3f} s after the job wrote it to job.status")
-        for minute in (1, 5, 10, 60):
-            t, n = (minute - 1) * 60.0, 0
-            while t < minute * 60.0:
-                t += slurm_poll_interval(t)
-                n += 1
-            print(f"  schedule: {n:3d} calls in minute {minute}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -7,6 +7,13 @@ writes to a shared file system (a Slurm job on another node), and a user may
 have no inotify instance left (``fs.inotify.max_user_instances``), so every
 caller also looks on its own at least every second. ``Watch.open`` returns
 None when inotify cannot be had; the callers then only poll.
+
+``sees_all_writes(path)`` tells the one case where a wait may trust it
+further: a file system of this host alone (``LOCAL_FILESYSTEMS``: ext4, xfs,
+btrfs, tmpfs...), where every write passes through this kernel, whoever
+makes it. A Slurm run's watcher then sleeps on inotify and looks on its own
+only every 10 s (``slurm/batch.py``); on anything else (NFS, CIFS, FUSE, a
+type not listed, a path it cannot place) it looks every second.
 """
 
 from __future__ import annotations
@@ -28,6 +35,60 @@ _IN_CLOEXEC = 0o2000000
 _HEADER = struct.Struct("iIII")  # wd, mask, cookie, len
 
 _libc: list = []
+
+# File systems whose every write goes through the local kernel (so inotify
+# sees it): disk, memory and overlay file systems; never a network or FUSE one.
+LOCAL_FILESYSTEMS = frozenset({
+    "ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "ramfs", "overlay", "zfs", "f2fs",
+    "reiserfs", "jfs", "bcachefs", "nilfs2", "vfat", "exfat", "ntfs3", "hfsplus",
+})
+MOUNTINFO_LIMIT = 4 * 1024 * 1024
+
+
+def _unescape(text: str) -> str:
+    """A mountinfo path: ``\\040`` is a space, and so on (octal escapes)."""
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and text[i + 1:i + 4].isdigit():
+            out.append(chr(int(text[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def filesystem_type(path: str | os.PathLike, mountinfo: bytes | None = None) -> str | None:
+    """The type of the file system ``path`` is on (``/proc/self/mountinfo``:
+    the last mount at the longest matching mount point), or None."""
+    if mountinfo is None:
+        from run_job.security import read_bounded
+
+        try:
+            mountinfo = read_bounded("/proc/self/mountinfo", MOUNTINFO_LIMIT)
+        except OSError:
+            return None
+    where = os.path.realpath(path)
+    best, found = -1, None
+    for line in mountinfo.decode(errors="replace").splitlines():
+        fields = line.split(" ")
+        try:
+            mount = _unescape(fields[4])
+            kind = fields[fields.index("-", 6) + 1]
+        except (IndexError, ValueError):
+            continue
+        if where == mount or mount == "/" or where.startswith(mount.rstrip("/") + "/"):
+            if len(mount) >= best:
+                best, found = len(mount), kind
+    return found
+
+
+def sees_all_writes(path: str | os.PathLike) -> bool:
+    """True when inotify on ``path`` sees every write to it, whichever
+    process on whichever host makes it: a local file system only."""
+    return filesystem_type(path) in LOCAL_FILESYSTEMS
 
 
 def _lib():

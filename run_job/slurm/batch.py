@@ -19,32 +19,55 @@ and ``status.json``, and calls, in this order:
 ``status.json`` record or a history entry (the job id is then read from the
 run folder's ``status.json``).
 
-Waiting rates: job.status (written by the job itself) is read every
-``slurm.STATUS_POLL`` (0.1 s); Slurm (``scontrol show job``) is asked every
-second during the first minute, then every twelfth of the time waited, at most
-every 30 s (``slurm.slurm_poll_interval``); a little faster (0.2 s) right after
-run-job cancelled the job or the job wrote its end, to see Slurm release it.
-The deadline (``job.timeout``) counts from the moment the job starts running;
-the time spent pending is recorded as ``slurm_pending_s``. At the deadline
-run-job cancels the job (TERM to the script and its processes), and after
-``kill_grace`` sends KILL to all of them.
+How a run waits (issue 18: many runs waiting must cost the controller and
+the host next to nothing):
+
+* ``job.status``, written by the job itself, is the first source of truth.
+  The wait sleeps on inotify on the run folder (and the signal wakeup pipe
+  of run-job's handlers), and reads the file when inotify names it; on its
+  own, where inotify sees every write (a local file system,
+  ``inotify.sees_all_writes``), only along with each look at the view (about
+  every 10 s; no wake-up of its own), else every second (NFS: a job on
+  another node). No 0.1 s polling.
+* Slurm is asked through the shared view (``view.py``): one ``squeue`` of
+  the user's jobs per 10 s for all runs waiting on this host, refreshed by
+  whichever waiter finds it stale. A run learns from it that its job
+  started (for the deadline), that Slurm cannot be reached (counted against
+  ``slurm.unreachable_timeout``; never "gone"), and that its job ended or was
+  forgotten without an end in ``job.status``: only then, and at its end, a
+  run asks about its own job (``scontrol show job``, then ``sacct``). A view
+  asked before the run's submission says nothing about it. Without a usable
+  view folder a run asks about its own job every 10 s.
+* After run-job cancelled the job (stop or deadline) it asks about its own
+  job every 0.2 s, doubling to every 2 s, to see Slurm release it; after
+  job.status says the job ended, at once and then 0.05 s doubling to 1 s
+  (at most ``RELEASE_WAIT`` s).
+
+The deadline (``job.timeout``) counts from the moment the job starts running
+(job.status' ``started_at``, or the view); the time spent pending is
+recorded as ``slurm_pending_s``. At the deadline run-job cancels the job
+(TERM to the script and its processes), and after ``kill_grace`` sends KILL
+to all of them.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import time
 from pathlib import Path
 
-from run_job import clock
+from run_job import clock, logsetup
 from run_job.atomic import write_atomic
 from run_job.errors import SlurmError, SlurmUnreachable
 from run_job.model import Config, ExecResult, Job, RunContext, replace
 from run_job.privileges import user_name
 from run_job.security import STATE_LIMIT, read_bounded
-from run_job.slurm.vocabulary import (SCRIPT_FILE, STATUS_FILE, STATUS_POLL, JobStatus, SlurmJob,
+from run_job.run import inotify, supervise
+from run_job.slurm import view
+from run_job.slurm.vocabulary import (SCRIPT_FILE, STATUS_FILE, JobStatus, SlurmJob,
                            build_batch_script, build_sbatch_argv, decide_outcome, job_name,
-                           parse_job_status, script_exports, slurm_poll_interval,
-                           time_limit)
+                           parse_job_status, script_exports, time_limit)
 from run_job.slurm.client import SlurmClient
 from run_job.slurm.options import check_options
 
@@ -54,7 +77,19 @@ RELEASE_WAIT = 10.0
 # After run-job cancelled the job (stop or deadline) and sent KILL, how long
 # to wait for Slurm to report it gone before recording the outcome anyway.
 CANCEL_WAIT = 30.0
+# After a cancel: the run's own questions, from every FAST_POLL s doubling to ORDER_POLL_MAX.
 FAST_POLL = 0.2
+ORDER_POLL_MAX = 2.0
+# job.status read on our own this often where inotify does not see the job's writes.
+STATUS_CHECK = 1.0
+# Where inotify sees every write: job.status read with each look at the view
+# (about every 10 s), and on its own timer at least this often.
+TRUSTED_STATUS_CHECK = 30.0
+# The view's refresh lock was busy: look again after this long (inotify may wake us first).
+VIEW_RETRY = 1.0
+# A stop_requested that no signal wakeup pipe backs (an embedding caller): looked at this often.
+STOP_CHECK = 1.0
+_STATUS_EVENTS = inotify.IN_MOVED_TO | inotify.IN_CLOSE_WRITE  # the script writes job.status by mv
 
 
 def precheck(config: Config, job: Job, *, client: SlurmClient | None = None) -> str | None:
@@ -128,8 +163,6 @@ def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult
 
 def _set_aside(status_path: Path, attempt: int) -> None:
     """Keep an earlier attempt's job.status as job.status.<attempt>."""
-    import os
-
     try:
         os.replace(status_path, status_path.with_name(f"{status_path.name}.{attempt}"))
     except FileNotFoundError:
@@ -139,12 +172,13 @@ def _set_aside(status_path: Path, attempt: int) -> None:
 
 
 class _Watch:
-    """The wait of one submitted run (state of the loop in ``run``)."""
+    """The wait of one submitted run (state of the loop in ``run``); see the
+    module docstring for what it reads and asks, and how often."""
 
     def __init__(self, ctx: RunContext, client: SlurmClient, job_id: str,
                  status_path: Path) -> None:
         self.ctx, self.client, self.job_id, self.status_path = ctx, client, job_id, status_path
-        self.submitted = clock.monotonic()
+        self.submitted = clock.monotonic()  # after sbatch answered: a view asked later lists the job
         self.started: float | None = None
         self.slurm_job: SlurmJob | None = None
         self.unreachable_since: float | None = None
@@ -153,7 +187,23 @@ class _Watch:
         self.stop_signal: int | None = None
         self.cancelled_at: float | None = None
         self.killed = False
-        self.next_ask = self.submitted + 1.0
+        self.next_ask = 0.0  # after an order: the run's own questions about its job
+        self.ask_every = FAST_POLL
+        self.next_view = 0.0  # the shared view: at once, then when the view is due
+        self.seen_view: float | None = None  # "answered" of the last view acted on
+        self.jitter = (os.getpid() % 97) / 97.0  # waiters due at once do not all try the lock
+        self.status: JobStatus | None = None
+        self.next_status = 0.0
+        self.status_every = STATUS_CHECK
+        self.watch: inotify.Watch | None = None
+        self.view = view.View(ctx.config.run_directory, user_name(), client.env.get("SLURM_CONF", ""))
+        self.use_view = self.view.open()
+        if not self.use_view:
+            logsetup.warning("%s: no shared Slurm view (%s): this run asks about its own job every "
+                             "%g s", ctx.job.slug, self.view.problem, view.PERIOD)
+        # run-job's own signal handlers write to a wakeup pipe that ends a sleep;
+        # any other stop_requested (an embedding caller) is looked at every second
+        self.signal_wakes = ctx.stop_requested is supervise.stop_requested
 
     # -- Slurm questions and orders, never raising
     def ask(self) -> bool:
@@ -161,13 +211,16 @@ class _Watch:
         try:
             job = self.client.show_job(self.job_id)
         except SlurmError as err:  # unreachable, or an unexpected answer
-            if self.unreachable_since is None:
-                self.unreachable_since = clock.monotonic()
-            self.unreachable_error = str(err)
+            self._unreachable(clock.monotonic(), str(err))
             return False
         self.unreachable_since = None
         self.slurm_job = job
         return True
+
+    def _unreachable(self, since: float, error: str) -> None:
+        if self.unreachable_since is None:
+            self.unreachable_since = max(since, self.submitted)
+        self.unreachable_error = error
 
     def cancel(self, *, kill: bool = False) -> None:
         try:
@@ -176,14 +229,19 @@ class _Watch:
             else:
                 self.client.cancel(self.job_id)
         except SlurmError as err:
-            if self.unreachable_since is None:
-                self.unreachable_since = clock.monotonic()
-            self.unreachable_error = str(err)
+            self._unreachable(clock.monotonic(), str(err))
             return
         if not kill:
             self.cancelled_at = clock.monotonic()
         else:
             self.killed = True
+
+    def order(self, now: float) -> None:
+        """After a stop or the deadline: cancel, and ask about the job soon
+        (every 0.2 s, doubling to every 2 s) to see Slurm release it."""
+        self.cancel()
+        self.ask_every = FAST_POLL
+        self.next_ask = now + FAST_POLL
 
     def note_started(self, now: float, status: JobStatus | None) -> None:
         if self.started is not None:
@@ -210,9 +268,19 @@ class _Watch:
             reason = f"{reason}; {pending}" if reason else pending
         return replace(out, reason=reason, slurm_job_id=self.job_id)
 
+    def lost_unreachable(self) -> ExecResult:
+        timeout = self.ctx.config.slurm.unreachable_timeout
+        return ExecResult(
+            outcome="lost", exit_status=125, slurm_job_id=self.job_id,
+            reason=(f"Slurm unreachable for {timeout:g} s (slurm.unreachable_timeout) while "
+                    f"waiting for job {self.job_id}: {self.unreachable_error}"))
+
     def wait_release(self) -> None:
-        """job.status has the end: wait briefly until Slurm lets the job go."""
+        """job.status has the end: wait briefly until Slurm lets the job go
+        (asked at once, then after 0.05 s, doubling to 1 s; at most
+        ``RELEASE_WAIT`` s)."""
         limit = clock.monotonic() + RELEASE_WAIT
+        pause = 0.05
         while True:
             if not self.ask():
                 return  # the outcome is in job.status; Slurm's view is a detail
@@ -220,19 +288,40 @@ class _Watch:
                 return
             if clock.monotonic() >= limit:
                 return
-            time.sleep(0.05)
+            time.sleep(pause)
+            pause = min(1.0, pause * 2)
 
+    # -- the wait
     def run(self) -> ExecResult:
+        self.watch = inotify.Watch.open()
+        folder = str(self.status_path.parent)
+        if self.watch is not None:
+            watched = self.watch.add(folder, _STATUS_EVENTS)
+            if self.use_view:
+                self.watch.add(self.view.folder, inotify.IN_MOVED_TO)
+            if watched and inotify.sees_all_writes(folder):
+                # every write of job.status wakes us: a look of our own with
+                # each view, and on its own timer only as a backstop
+                self.status_every = TRUSTED_STATUS_CHECK
+        try:
+            return self._loop()
+        finally:
+            if self.watch is not None:
+                self.watch.close()
+            self.view.close()
+
+    def _loop(self) -> ExecResult:
         ctx, job = self.ctx, self.ctx.job
-        unreachable_timeout = ctx.config.slurm.unreachable_timeout
+        names: set[str] = set()
         while True:
             now = clock.monotonic()
             sig = ctx.stop_requested()
             if sig is not None and self.stop_signal is None and not self.timed_out:
                 self.stop_signal = sig
-                self.cancel()
-                self.next_ask = now + FAST_POLL
-            status = _read_status(self.status_path)
+                self.order(now)
+            view_due = not (self.timed_out or self.stop_signal is not None) and (
+                now >= self.next_view or (self.use_view and self.view.name in names))
+            status = self._look(now, names, view_due)
             if status is not None and status.started_at:
                 self.note_started(now, status)
             if status is not None and status.ended:
@@ -241,8 +330,7 @@ class _Watch:
             if (job.timeout and self.started is not None and not self.timed_out
                     and self.stop_signal is None and now >= self.started + job.timeout):
                 self.timed_out = True
-                self.cancel()
-                self.next_ask = now + FAST_POLL
+                self.order(now)
             ordered = self.timed_out or self.stop_signal is not None
             if (ordered and self.cancelled_at is not None and not self.killed
                     and now >= self.cancelled_at + job.kill_grace):
@@ -258,36 +346,129 @@ class _Watch:
                                   signal=res.signal, slurm_job_id=self.job_id,
                                   reason=res.reason + "; the cancel did not reach Slurm: "
                                   + self.unreachable_error)
-            if now >= self.next_ask:
-                if ordered and self.cancelled_at is None:
-                    self.cancel()  # the first order did not reach Slurm: again
-                if self.ask():
-                    sj = self.slurm_job
-                    if sj is None or not sj.active:
-                        # ended (or forgotten) in Slurm: job.status may lag on a
-                        # shared filesystem, so give it a moment (unless the
-                        # job never started: cancelled while pending)
-                        if sj is None or sj.started or self.started is not None:
-                            status = self._status_settle()
-                        if sj is None and (status is None or not status.ended):
-                            self.slurm_job = self._from_accounting()
-                            return self.result(status, lost_reason=(
-                                f"Slurm no longer knows job {self.job_id} and the job "
-                                "wrote no end to job.status"))
-                        return self.result(status)
-                    if sj.started:
-                        self.note_started(now, status)
-                elif self.unreachable_since is not None and now - self.unreachable_since >= unreachable_timeout:
-                    return ExecResult(
-                        outcome="lost", exit_status=125, slurm_job_id=self.job_id,
-                        reason=(f"Slurm unreachable for {unreachable_timeout:g} s "
-                                f"(slurm.unreachable_timeout) while waiting for job "
-                                f"{self.job_id}: {self.unreachable_error}"))
-                waited = now - self.submitted
-                self.next_ask = now + (FAST_POLL if ordered else slurm_poll_interval(waited))
+            if ordered:
+                if now >= self.next_ask:
+                    if self.cancelled_at is None:
+                        self.cancel()  # the first order did not reach Slurm: again
+                    done = self._ask_own(now, status)
+                    if done is not None:
+                        return done
+                    self.next_ask = now + self.ask_every
+                    self.ask_every = min(ORDER_POLL_MAX, self.ask_every * 2)
+            elif view_due:
+                done = self._consult(now, status)
+                if done is not None:
+                    return done
             if ctx.events is not None:  # events from inside the job: looked at every second
                 ctx.events.poll()
-            time.sleep(STATUS_POLL)
+            names = self._sleep(self._wake_at(now) - now)
+
+    def _look(self, now: float, names: set[str], view_due: bool = False) -> JobStatus | None:
+        """job.status, read when inotify says it changed, on our own every
+        ``status_every`` s (opened each time: on NFS an open revalidates what
+        a stat may take from the attribute cache) and, where inotify sees
+        every write, also whenever the view wakes us (no wake of its own)."""
+        if STATUS_FILE in names or now >= self.next_status or (
+                view_due and self.status_every > STATUS_CHECK):
+            self.status = _read_status(self.status_path)
+            self.next_status = now + self.status_every
+        return self.status
+
+    def _consult(self, now: float, status: JobStatus | None) -> ExecResult | None:
+        """The shared view (refreshed by us when it is stale and nobody else
+        is at it); without one, our own question every ``view.PERIOD`` s."""
+        if not self.use_view:
+            self.next_view = now + view.PERIOD
+            return self._ask_own(now, status)
+        snap = self.view.read()
+        if snap is None or not snap.fresh(now):
+            snap = self.view.refresh(self.client, now)
+            if snap is None:  # another waiter is asking: its view wakes us (inotify), or we look again
+                self.next_view = now + VIEW_RETRY
+                return None
+        self.next_view = max(now + VIEW_RETRY, snap.answered + view.PERIOD + self.jitter)
+        if snap.answered == self.seen_view:
+            return None  # acted on already
+        self.seen_view = snap.answered
+        said, found = snap.about(self.job_id, self.submitted)
+        if said == "nothing":
+            return None
+        if said == "unreachable":
+            self._unreachable(snap.since if snap.since is not None else snap.asked, snap.error)
+            if now - (self.unreachable_since or now) >= self.ctx.config.slurm.unreachable_timeout:
+                return self.lost_unreachable()
+            return None
+        self.unreachable_since = None
+        if found is not None and found.active:
+            if found.started:
+                self.note_started(now, status)
+            return None
+        # absent from a view asked after the submission, or listed as ended:
+        # what the run needs at its end, asked about its own job
+        return self._ask_own(now, status)
+
+    def _ask_own(self, now: float, status: JobStatus | None) -> ExecResult | None:
+        """``scontrol show job`` of our job; the result when it ended."""
+        if not self.ask():
+            if self.unreachable_since is not None and \
+                    now - self.unreachable_since >= self.ctx.config.slurm.unreachable_timeout:
+                return self.lost_unreachable()
+            return None
+        sj = self.slurm_job
+        if sj is None or not sj.active:
+            # ended (or forgotten) in Slurm: job.status may lag on a shared
+            # filesystem, so give it a moment (unless the job never started:
+            # cancelled while pending)
+            if sj is None or sj.started or self.started is not None:
+                status = self._status_settle()
+            if sj is None and (status is None or not status.ended):
+                self.slurm_job = self._from_accounting()
+                return self.result(status, lost_reason=(
+                    f"Slurm no longer knows job {self.job_id} and the job "
+                    "wrote no end to job.status"))
+            return self.result(status)
+        if sj.started:
+            self.note_started(now, status)
+        return None
+
+    def _wake_at(self, now: float) -> float:
+        """When something is due: our own look at job.status, the view (or
+        our own question after an order), the deadline, the KILL, giving up."""
+        job = self.ctx.job
+        ordered = self.timed_out or self.stop_signal is not None
+        times = [self.next_status, self.next_ask if ordered else self.next_view]
+        if job.timeout and self.started is not None and not ordered:
+            times.append(self.started + job.timeout)
+        if ordered and self.cancelled_at is not None:
+            if not self.killed:
+                times.append(self.cancelled_at + job.kill_grace)
+            times.append(self.cancelled_at + job.kill_grace + CANCEL_WAIT)
+        if ordered and self.unreachable_since is not None:
+            times.append(self.unreachable_since + job.kill_grace + CANCEL_WAIT)
+        if not self.signal_wakes:
+            times.append(now + STOP_CHECK)
+        events = self.ctx.events
+        if events is not None and events.timeout is not None:
+            times.append(now + events.timeout)
+        return min(times)
+
+    def _sleep(self, seconds: float) -> set[str]:
+        """Sleep on inotify (job.status, the view) and the signal wakeup pipe
+        for at most ``seconds``; the names inotify reported."""
+        fds = [self.watch.fd] if self.watch is not None else []
+        seconds = max(0.0, seconds)
+        if self.signal_wakes:
+            ready = supervise._wait_events(seconds, *fds)  # noqa: SLF001 - the wakeup pipe's one reader
+        elif fds:
+            poller = select.poll()
+            poller.register(fds[0], select.POLLIN)
+            ready = [fd for fd, _ in poller.poll(int(seconds * 1000) + 1)]
+        else:
+            time.sleep(seconds)
+            ready = []
+        if self.watch is not None and self.watch.fd in ready:
+            return set(self.watch.drain())
+        return set()
 
     def _from_accounting(self) -> SlurmJob | None:
         """scontrol forgot the job (MinJobAge passed): ask sacct, where it exists."""
@@ -298,12 +479,19 @@ class _Watch:
         return found if found is not None and not found.active else None
 
     def _status_settle(self) -> JobStatus | None:
+        """job.status once Slurm says the job ended: read it, on inotify and
+        every 0.2 s, for at most 2 s."""
         limit = clock.monotonic() + 2.0
+        names: set[str] = set()
         while True:
-            status = _read_status(self.status_path)
-            if (status is not None and status.ended) or clock.monotonic() >= limit:
+            now = clock.monotonic()
+            if STATUS_FILE in names or now >= self.next_status or now >= limit:
+                self.status = _read_status(self.status_path)
+                self.next_status = now + 0.2
+            status = self.status
+            if (status is not None and status.ended) or now >= limit:
                 return status
-            time.sleep(STATUS_POLL)
+            names = self._sleep(min(self.next_status, limit) - now)
 
 
 def job_id_of(record: dict) -> str | None:

@@ -18,7 +18,6 @@ what is built here; ``slurm_runner.py`` wires one run.
   ``parse_sacct``, ``parse_job_status``: readers of sbatch, scontrol, squeue,
   sacct and job.status.
 * ``decide_outcome``: the run's outcome from job.status and Slurm's record.
-* ``slurm_poll_interval``: how often a waiting run asks Slurm.
 """
 
 from __future__ import annotations
@@ -660,19 +659,3 @@ def decide_outcome(status: JobStatus | None, job: SlurmJob | None, *,
     if state in ("NODE_FAIL", "BOOT_FAIL"):
         return ExecResult("lost", 125, None, None, f"Slurm job {state}")
     return ExecResult("lost", 125, None, None, lost_reason or f"Slurm job in state {state}")
-
-
-def slurm_poll_interval(waited: float) -> float:
-    """Seconds between two questions to Slurm after ``waited`` seconds.
-
-    1 s for the first minute, then a twelfth of the time waited, at most 30 s:
-    60 calls in the first minute, 9 in the second, 3 in the fifth, and 2 a
-    minute from the seventh on. job.status is read far more often
-    (``STATUS_POLL``).
-    """
-    if waited < 60.0:
-        return 1.0
-    return min(30.0, waited / 12.0)
-
-
-STATUS_POLL = 0.1  # seconds between two reads of job.status (a stat and a small read)

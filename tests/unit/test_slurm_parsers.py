@@ -12,7 +12,7 @@ from run_job.errors import SlurmError
 from run_job.model import ExecResult
 from run_job.slurm.vocabulary import (ACTIVE_STATES, JobStatus, SlurmJob, decide_outcome,
                            parse_job_status, parse_sacct, parse_sbatch_parsable,
-                           parse_scontrol_job, parse_squeue, slurm_poll_interval)
+                           parse_scontrol_job, parse_squeue)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "slurm"
 
@@ -141,21 +141,6 @@ def test_missing_job_status_is_explained():
     out = decide_outcome(None, sj("COMPLETED"))
     assert "job.status" in out.reason and "shared" in out.reason
     assert decide_outcome(JobStatus(started_at="s"), None, lost_reason="gone").reason == "gone"
-
-
-def test_poll_rates():
-    assert slurm_poll_interval(0) == 1.0 and slurm_poll_interval(59.9) == 1.0
-    assert slurm_poll_interval(120) == 10.0
-    assert slurm_poll_interval(3600) == 30.0
-    # calls in the first minute, then per minute at steady state
-    def calls(start, end):
-        t, n = start, 0
-        while t < end:
-            t += slurm_poll_interval(t)
-            n += 1
-        return n
-    assert 55 <= calls(0, 60) <= 61
-    assert calls(3600, 3660) == 2
 
 
 def test_active_states():

@@ -1,0 +1,114 @@
+"""Many Slurm runs waiting at once on the real cluster (issue 18): the
+controller sees one ``squeue`` per 10 s from all of them (``sdiag``'s RPC
+count of their user), and each run records its end within 5 s of the job's
+own ``job.status``.
+
+The runs belong to a user of their own (``pc-slurm-scale``, made when
+missing; root only), so that ``sdiag``'s statistics by user count their
+questions alone, whatever else the cluster serves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pctest import any_user_command, any_user_env, any_user_skip_reason, wait_for
+from test_slurm_run_job import SlurmSite
+
+SCALE_USER = "pc-slurm-scale"
+RUNS = 20
+
+
+def rpc_count(env: dict[str, str], user: str) -> int:
+    """The controller's RPC count of ``user`` since its statistics were reset."""
+    out = subprocess.run(["sdiag"], capture_output=True, text=True, env=env, timeout=60,
+                         check=True).stdout
+    part = out.split("statistics by user", 1)[-1]
+    match = re.search(rf"^\s*{re.escape(user)}\s+\(\s*\d+\)\s+count:(\d+)", part, re.M)
+    return int(match.group(1)) if match else 0
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.fixture
+def scale_site(slurm_env):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create and become the runs' own user")
+    if subprocess.run(["id", SCALE_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", SCALE_USER], check=True)
+    reason = any_user_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    top = Path(tempfile.mkdtemp(prefix="pc-slurm-scale-"))  # tmp_path is 0700 root
+    os.chmod(top, 0o755)
+    site = SlurmSite(top / "site", slurm_env, user=SCALE_USER)
+    shutil.chown(site.root, SCALE_USER)
+    try:
+        yield site
+    finally:
+        subprocess.run(["scancel", "-u", SCALE_USER], env=slurm_env, capture_output=True)
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_many_waiting_runs_share_their_questions(scale_site, slurm_env):
+    site = scale_site
+    tag = uuid.uuid4().hex[:6]
+    slugs = [site.job(f"pc-scale-{tag}-{i}", command=f"sleep {18 + i % 3}") for i in range(RUNS)]
+    env = any_user_env(site.env)
+    procs = [subprocess.Popen(any_user_command("run-job") + ["--config", str(site.config), "--job", slug],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for slug in slugs]
+    try:
+        def submitted() -> bool:
+            for slug in slugs:
+                try:
+                    if not site.status(slug).get("slurm_job_id"):
+                        return False
+                except (OSError, ValueError):
+                    return False
+            return True
+
+        wait_for(submitted, timeout=60, what=f"all {RUNS} runs submitted")
+        time.sleep(1)  # the last sbatch answers are in
+        before = rpc_count(slurm_env, SCALE_USER)
+        window = 12.0
+        time.sleep(window)
+        during = rpc_count(slurm_env, SCALE_USER) - before
+        # one squeue (3 RPCs: federation, partition and the user's jobs) per 10 s
+        # for all of them; the old wait asked `scontrol show job` (2 RPCs) once a
+        # second per run
+        assert during <= 6, f"{during} RPCs of {RUNS} waiting runs in {window:g} s"
+        for proc in procs:
+            out, err = proc.communicate(timeout=90)
+            assert proc.returncode == 0, err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    delays = []
+    for slug in slugs:
+        st = site.status(slug)
+        assert st["outcome"] == "success", st
+        run_dir = site.output / slug / "latest"
+        ended = dict(line.split("=", 1) for line in (run_dir / "job.status").read_text().splitlines()
+                     if "=" in line)["ended_at"]
+        delays.append((when(st["ended_at"]) - when(ended)).total_seconds())
+        view_dir = site.rundir / "slurm-view.d"
+        assert view_dir.stat().st_uid == pwd.getpwnam(SCALE_USER).pw_uid
+        assert view_dir.stat().st_mode & 0o777 == 0o700
+    assert max(delays) < 5, json.dumps(sorted(delays))

@@ -172,16 +172,17 @@ def _enc(value: Any) -> Any:
 
     from run_job.model import Record
 
-    plain = (type(None), bool, int, float, str, bytes)
+    plain = frozenset((type(None), bool, int, float, str, bytes))
 
     def enc(value: Any) -> Any:
         kind = type(value)
         if kind in plain:
             return value
-        if kind is tuple:
-            return ("T", tuple([enc(v) for v in value]))
+        if kind is tuple:  # plain items inline: most are strings (argv, tags, environment)
+            return ("T", tuple([v if type(v) in plain else enc(v) for v in value]))
         if isinstance(value, Record):
-            return ("R", kind.__name__, tuple([enc(getattr(value, name)) for name in value._fields]))
+            values = [getattr(value, name) for name in value._fields]
+            return ("R", kind.__name__, tuple([v if type(v) in plain else enc(v) for v in values]))
         if isinstance(value, (bool, int, float, str, bytes)):
             return value
         if isinstance(value, PurePath):
@@ -219,11 +220,11 @@ def _dec(value: Any, model: Any) -> Any:
         cls = getattr(model, value[1])
         if not (isinstance(cls, type) and issubclass(cls, model.Record)):
             raise TypeError(value[1])
-        return _record_of(cls, [_dec(v, model) for v in value[2]])
+        return _record_of(cls, [v if type(v) is not tuple else _dec(v, model) for v in value[2]])
     if tag == "P":
         return model.Path(value[1])
     if tag == "T":
-        return tuple(_dec(v, model) for v in value[1])
+        return tuple([v if type(v) is not tuple else _dec(v, model) for v in value[1]])
     if tag == "L":
         return [_dec(v, model) for v in value[1]]
     if tag == "M":
@@ -599,7 +600,7 @@ def _enc_job(job: Any) -> tuple:
 def _dec_job(values: Any, path: Any, digest: str, model: Any) -> Any:
     if type(values) is not tuple or len(values) != len(model.Job._fields):
         raise ValueError("not a job record")
-    out = [_dec(v, model) for v in values]
+    out = [v if type(v) is not tuple else _dec(v, model) for v in values]
     out[_JOB_PATH], out[_JOB_SHA] = path, digest
     return _record_of(model.Job, out)
 
@@ -620,6 +621,7 @@ def iter_validated(config: Any, explicit_config: str | None, slugs: Any):
     config_path = config_lookup(explicit_config)
     path = _bundle_path(config_path)
     directory = os.fspath(config.job_directory)
+    folder = directory if directory.endswith("/") else directory + "/"
     prefix = _job_prefix(config_path, directory)
     reader = _BundleReader(path)
     jobs_from = reader.offset  # the bundle up to here is kept (the FORMAT line, the config's record)
@@ -642,7 +644,7 @@ def iter_validated(config: Any, explicit_config: str | None, slugs: Any):
             return None
     try:
         for slug in slugs:
-            job_path = os.path.join(directory, f"{slug}.yaml")
+            job_path = f"{folder}{slug}.yaml"  # os.path.join, without its cost per job
             raw, st = file_reader.read(job_path)
             if raw is None or st is None or isinstance(raw, str) or file_reader.directory_reason() is not None:
                 # a link, a FIFO, an untrusted file or folder...: the general path words it

@@ -82,6 +82,8 @@ class _Noted:
     def __init__(self, job: Any) -> None:
         for name in self.__slots__:
             setattr(self, name, getattr(job, name))
+        if job.limits is None:
+            self.path = None  # only the limits' note names it (a Path is the largest part)
 
     @classmethod
     def of(cls, job: Any) -> _Noted | None:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from typing import Sequence
 
 from cron_generate import output
-from cron_generate.render import CrontabError, render_crontab
+from cron_generate.render import Crontab, CrontabError
 from run_job.console import say_error
 from run_job.errors import EXIT_DIFFERS, EXIT_ERROR, EXIT_OK
 
@@ -62,7 +63,6 @@ def _problems(problems) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from run_job.config.settings import load_config
-    from run_job.config.jobs import scan_job_directory
 
     config = load_config(args.config)
     path = None
@@ -75,21 +75,24 @@ def run(args: argparse.Namespace) -> int:
         if args.stdout:
             path = None
 
-    scan = scan_job_directory(config)
-    if scan.problems:
-        _problems(scan.problems)
-        where = "nothing printed" if path is None else f"{path} left unchanged"
-        count = len(scan.problems)
-        _error(f"{count} problem{'s' if count != 1 else ''} in the job files; {where}")
-        return EXIT_ERROR
-
-    text = render_crontab(scan.jobs, config)
-    if path is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        if not args.stdout:
-            _remove_stale_metrics(config, scan.jobs)
-        return EXIT_OK
+    with _render(config) as (problems, slugs, spool):
+        if problems:
+            _problems(problems)
+            where = "nothing printed" if path is None else f"{path} left unchanged"
+            count = len(problems)
+            _error(f"{count} problem{'s' if count != 1 else ''} in the job files; {where}")
+            return EXIT_ERROR
+        if path is None:
+            while True:
+                chunk = spool.read(1 << 16)
+                if not chunk:
+                    break
+                sys.stdout.write(chunk)
+            sys.stdout.flush()
+            if not args.stdout:
+                _remove_stale_metrics(config, slugs)
+            return EXIT_OK
+        text = spool.read()
     if args.check or args.diff:
         installed = output.read_installed(path)
         if output.in_sync(installed, text):
@@ -102,18 +105,62 @@ def run(args: argparse.Namespace) -> int:
             _error(f"{path} {state}; run cron-generate to update it")
         return EXIT_DIFFERS
     output.install(path, text, lock_timeout=args.lock_timeout)
-    _remove_stale_metrics(config, scan.jobs)
+    _remove_stale_metrics(config, slugs)
     return EXIT_OK
 
 
-def _remove_stale_metrics(config, jobs) -> None:
+@contextmanager
+def _render(config):
+    """Validate every job file and render the valid ones as they stream
+    through (in slug order), into a temporary file rather than memory: yields
+    (every problem, in the order of the file names; the slugs, when the
+    metrics need them; the crontab, at its start). A crontab that cannot be
+    rendered is raised only when no job file has a problem (as before: the
+    problems come first)."""
+    import tempfile
+
+    from run_job.config.jobs import iter_job_directory
+
+    error: CrontabError | None = None
+    crontab: Crontab | None = None
+    try:
+        crontab = Crontab(config)
+    except CrontabError as err:
+        error = err
+    found: list[tuple[str, list]] = []
+    slugs: list[str] | None = [] if config.metrics_directory is not None else None
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
+        if crontab is not None:
+            spool.write(crontab.checked(crontab.head))
+        for file, kind, job, problems in iter_job_directory(config, by_slug=True):
+            if kind == "ignored":
+                continue
+            if problems or job is None:
+                found.append(("" if kind == "folder" else file.name, problems))
+                continue
+            if slugs is not None:
+                slugs.append(job.slug)
+            if crontab is not None and error is None and not found:
+                try:
+                    spool.write(crontab.checked(crontab.block(job)))
+                except CrontabError as err:
+                    error = err
+        found.sort(key=lambda item: item[0])
+        problems = [problem for _name, problems in found for problem in problems]
+        if not problems and error is not None:
+            raise error
+        spool.seek(0)
+        yield problems, slugs or [], spool
+
+
+def _remove_stale_metrics(config, slugs) -> None:
     """The Prometheus textfiles of jobs that no longer exist go (SPEC §11);
     what cannot be removed is a warning, never a failed crontab."""
     if config.metrics_directory is None:
         return
     from run_job.monitor.textfile import remove_stale
 
-    _, problems = remove_stale(config.metrics_directory, [job.slug for job in jobs])
+    _, problems = remove_stale(config.metrics_directory, slugs)
     for problem in problems:
         _error(f"warning: stale metrics file not removed: {problem}")
 

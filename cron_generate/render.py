@@ -370,26 +370,45 @@ def render_crontab(jobs: Sequence[Job], config: Config, *, seed: str | None = No
     input; ``seed`` of hashed fields: default ``config.hash_seed``, else the
     host name; ``host_zone`` (default the host's) and ``year`` (default the
     current one there) place the entries of jobs with their own time zone."""
-    from run_job.config.schedule import default_seed
-    from run_job.config.schedule import host_zone as the_host_zone
-
-    template = check_template(config.cron_template)
-    user = check_user(config.user)
-    seed = seed if seed is not None else (config.hash_seed or default_seed())
-    if any(job.timezone for job in jobs):
-        from run_job import clock
-
-        host_zone = host_zone or the_host_zone()
-        year = year or clock.now().astimezone(host_zone).year
-    parts = [header(config)]
-    parts.extend(environment_lines(config.cron_environment))
-    config_args = config_arguments(config)
+    crontab = Crontab(config, seed=seed, host_zone=host_zone, year=year)
+    parts = [crontab.head]
     for job in sorted(jobs, key=lambda j: j.slug):
-        parts.append(job_block(job, config, template, user, config_args, seed, host_zone, year))
-    text = "".join(parts)
-    if "\0" in text or "\r" in text:  # unreachable by construction; cheap to be sure
-        raise CrontabError("refusing to write a crontab with a NUL or carriage return")
-    return text
+        parts.append(crontab.block(job))
+    return crontab.checked("".join(parts))
+
+
+class Crontab:
+    """The crontab in parts, for a caller that streams the jobs through in
+    slug order: ``head``, then ``block(job)`` of each; every part through
+    ``checked``. ``render_crontab`` is the whole text at once."""
+
+    def __init__(self, config: Config, *, seed: str | None = None, host_zone: tzinfo | None = None,
+                 year: int | None = None) -> None:
+        from run_job.config.schedule import default_seed
+
+        self.config = config
+        self.template = check_template(config.cron_template)
+        self.user = check_user(config.user)
+        self.seed = seed if seed is not None else (config.hash_seed or default_seed())
+        self.host_zone, self.year = host_zone, year
+        self.head = header(config) + "".join(environment_lines(config.cron_environment))
+        self.config_args = config_arguments(config)
+
+    def block(self, job: Job) -> str:
+        if job.timezone and (self.host_zone is None or not self.year):
+            from run_job import clock
+            from run_job.config.schedule import host_zone as the_host_zone
+
+            self.host_zone = self.host_zone or the_host_zone()
+            self.year = self.year or clock.now().astimezone(self.host_zone).year
+        return job_block(job, self.config, self.template, self.user, self.config_args, self.seed,
+                         self.host_zone, self.year)
+
+    @staticmethod
+    def checked(text: str) -> str:
+        if "\0" in text or "\r" in text:  # unreachable by construction; cheap to be sure
+            raise CrontabError("refusing to write a crontab with a NUL or carriage return")
+        return text
 
 
 def check_output_name(name: str) -> str:

@@ -306,12 +306,8 @@ def dispatch(opts: Options) -> int:
         from run_job.monitor.jobstate import select
 
         states = select(status_mod.load_states(config, opts.config), tags=opts.tag)
-    rows = status_mod.collect_status(config, opts.config, only_running=opts.only_running,
-                                     states=states)
-    if opts.json:
-        _print_json(status_mod.document("status", jobs=rows))
-    else:
-        sys.stdout.write(status_mod.render_status(rows))
+    status_mod.write_status(config, opts.config, sys.stdout, only_running=opts.only_running,
+                            as_json=opts.json, states=states)
     return 0
 
 

@@ -172,21 +172,29 @@ def _enc(value: Any) -> Any:
 
     from run_job.model import Record
 
+    plain = frozenset((type(None), bool, int, float, str, bytes))
+
     def enc(value: Any) -> Any:
-        if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        kind = type(value)
+        if kind in plain:
             return value
+        if kind is tuple:  # plain items inline: most are strings (argv, tags, environment)
+            return ("T", tuple([v if type(v) in plain else enc(v) for v in value]))
         if isinstance(value, Record):
-            return ("R", type(value).__name__, tuple(enc(v) for v in value._values()))
+            values = [getattr(value, name) for name in value._fields]
+            return ("R", kind.__name__, tuple([v if type(v) in plain else enc(v) for v in values]))
+        if isinstance(value, (bool, int, float, str, bytes)):
+            return value
         if isinstance(value, PurePath):
             return ("P", str(value))
         if isinstance(value, tuple):
-            return ("T", tuple(enc(v) for v in value))
+            return ("T", tuple([enc(v) for v in value]))
         if isinstance(value, list):
-            return ("L", tuple(enc(v) for v in value))
+            return ("L", tuple([enc(v) for v in value]))
         if isinstance(value, MappingProxyType):
-            return ("M", tuple((enc(k), enc(v)) for k, v in value.items()))
+            return ("M", tuple([(enc(k), enc(v)) for k, v in value.items()]))
         if isinstance(value, dict):
-            return ("D", tuple((enc(k), enc(v)) for k, v in value.items()))
+            return ("D", tuple([(enc(k), enc(v)) for k, v in value.items()]))
         raise TypeError(f"cannot cache a {type(value).__name__}")
 
     return enc(value)
@@ -212,11 +220,11 @@ def _dec(value: Any, model: Any) -> Any:
         cls = getattr(model, value[1])
         if not (isinstance(cls, type) and issubclass(cls, model.Record)):
             raise TypeError(value[1])
-        return cls(*(_dec(v, model) for v in value[2]))
+        return _record_of(cls, [v if type(v) is not tuple else _dec(v, model) for v in value[2]])
     if tag == "P":
         return model.Path(value[1])
     if tag == "T":
-        return tuple(_dec(v, model) for v in value[1])
+        return tuple([v if type(v) is not tuple else _dec(v, model) for v in value[1]])
     if tag == "L":
         return [_dec(v, model) for v in value[1]]
     if tag == "M":
@@ -224,6 +232,19 @@ def _dec(value: Any, model: Any) -> Any:
     if tag == "D":
         return {_dec(k, model): _dec(v, model) for k, v in value[1]}
     raise ValueError(f"unknown tag {tag!r}")
+
+
+def _record_of(cls: Any, values: list) -> Any:
+    """``cls(*values)`` with every field given, without ``Record.__init__``'s
+    keyword handling (``--status`` rebuilds 100,000 jobs)."""
+    fields = cls._fields
+    if len(values) != len(fields):
+        raise TypeError(f"{cls.__name__} takes {len(fields)} fields, got {len(values)}")
+    record = object.__new__(cls)
+    setter = object.__setattr__
+    for name, value in zip(fields, values, strict=True):
+        setter(record, name, value)
+    return record
 
 
 def encode(key: str, config: Any, job: Any) -> bytes:
@@ -342,8 +363,17 @@ def load_validated(explicit_config: str | None, slug: str, *, use_cache: bool = 
     return config, job
 
 
-# ``--status`` reads every job: one bundle file per config holds them all
-# (slug -> key, job path, encoded job), read and written once per status.
+# ``--status`` reads every job: one bundle file per config holds them all,
+# read and written as a stream (memory does not grow with the job directory).
+# The file: the ``FORMAT`` line, then records, each a 4-byte little-endian
+# length and ``marshal`` data: first ``("", key, encoded Config)``, then
+# ``(slug, key, encoded job)`` in the order of the file names, the job's path and SHA-256 left
+# out (the key covers both: they are put back from the file just read).
+
+
+_CONFIG = ""  # the first element of the config's record (no slug is empty)
+_RECORD_LIMIT = 4 * 1024 * 1024  # one record; a longer one ends the bundle (a miss from there)
+BUNDLE_LIMIT = 1024 * 1024 * 1024  # a bundle larger than this is not read (a miss)
 
 
 def _bundle_path(config_path: str | None) -> str | None:
@@ -355,43 +385,144 @@ def _bundle_path(config_path: str | None) -> str | None:
     return os.path.join(folder, f"status-{h}.bundle")
 
 
-def _load_bundle(path: str) -> dict:
-    data = _read_own(path)
-    if data is None:
-        return {}
-    try:
+class _BundleReader:
+    """The records of a bundle, one at a time. A bundle that is not a regular
+    file of the current user that no one else may write, of another format,
+    damaged or cut short simply ends (everything after is a miss)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.fd = -1
+        self.buffer = b""
+        self.pos = 0  # where the next record starts in the buffer
+        self.offset = 0  # bytes of the file consumed (records whole)
+        self.ended = True
+        if path is None:
+            return
+        from run_job.security import open_regular
+
+        try:
+            fd, st = open_regular(path, nofollow=True, limit=BUNDLE_LIMIT)
+        except OSError:
+            return
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            os.close(fd)
+            return
+        self.fd, self.ended = fd, False
+        head = self._take(len(FORMAT) + 1)
+        if head != FORMAT + b"\n":
+            self.close()
+
+    def _take(self, size: int) -> bytes | None:
+        buffer, pos = self.buffer, self.pos
+        while len(buffer) - pos < size:
+            try:
+                data = os.read(self.fd, max(size - (len(buffer) - pos), 1 << 18))
+            except OSError:
+                data = b""
+            if not data:
+                self.buffer, self.pos = buffer, pos
+                return None
+            buffer, pos = buffer[pos:] + data, 0
+        self.buffer, self.pos = buffer, pos + size
+        self.offset += size
+        return buffer[pos:pos + size]
+
+    def next(self) -> tuple | None:
+        """The next record (a tuple), or None at the end (for good)."""
+        if self.ended:
+            return None
         import marshal
 
-        head, _, body = data.partition(b"\n")
-        bundle = marshal.loads(body) if head == FORMAT else {}
-        return bundle if isinstance(bundle, dict) else {}
-    except Exception:  # noqa: BLE001 - a damaged bundle is a miss
-        return {}
+        start = self.offset
+        size = self._take(4)
+        body = self._take(int.from_bytes(size, "little")) if size is not None and \
+            int.from_bytes(size, "little") <= _RECORD_LIMIT else None
+        try:
+            record = marshal.loads(body) if body is not None else None
+        except Exception:  # noqa: BLE001 - a damaged bundle ends here
+            record = None
+        if type(record) is not tuple or len(record) != 3 or not isinstance(record[0], str) \
+                or not isinstance(record[1], str):
+            self.offset = start
+            self.ended = True  # the descriptor stays open: what was read may be copied
+            return None
+        return record
+
+    def close(self) -> None:
+        self.ended = True
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
-_bundles: dict[str, dict] = {}
+def _record(first: str, key: str, encoded: Any) -> bytes:
+    import marshal
+
+    data = marshal.dumps((first, key, encoded))
+    if len(data) > _RECORD_LIMIT:
+        raise TypeError("record too large to cache")
+    return len(data).to_bytes(4, "little") + data
 
 
-def _bundle(config_path: str | None) -> tuple[str | None, dict]:
-    path = _bundle_path(config_path)
-    if path is None:
-        return None, {}
-    if path not in _bundles:
-        _bundles[path] = _load_bundle(path)
-    return path, _bundles[path]
+class _BundleWriter:
+    """A new bundle written beside the old one and renamed over it at the end."""
 
+    def __init__(self, path: str, prefix_from: int = -1, prefix: int = 0) -> None:
+        import tempfile
 
-def _write_bundle(path: str, bundle: dict) -> None:
-    try:
-        import marshal
+        folder = os.path.dirname(path)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        self.path = path
+        self.broken = False
+        fd, self.tmp = tempfile.mkstemp(prefix=".status-", dir=folder)
+        self.file = os.fdopen(fd, "wb", buffering=1 << 16)
+        try:
+            os.fchmod(fd, 0o600)
+            if prefix_from >= 0 and prefix:
+                self._copy(prefix_from, prefix)
+            else:
+                self.file.write(FORMAT + b"\n")
+        except BaseException:
+            self.abandon()
+            raise
 
-        from run_job.atomic import write_atomic
+    def _copy(self, fd: int, size: int) -> None:
+        """The first ``size`` bytes of the old bundle (``fd``, the reader's own
+        descriptor): its records read and kept so far."""
+        offset = 0
+        while offset < size:
+            data = os.pread(fd, min(size - offset, 1 << 20), offset)
+            if not data:
+                raise OSError("the bundle shrank")
+            self.file.write(data)
+            offset += len(data)
 
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        write_atomic(path, FORMAT + b"\n" + marshal.dumps(bundle), 0o600, fsync=False)
-        _bundles[path] = bundle
-    except Exception:  # noqa: BLE001 - a cache never fails a command
-        pass
+    def write(self, data: bytes) -> None:
+        if not self.broken:
+            try:
+                self.file.write(data)
+            except OSError:
+                self.broken = True
+
+    def commit(self) -> None:
+        if self.broken:
+            self.abandon()
+            return
+        try:
+            self.file.close()
+            os.replace(self.tmp, self.path)
+        except OSError:
+            self.abandon()
+
+    def abandon(self) -> None:
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
 
 
 def cached_config(explicit_config: str | None) -> Any:
@@ -401,67 +532,174 @@ def cached_config(explicit_config: str | None) -> Any:
     from run_job import model
 
     config_path = config_lookup(explicit_config)
-    path, bundle = _bundle(config_path)
+    path = _bundle_path(config_path)
     key = make_key(config_path, _read_config(config_path), "", b"", program_stamp(), _env(),
                    os.geteuid())
-    entry = bundle.get("config")
-    if _shaped(entry, 2) and entry[0] == key:
+    reader = _BundleReader(path)
+    entry = reader.next()
+    reader.close()
+    if entry is not None and entry[0] == _CONFIG and entry[1] == key:
         try:
-            return _dec(entry[1], model)
+            return _dec(entry[2], model)
         except Exception:  # noqa: BLE001
             pass
     from run_job.config.settings import load_config
 
     config = load_config(explicit_config)
     if path and (not config_path or _sha256(_read_config(config_path)).hexdigest() == config.sha256):
+        # the job records were made under the old config: they would all miss
         try:
-            _write_bundle(path, {**bundle, "config": (key, _enc_config(config))})
-        except TypeError:
-            pass
+            writer = _BundleWriter(path)
+        except (OSError, TypeError):
+            return config
+        try:
+            writer.write(_record(_CONFIG, key, _enc_config(config)))
+            writer.commit()
+        except Exception:  # noqa: BLE001 - a cache never fails a command
+            writer.abandon()
     return config
 
 
-def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -> dict[str, Any]:
-    """slug -> Job, or the ProcessControlError that its file raised (``--status``)."""
+def _job_prefix(config_path: str | None, directory: str) -> Any:
+    """The part of every job record's key that is the same for all jobs (pure
+    but for the stat of the config file and the job folder)."""
+    h = _sha256()
+    env = _env()
+    for part in (b"jobs", program_stamp(), str(os.geteuid()).encode(), (config_path or "").encode(),
+                 _read_config(config_path), *(f"{k}={env.get(k, '')}".encode() for k in _ENV_KEYS),
+                 (sys.argv[0] if sys.argv else "").encode(),
+                 _stat_stamp(config_path, content=False) if config_path else b"-",
+                 _stat_stamp(directory, content=False)):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h
+
+
+def _job_key(prefix: Any, job_path: str, digest: str, st: os.stat_result) -> str:
+    """A job record's key: the prefix, the file's path, the SHA-256 of its
+    bytes and its mode and owner (what the checks as root look at)."""
+    h = prefix.copy()
+    for part in (job_path.encode(), digest.encode(), f"{st.st_mode}:{st.st_uid}:{st.st_gid}".encode()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
+
+
+_JOB_PATH, _JOB_SHA = 1, 2  # Job's fields path and sha256, left out of a record
+
+
+def _enc_job(job: Any) -> tuple:
+    from run_job.model import Job
+
+    assert Job._fields[_JOB_PATH] == "path" and Job._fields[_JOB_SHA] == "sha256"
+    values = list(_enc(job)[2])
+    values[_JOB_PATH] = values[_JOB_SHA] = None
+    return tuple(values)
+
+
+def _dec_job(values: Any, path: Any, digest: str, model: Any) -> Any:
+    if type(values) is not tuple or len(values) != len(model.Job._fields):
+        raise ValueError("not a job record")
+    out = [v if type(v) is not tuple else _dec(v, model) for v in values]
+    out[_JOB_PATH], out[_JOB_SHA] = path, digest
+    return _record_of(model.Job, out)
+
+
+def iter_validated(config: Any, explicit_config: str | None, slugs: Any):
+    """(slug, Job or the ProcessControlError its file raised) for each of
+    ``slugs`` in turn, taken in the order of their file names (``--status``): a job whose record in the
+    bundle has the current key is rebuilt from it, any other validated; a new
+    bundle is written (streamed) only when something changed. Every job file
+    is read once."""
+    import hashlib
+    from pathlib import Path
+
     from run_job import model
-    from run_job.errors import ProcessControlError
-    from run_job.config.jobs import load_job
+    from run_job.config.jobs import _JobReader, load_job, check_job_file
+    from run_job.errors import ConfigError, ProcessControlError
 
     config_path = config_lookup(explicit_config)
-    path, whole = _bundle(config_path)
-    bundle = whole.get("jobs")
-    if not isinstance(bundle, dict):
-        bundle = {}
-    stamp, config_bytes, env, euid = program_stamp(), _read_config(config_path), _env(), os.geteuid()
+    path = _bundle_path(config_path)
     directory = os.fspath(config.job_directory)
-    out: dict[str, Any] = {}
-    fresh: dict[str, Any] = {}
-    for slug in slugs:
-        job_path = os.path.join(directory, f"{slug}.yaml")
-        job_bytes = _read(job_path)
-        key = make_key(config_path, config_bytes, job_path, job_bytes, stamp, env, euid)
-        entry = bundle.get(slug)
-        if _shaped(entry, 3) and entry[0] == key and entry[1] == job_path:
-            try:
-                out[slug] = _dec(entry[2], model)
-                fresh[slug] = entry
-                continue
-            except Exception:  # noqa: BLE001
-                pass
+    folder = directory if directory.endswith("/") else directory + "/"
+    prefix = _job_prefix(config_path, directory)
+    reader = _BundleReader(path)
+    jobs_from = reader.offset  # the bundle up to here is kept (the FORMAT line, the config's record)
+    pending = reader.next()
+    if pending is not None and pending[0] == _CONFIG:
+        jobs_from = reader.offset
+        pending = reader.next()
+    file_reader = _JobReader(config, config.job_directory)
+    writer: _BundleWriter | None = None
+
+    def start() -> _BundleWriter | None:
+        """The new bundle, from the records kept so far (None: nowhere to write)."""
+        nonlocal path
+        if path is None:
+            return None
         try:
-            job = load_job(config, slug)
-        except ProcessControlError as err:
-            out[slug] = err
-            continue
-        out[slug] = job
-        if _sha256(job_bytes).hexdigest() == job.sha256 and os.fspath(job.path) == job_path:
-            try:
-                fresh[slug] = (key, job_path, _enc(job))
-            except TypeError:
-                pass
-    if path and fresh != bundle:
-        _write_bundle(path, {**whole, "jobs": fresh})
-    return out
+            return _BundleWriter(path, reader.fd, jobs_from)
+        except OSError:
+            path = None  # not writable: validate only
+            return None
+    try:
+        for slug in slugs:
+            job_path = f"{folder}{slug}.yaml"  # os.path.join, without its cost per job
+            raw, st = file_reader.read(job_path)
+            if raw is None or st is None or isinstance(raw, str) or file_reader.directory_reason() is not None:
+                # a link, a FIFO, an untrusted file or folder...: the general path words it
+                try:
+                    yield slug, load_job(config, slug)
+                except ProcessControlError as err:
+                    yield slug, err
+                continue
+            digest = hashlib.sha256(raw).hexdigest()
+            key = _job_key(prefix, job_path, digest, st)
+            while pending is not None and pending[0] + ".yaml" < slug + ".yaml":  # records of files gone
+                writer = writer or start()
+                pending = reader.next()
+            job = None
+            if pending is not None and pending[0] == slug:
+                if pending[1] == key:
+                    try:
+                        job = _dec_job(pending[2], Path(job_path), digest, model)
+                    except Exception:  # noqa: BLE001 - a damaged record is a miss
+                        job = None
+                if job is None:  # the record is dropped: the bundle changes from here
+                    writer = writer or start()
+                elif writer is None:
+                    jobs_from = reader.offset  # everything up to this record is kept as it is
+                pending = reader.next()
+            if job is not None:
+                if writer is not None:
+                    writer.write(_record(slug, key, _enc_job(job)))
+                yield slug, job
+                continue
+            job, problems = check_job_file(config, Path(job_path), raw=raw)
+            if problems or job is None:  # never stored: validated (and worded) each time
+                yield slug, ConfigError(f"{job_path}: invalid job file", tuple(problems))
+                continue
+            writer = writer or start()
+            if writer is not None:
+                try:
+                    writer.write(_record(slug, key, _enc_job(job)))
+                except TypeError:
+                    pass  # not cacheable: validated again next time
+            yield slug, job
+        if pending is not None:  # records of files gone
+            writer = writer or start()
+        if writer is not None:
+            writer.commit()
+            writer = None
+    finally:
+        reader.close()
+        if writer is not None:
+            writer.abandon()
+
+
+def validated_jobs(config: Any, explicit_config: str | None, slugs: list[str]) -> dict[str, Any]:
+    """slug -> Job, or the ProcessControlError that its file raised (all at once)."""
+    return dict(iter_validated(config, explicit_config, sorted(slugs, key=lambda slug: slug + ".yaml")))
 
 
 def _shaped(entry: Any, length: int) -> TypeGuard[tuple]:

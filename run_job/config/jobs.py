@@ -135,50 +135,139 @@ def load_job_file(config: Config, path: str | os.PathLike, check_location: bool 
 
 def scan_job_directory(config: Config, directory: Path | None = None) -> ScanResult:
     """Validate every job file of the job directory; nothing is cached."""
-    directory = directory or config.job_directory
     result = ScanResult(jobs=[], problems=[], ignored=[], invalid=[], checked=[])
+    for path, kind, job, problems in iter_job_directory(config, directory):
+        if kind == "folder":
+            result.problems.extend(problems)
+        elif kind == "ignored":
+            result.ignored.append(path)
+        else:
+            result.checked.append(path)
+            if problems or job is None:
+                result.invalid.append(path)
+                result.problems.extend(problems)
+            else:
+                result.jobs.append(job)
+    return result
+
+
+def iter_job_directory(config: Config, directory: Path | None = None, *, by_slug: bool = False):
+    """Every file of the job directory, validated one at a time (nothing is
+    cached, nothing kept): ``(path, kind, job, problems)`` with ``kind``
+    ``ignored``, ``bad-name`` or ``job`` (``job`` is the Job or None), sorted
+    by name (``by_slug``: ``.yaml`` files by slug, among the rest). A folder that is
+    missing, unreadable or untrusted is one ``(directory, "folder", None,
+    problems)`` and nothing else."""
+    directory = directory or config.job_directory
     try:
-        names = sorted(os.listdir(directory))
+        names = os.listdir(directory)
     except FileNotFoundError:
         message = (missing_job_directory(config, "no such folder") if directory == config.job_directory
                    else "no such folder")
-        result.problems.append(Problem(str(directory), message))
-        return result
+        yield directory, "folder", None, [Problem(str(directory), message)]
+        return
     except OSError as err:
-        result.problems.append(Problem(str(directory), f"cannot read the job directory: {err.strerror}"))
-        return result
+        yield directory, "folder", None, [Problem(str(directory), f"cannot read the job directory: {err.strerror}")]
+        return
     dir_reason = check_file_security(directory, "job directory", config.user)
     if dir_reason:
-        result.problems.append(Problem(str(directory), dir_reason))
-        return result
-    for name in names:
+        yield directory, "folder", None, [Problem(str(directory), dir_reason)]
+        return
+    if by_slug:  # each <slug>.yaml as <slug>\0, in place (no second list of 100,000 names)
+        for index, name in enumerate(names):
+            if name.endswith(".yaml"):
+                names[index] = name[:-5] + "\0"
+    names.sort()
+    reader = _JobReader(config, directory)
+    for entry in names:
+        name = entry[:-1] + ".yaml" if entry.endswith("\0") else entry
         path = directory / name
         kind = classify(name)
         if kind == "ignored":
-            result.ignored.append(path)
-            continue
-        result.checked.append(path)
-        if kind == "bad-name":
-            result.invalid.append(path)
-            result.problems.append(Problem(_display(path), bad_name_message(name)))
-            continue
-        problems: list[Problem]
+            yield path, kind, None, []
+        elif kind == "bad-name":
+            yield path, kind, None, [Problem(_display(path), bad_name_message(name))]
+        else:
+            job, problems = reader.check(path)
+            yield path, kind, job, problems
+
+
+class _JobReader:
+    """Reads and validates the files of one job directory, each with as few
+    system calls as the checks allow: one ``lstat`` (a plain file: its owner
+    and mode are what ``check_file_security`` would see), then an open that
+    follows no link and never blocks, ``fstat`` (the same file, still regular,
+    same owner and mode) and the read. Anything else (a link, a FIFO, a file
+    too large, a race) takes the general path, whose messages are the rule."""
+
+    def __init__(self, config: Config, directory: Path) -> None:
+        self.config, self.directory = config, directory
+        self.root = os.geteuid() == 0
+        if self.root:
+            from run_job.security import uid_of
+
+            uid = uid_of(config.user)
+            self.allowed = {0} if uid is None else {0, uid}
+            self.owners = f"root or the service user {config.user!r}"
+
+    def check(self, path: Path) -> tuple[Job | None, list[Problem]]:
+        """``scan_job_directory``'s verdict on one file."""
+        raw, _ = self.read(path)
+        if raw is None:
+            return self._general(path)
+        if isinstance(raw, str):
+            return None, [Problem(_display(path), raw)]
+        return check_job_file(self.config, path, raw=raw)
+
+    def _general(self, path: Path) -> tuple[Job | None, list[Problem]]:
+        directory = self.directory
         if os.path.islink(path) and not _inside(path, directory):
-            problems = [Problem(_display(path), f"resolves to {path.resolve()}, outside the job directory; "
-                                               "job files must live in the job directory")]
-            job = None
-        else:
-            reason = check_file_security(path, "job file", config.user) if os.geteuid() == 0 else None
-            if reason:
-                job, problems = None, [Problem(_display(path), reason)]
-            else:
-                job, problems = check_job_file(config, path)
-        if problems or job is None:
-            result.invalid.append(path)
-            result.problems.extend(problems)
-        else:
-            result.jobs.append(job)
-    return result
+            return None, [Problem(_display(path), f"resolves to {path.resolve()}, outside the job directory; "
+                                                 "job files must live in the job directory")]
+        reason = check_file_security(path, "job file", self.config.user) if self.root else None
+        if reason:
+            return None, [Problem(_display(path), reason)]
+        return check_job_file(self.config, path)
+
+    def directory_reason(self) -> str | None:
+        """Why the job directory is not trusted (``check_job_location``'s check, once)."""
+        key = (str(self.directory), self.config.user)
+        if key not in _CHECKED_DIRECTORIES:
+            _CHECKED_DIRECTORIES[key] = check_file_security(self.directory, "job directory", self.config.user)
+        return _CHECKED_DIRECTORIES[key]
+
+    def read(self, path: str | Path) -> tuple[bytes | str | None, os.stat_result | None]:
+        """(the bytes of a plain regular file, or the ownership problem (a str),
+        or None: take the general path; its stat)."""
+        import stat
+
+        from run_job.config.yamlfile import MAX_BYTES
+        from run_job.security import ownership_problem, read_fd
+
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None, None
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+            return None, st
+        if self.root:
+            problem = ownership_problem(st, path, "job file", self.allowed, self.owners)
+            if problem:
+                return problem, st
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            return None, st
+        try:
+            fst = os.fstat(fd)
+            if (fst.st_dev, fst.st_ino, fst.st_mode, fst.st_uid, fst.st_gid) != \
+                    (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid):
+                return None, st
+            return read_fd(fd, fst, MAX_BYTES, path), fst
+        except OSError:
+            return None, st
+        finally:
+            os.close(fd)
 
 
 def _display(path: Path) -> str:

@@ -197,10 +197,19 @@ def host_zone() -> tzinfo:
         except (ValueError, OSError, KeyError):  # not a zone name: as cron, fall back
             pass
     try:
+        st = os.stat("/etc/localtime")
+        stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        if _LOCALTIME and _LOCALTIME[0] == stamp:  # --status asks once per job
+            return _LOCALTIME[1]
         with open("/etc/localtime", "rb") as handle:
-            return ZoneInfo.from_file(handle, key="localtime")
+            zone = ZoneInfo.from_file(handle, key="localtime")
+        _LOCALTIME[:] = [stamp, zone]
+        return zone
     except (OSError, ValueError):
         return timezone.utc
+
+
+_LOCALTIME: list = []  # [stat of /etc/localtime, its zone]: read again when it changes
 
 
 # ---------------------------------------------------------------------------
@@ -422,9 +431,26 @@ def next_start(schedule: str, after: datetime, zone: tzinfo | None = None) -> da
     return _nearest(schedule, after, zone, forward=True)
 
 
-def _nearest(schedule: str, bound: datetime, zone: tzinfo | None, *, forward: bool) -> datetime | None:
-    from croniter import croniter
+_WALLS: dict = {}  # five fields -> a croniter, set to each new start (its fields expanded once)
 
+
+def _walls(fields: str, start: datetime):
+    """croniter(fields, start): made once per distinct schedule (``--status``
+    asks for the next and previous start of every job; constructing a croniter
+    is most of that cost)."""
+    walls = _WALLS.get(fields)
+    if walls is None:
+        from croniter import croniter
+
+        if len(_WALLS) >= 64:  # a few: the same schedule is asked twice in a row (memory)
+            _WALLS.clear()
+        walls = _WALLS[fields] = croniter(fields, start)
+    else:
+        walls.set_current(start, force=True)
+    return walls
+
+
+def _nearest(schedule: str, bound: datetime, zone: tzinfo | None, *, forward: bool) -> datetime | None:
     if check_schedule(schedule) is not None or has_hash(schedule):
         return None  # hashed fields: the caller expands them first (``expand``)
     zone = zone or host_zone()
@@ -439,7 +465,7 @@ def _nearest(schedule: str, bound: datetime, zone: tzinfo | None, *, forward: bo
     if not forward and calm:
         start += timedelta(seconds=1)
     try:
-        walls = croniter(to_five_fields(schedule), start)
+        walls = _walls(to_five_fields(schedule), start)
         best: datetime | None = None
         for _ in range(100_000 if not calm else 1000):
             wall = walls.get_next(datetime) if forward else walls.get_prev(datetime)

@@ -82,66 +82,108 @@ def _accepts(schema: Any, value: Any) -> bool:
     True only when ``value`` is certainly valid; False means "ask jsonschema",
     which stays the authority on every error and its wording. Any keyword this
     function does not know makes it answer False. It exists because jsonschema
-    costs most of the time of validating a large job directory.
+    costs most of the time of validating a large job directory. The schema is
+    compiled into nested checks once (``_compile``).
     """
-    if schema is True:
-        return True
-    if not isinstance(schema, dict):
-        return False
-    for keyword, expected in schema.items():
-        if keyword in _ANNOTATIONS:
-            continue
-        check = _CHECKS.get(keyword)
-        if check is None or not check(expected, value, schema):
-            return False
+    hit = _ACCEPTORS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = (schema, _compile(schema))  # the schema is kept: its id stays its own
+        _ACCEPTORS[id(schema)] = hit
+    return hit[1](value)
+
+
+_ACCEPTORS: dict[int, tuple[Any, Any]] = {}
+
+
+def _always(_value: Any) -> bool:
     return True
 
 
-def _type_ok(expected: Any, value: Any, _schema: dict) -> bool:
-    names = expected if isinstance(expected, list) else (expected,)
-    for name in names:
-        if name == "string" and isinstance(value, str):
-            return True
-        if name == "object" and isinstance(value, dict):
-            return True
-        if name == "array" and isinstance(value, list):
-            return True
-        if name == "boolean" and isinstance(value, bool):
-            return True
-        if name == "null" and value is None:
-            return True
-        if name == "integer" and isinstance(value, int) and not isinstance(value, bool):
-            return True
-        if name == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True
+def _never(_value: Any) -> bool:
     return False
 
 
-def _properties_ok(expected: dict, value: Any, _schema: dict) -> bool:
-    if not isinstance(value, dict):
-        return True
-    for key, sub in expected.items():
-        if key in value and not _accepts(sub, value[key]):
-            return False
-    return True
-
-
-def _additional_ok(expected: Any, value: Any, schema: dict) -> bool:
-    if not isinstance(value, dict):
-        return True
-    known = schema.get("properties", {})
-    for key, item in value.items():
-        if key in known:
+def _compile(schema: Any) -> Any:
+    """``value -> bool`` deciding what ``_accepts(schema, value)`` decides."""
+    if schema is True:
+        return _always
+    if not isinstance(schema, dict):
+        return _never
+    checks = []
+    for keyword, expected in schema.items():
+        if keyword in _ANNOTATIONS:
             continue
-        if expected is False or not _accepts(expected, item):
-            return False
-    return True
+        maker = _CHECKS.get(keyword)
+        if maker is None:
+            return _never
+        checks.append(maker(expected, schema))
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    checks_t = tuple(checks)
 
-
-def _pattern_ok(expected: str, value: Any, _schema: dict) -> bool:
-    if not isinstance(value, str):
+    def every(value: Any) -> bool:
+        for check in checks_t:
+            if not check(value):
+                return False
         return True
-    return _compiled(expected).search(value) is not None
+    return every
+
+
+def _type_check(expected: Any, _schema: dict) -> Any:
+    names = expected if isinstance(expected, list) else (expected,)
+    plain = tuple({"string": str, "object": dict, "array": list}[name] for name in names
+                  if name in ("string", "object", "array"))
+    boolean, null = "boolean" in names, "null" in names
+    integer, number = "integer" in names, "number" in names
+
+    def check(value: Any) -> bool:
+        if isinstance(value, plain):
+            return True
+        if isinstance(value, bool):
+            return boolean
+        if value is None:
+            return null
+        if isinstance(value, int):
+            return integer or number
+        if isinstance(value, float):
+            return number
+        return False
+    return check
+
+
+def _properties_check(expected: dict, _schema: dict) -> Any:
+    subs = {key: _compile(sub) for key, sub in expected.items()}
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        for key, item in value.items():
+            sub = subs.get(key)
+            if sub is not None and not sub(item):
+                return False
+        return True
+    return check
+
+
+def _additional_check(expected: Any, schema: dict) -> Any:
+    known = schema.get("properties", {})
+    sub = _never if expected is False else _compile(expected)
+
+    def check(value: Any) -> bool:
+        if not isinstance(value, dict):
+            return True
+        for key, item in value.items():
+            if key not in known and not sub(item):
+                return False
+        return True
+    return check
+
+
+def _pattern_check(expected: str, _schema: dict) -> Any:
+    search = _compiled(expected).search
+    return lambda value: not isinstance(value, str) or search(value) is not None
 
 
 @lru_cache(maxsize=None)
@@ -151,47 +193,60 @@ def _compiled(pattern: str) -> Any:
     return re.compile(pattern)
 
 
-def _one_of_ok(expected: list, value: Any, _schema: dict) -> bool:
-    return sum(1 for sub in expected if _accepts(sub, value)) == 1 and all(
-        _decidable(sub) for sub in expected)
+def _one_of_check(expected: list, _schema: dict) -> Any:
+    """oneOf needs "exactly one": only trust branches whose False is a real no."""
+    if not all(_decidable(sub) for sub in expected):
+        return _never
+    subs = tuple(_compile(sub) for sub in expected)
+    return lambda value: sum(1 for sub in subs if sub(value)) == 1
 
 
 def _decidable(schema: Any) -> bool:
-    """oneOf needs "exactly one": only trust branches whose False is a real no."""
     return isinstance(schema, dict) and set(schema) <= {"type", "description", "minLength", "minimum",
                                                         "maximum", "exclusiveMinimum", "pattern", "items",
                                                         "minItems"}
 
 
-def _items_ok(expected: Any, value: Any, _schema: dict) -> bool:
-    return not isinstance(value, list) or all(_accepts(expected, item) for item in value)
+def _items_check(expected: Any, _schema: dict) -> Any:
+    sub = _compile(expected)
+    return lambda value: not isinstance(value, list) or all(sub(item) for item in value)
 
 
 def _bound(test: Any) -> Any:
-    def check(expected: Any, value: Any, _schema: dict) -> bool:
-        return not isinstance(value, (int, float)) or isinstance(value, bool) or test(value, expected)
-    return check
+    def make(expected: Any, _schema: dict) -> Any:
+        return lambda value: (not isinstance(value, (int, float)) or isinstance(value, bool)
+                              or test(value, expected))
+    return make
+
+
+def _enum_check(expected: list, _schema: dict) -> Any:
+    return lambda value: any(value == e and type(value) is type(e) for e in expected)
+
+
+def _property_names_check(expected: Any, _schema: dict) -> Any:
+    sub = _compile(expected)
+    return lambda value: not isinstance(value, dict) or all(sub(k) for k in value)
 
 
 _CHECKS = {
-    "type": _type_ok,
-    "properties": _properties_ok,
-    "additionalProperties": _additional_ok,
-    "required": lambda expected, value, _s: not isinstance(value, dict) or all(k in value for k in expected),
-    "enum": lambda expected, value, _s: any(value == e and type(value) is type(e) for e in expected),
-    "pattern": _pattern_ok,
-    "minLength": lambda expected, value, _s: not isinstance(value, str) or len(value) >= expected,
-    "maxLength": lambda expected, value, _s: not isinstance(value, str) or len(value) <= expected,
-    "minItems": lambda expected, value, _s: not isinstance(value, list) or len(value) >= expected,
-    "uniqueItems": lambda expected, value, _s: not expected or not isinstance(value, list) or len(
+    "type": _type_check,
+    "properties": _properties_check,
+    "additionalProperties": _additional_check,
+    "required": lambda expected, _s: lambda value: not isinstance(value, dict) or all(
+        k in value for k in expected),
+    "enum": _enum_check,
+    "pattern": _pattern_check,
+    "minLength": lambda expected, _s: lambda value: not isinstance(value, str) or len(value) >= expected,
+    "maxLength": lambda expected, _s: lambda value: not isinstance(value, str) or len(value) <= expected,
+    "minItems": lambda expected, _s: lambda value: not isinstance(value, list) or len(value) >= expected,
+    "uniqueItems": lambda expected, _s: lambda value: not expected or not isinstance(value, list) or len(
         {repr(v) for v in value}) == len(value),
-    "items": _items_ok,
-    "oneOf": _one_of_ok,
+    "items": _items_check,
+    "oneOf": _one_of_check,
     "minimum": _bound(lambda v, e: v >= e),
     "maximum": _bound(lambda v, e: v <= e),
     "exclusiveMinimum": _bound(lambda v, e: v > e),
-    "propertyNames": lambda expected, value, _s: not isinstance(value, dict) or all(
-        _accepts(expected, k) for k in value),
+    "propertyNames": _property_names_check,
 }
 _ANNOTATIONS = {"description", "title", "$schema", "$id", "definitions"}
 

@@ -14,44 +14,85 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from run_job.config import yamlfile
 from run_job.config.settings import locate_config, read_config
 from run_job.errors import ConfigError, Problem
 from run_job.model import Job
 from run_job.printable import printable
-from run_job.config.jobs import ScanResult, check_job_file, classify, is_slug, job_path, scan_job_directory
+from run_job.config.jobs import check_job_file, is_slug, iter_job_directory, job_path
 
 
 class _Report:
-    def __init__(self) -> None:
-        self.files: list[dict] = []
+    """What ``--validate`` found. A valid file is only counted unless
+    ``keep_valid`` (the JSON document lists every file); of a valid job only
+    what a note needs is kept (``_Noted``): 100,000 files stream through."""
+
+    def __init__(self, keep_valid: bool = True) -> None:
+        self.keep_valid = keep_valid
+        self.files: list[dict] = []  # every file with problems (and, keep_valid, every other)
+        self.tally: dict[tuple[str, bool], int] = {}  # (kind, valid) -> files
+        self.errors = 0
         self.ignored: list[str] = []
         self.notes: list[str] = []
         self.jobs_skipped = False  # the job files were not checked: the config is invalid
         self.config_source: Path | None = None
         self.warnings: list[str] = []
-        self.jobs: list[tuple[str, Job]] = []  # (file, Job) of every valid job
+        self.jobs: list[tuple[str, Any]] = []  # (file, Job or _Noted) of each valid job a note may need
 
     def add(self, file: str, kind: str, job: str | None, problems: list[Problem]) -> None:
-        self.files.append({"file": file, "kind": kind, "job": job, "valid": not problems,
-                           "errors": [p.as_json() for p in problems], "_problems": problems})
+        valid = not problems
+        self.tally[kind, valid] = self.tally.get((kind, valid), 0) + 1
+        self.errors += len(problems)
+        if problems or self.keep_valid:
+            self.files.append({"file": file, "kind": kind, "job": job, "valid": valid,
+                               "errors": [p.as_json() for p in problems], "_problems": problems})
+
+    def add_job(self, file: str, job: Job) -> None:
+        """A valid job: kept (compactly) when a note may speak of it."""
+        noted = _Noted.of(job)
+        if noted is not None:
+            self.jobs.append((file, noted))
 
     @property
     def valid(self) -> bool:
-        return all(f["valid"] for f in self.files) and not self.jobs_skipped
+        return not any(count for (_kind, valid), count in self.tally.items() if not valid) \
+            and not self.jobs_skipped
 
     def counts(self) -> dict:
         """The JSON summary: every file, and job files and configs apart."""
-        def count(kind: str, valid: bool | None = None) -> int:
-            return sum(1 for f in self.files if f["kind"] == kind and (valid is None or f["valid"] == valid))
+        def count(kind: str | None, valid: bool | None = None) -> int:
+            return sum(n for (k, v), n in self.tally.items()
+                       if (kind is None or k == kind) and (valid is None or v == valid))
 
-        return {"checked": len(self.files), "invalid": sum(1 for f in self.files if not f["valid"]),
-                "errors": sum(len(f["errors"]) for f in self.files),
+        return {"checked": count(None), "invalid": count(None, False),
+                "errors": self.errors,
                 "job_files": count("job"), "invalid_job_files": count("job", False),
                 "configs": count("config"), "invalid_configs": count("config", False),
                 "job_files_skipped": self.jobs_skipped}
+
+
+class _Noted:
+    """What the notes of ``--validate`` read of a valid job (hashed schedules,
+    time zones, limits), without the rest of the Job."""
+
+    __slots__ = ("slug", "path", "schedule", "service", "disabled", "timezone", "is_service", "limits")
+
+    def __init__(self, job: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(job, name))
+        if job.limits is None:
+            self.path = None  # only the limits' note names it (a Path is the largest part)
+
+    @classmethod
+    def of(cls, job: Any) -> _Noted | None:
+        from run_job.config.schedule import has_hash
+
+        keep_alive = job.service.keep_alive if job.service is not None else None
+        if has_hash(job.schedule) or has_hash(keep_alive) or job.timezone or job.limits is not None:
+            return cls(job)
+        return None
 
 
 def summary(counts: dict, folders_invalid: int = 0) -> str:
@@ -76,18 +117,29 @@ def summary(counts: dict, folders_invalid: int = 0) -> str:
     return "FAILED: " + ", ".join(parts)
 
 
-def _add_scan(report: _Report, scan: ScanResult) -> None:
-    by_file: dict[str, list[Problem]] = {}
-    for problem in scan.problems:
-        by_file.setdefault(problem.file, []).append(problem)
-    for path in scan.checked:
+def _add_scan(report: _Report, config, directory: Path | None = None) -> None:
+    """Every file of a job folder, validated one at a time, into the report."""
+    ignored = []
+    leftover: dict[str, list[Problem]] = {}
+    for path, kind, job, problems in iter_job_directory(config, directory):
+        if kind == "folder":  # missing, unreadable or untrusted: nothing else comes
+            for problem in problems:
+                leftover.setdefault(problem.file, []).append(problem)
+            continue
+        if kind == "ignored":
+            ignored.append(path)
+            continue
         name = str(path)
-        slug = path.name[:-5] if classify(path.name) == "job" else None
-        report.add(name, "job", slug, by_file.pop(name, []))
-    report.jobs.extend((str(job.path), job) for job in scan.jobs)
-    for name, problems in by_file.items():  # folder-level problems (missing, permissions)
-        report.add(name, "folder", None, problems)
-    for path in scan.ignored:
+        own = [p for p in problems if p.file == name]
+        for problem in problems:
+            if problem.file != name:
+                leftover.setdefault(problem.file, []).append(problem)
+        report.add(name, "job", path.name[:-5] if kind == "job" else None, own)
+        if job is not None and not problems:
+            report.add_job(str(job.path), job)
+    for name, folder_problems in leftover.items():  # folder-level problems (missing, permissions)
+        report.add(name, "folder", None, folder_problems)
+    for path in ignored:
         if path.is_dir():
             continue
         report.ignored.append(str(path))
@@ -140,8 +192,8 @@ def _salvaged(report: _Report, source: Path):
     return build_config(settings, None, "")
 
 
-def collect(config_path: str | None, targets: list[str]) -> _Report:
-    report = _Report()
+def collect(config_path: str | None, targets: list[str], keep_valid: bool = True) -> _Report:
+    report = _Report(keep_valid)
     config = _load_config_for(report, config_path)
     if config is None:
         if not targets:
@@ -154,7 +206,7 @@ def collect(config_path: str | None, targets: list[str]) -> _Report:
 
         config = build_config(default_settings(), None, "")
     if not targets:
-        _add_scan(report, scan_job_directory(config))
+        _add_scan(report, config)
         _hash_notes(report, config)
         return report
     for target in targets:
@@ -179,7 +231,7 @@ def _check_target(report: _Report, config, target: str) -> None:
     path = Path(target)
     is_path = os.sep in target or target.endswith((".yaml", ".yml")) or _exists(path)
     if is_path and path.is_dir():
-        _add_scan(report, scan_job_directory(config, path))
+        _add_scan(report, config, path)
     elif is_path:
         if not path.exists():
             report.add(target, "job", None, [Problem(target, "no such file")])
@@ -205,7 +257,7 @@ def _check_target(report: _Report, config, target: str) -> None:
         job, problems = check_job_file(config, path, raw=raw) if slug else _check_unnamed(config, path, raw)
         report.add(target, "job", slug, problems)
         if job is not None:
-            report.jobs.append((target, job))
+            report.add_job(target, job)
     else:
         try:
             file = job_path(config, target)
@@ -219,7 +271,7 @@ def _check_target(report: _Report, config, target: str) -> None:
         job, problems = check_job_file(config, file)
         report.add(str(file), "job", target, problems)
         if job is not None:
-            report.jobs.append((str(file), job))
+            report.add_job(str(file), job)
 
 
 def _hash_notes(report: _Report, config) -> None:
@@ -343,7 +395,7 @@ def _check_unnamed(config, path: Path, raw: bytes):
 
 def main(config_path: str | None, targets: list[str], as_json: bool = False,
          host_notes: Callable[[list], list[str]] | None = None) -> int:
-    report = collect(config_path, list(targets))
+    report = collect(config_path, list(targets), keep_valid=as_json)
     _host_notes(report, host_notes)
     counts = report.counts()
     if as_json:

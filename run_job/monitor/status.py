@@ -30,6 +30,12 @@ STATUS_SCHEMA = "status.schema.json"
 
 def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, list[str]]]:
     """[(slug, path, Job or None, problems)] for every job file, sorted by slug."""
+    return list(iter_all(config, config_path))
+
+
+def iter_all(config: Any, config_path: str | None):
+    """(slug, path, Job or None, problems) of each job file in turn, sorted by
+    file name; nothing is kept (100,000 job files stream through)."""
     from run_job.config import cache
     from run_job.config.jobs import bad_name_message, classify
 
@@ -43,24 +49,26 @@ def load_all(config: Any, config_path: str | None) -> list[tuple[str, str, Any, 
     except OSError as err:
         raise ProcessControlError(
             f"cannot read job_directory {directory}: {err.strerror}") from err
-    kinds = [(name, classify(name)) for name in names]
-    jobs = cache.validated_jobs(config, config_path,
-                                [name[:-5] for name, kind in kinds if kind == "job"])
-    out = []
-    for name, kind in kinds:
+    folder = directory if directory.endswith("/") else directory + "/"
+    jobs = cache.iter_validated(config, config_path,
+                                (name[:-5] for name in names if classify(name) == "job"))
+    for name in names:
+        kind = classify(name)
         if kind == "ignored":
             continue
-        path = os.path.join(directory, name)
+        path = folder + name  # os.path.join, without its cost per job
         slug = name[:-5]
         if kind == "bad-name":
-            out.append((slug, path, None, [bad_name_message(name)]))
+            yield slug, path, None, [bad_name_message(name)]
             continue
-        found = jobs[slug]
+        got, found = next(jobs)  # the same order: in step
+        assert got == slug
         if isinstance(found, ProcessControlError):
-            out.append((slug, path, None, str(found).splitlines() or [type(found).__name__]))
+            yield slug, path, None, str(found).splitlines() or [type(found).__name__]
         else:
-            out.append((slug, path, found, []))
-    return out
+            yield slug, path, found, []
+    for _ in jobs:  # the end of the stream writes the bundle
+        pass
 
 
 # ---------------------------------------------------------------------------
@@ -118,11 +126,16 @@ def load_states(config: Any, config_path: str | None, *, now: Any = None,
     validation cache), histories (``reconcile.refresh``), pauses and the clock.
     ``strict`` (the check): a state folder or history that is there but cannot
     be read raises ProcessControlError instead of looking like no runs."""
+    return list(iter_states(config, config_path, now=now, strict=strict))
+
+
+def iter_states(config: Any, config_path: str | None, *, now: Any = None, strict: bool = False):
+    """``load_states`` one job at a time (nothing kept)."""
     now = now or clock.now()
     if strict:
         _check_state_directory(config)
-    return [state_of(config, slug, path, job, problems, now=now, strict=strict)
-            for slug, path, job, problems in load_all(config, config_path)]
+    for slug, path, job, problems in iter_all(config, config_path):
+        yield state_of(config, slug, path, job, problems, now=now, strict=strict)
 
 
 def state_of(config: Any, slug: str, path: str, job: Any, problems: list[str] | tuple = (), *,
@@ -259,47 +272,104 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         return "no jobs\n"
     out = []
     for row in rows:
-        title = printable(row["job"]) + (f": {printable(row['name'])}" if row.get("name") else "")
-        if row.get("tags"):
-            title += f"  [{', '.join(printable(tag) for tag in row['tags'])}]"
-        out.append(title)
-        if not row["valid"]:
-            out.append("  INVALID: " + (printable(row["problems"][0]) if row["problems"] else "invalid"))
-            for more in row["problems"][1:4]:
-                out.append("           " + printable(more))
-            out.append("")
-            continue
-        if row.get("description"):
-            out.append("  " + printable(" ".join(str(row["description"]).split())))
-        if row.get("service"):
-            sched = f"Slurm service (sbatch-service): {printable(row.get('service_state') or 'unknown')}"
-        elif row.get("schedule"):
-            sched = printable(row["schedule"]) + (" (disabled)" if row.get("disabled") else "")
-            if row.get("next_run"):
-                sched += f", next run {_when(row['next_run'], row.get('timezone'))}"
-        else:
-            sched = "not scheduled"
-        out.append(f"  schedule: {sched}")
-        if row.get("paused"):
-            out.append(f"  paused:   {render_pause(row['paused'])}")
-        current = row.get("current")
-        if current:
-            extra = f"; {printable(row['slurm'])}" if row.get("slurm") else ""
-            out.append(f"  running:  pid {printable(current.get('pid'))} since {_when(current.get('started_at'))}"
-                       f" (run {printable(current.get('run_id'))}{extra})")
-        last = row.get("last")
-        if last:
-            out.append(f"  last run: {printable(last.get('outcome'))} at {_when(last.get('started_at'))},"
-                       f" {_dur(last.get('duration_s'))}" +
-                       (f", exit {printable(last['exit_code'])}" if last.get("exit_code") not in (None, 0)
-                        else "") +
-                       (f" — {printable(last['reason'])}" if last.get("reason") else ""))
-        else:
-            out.append("  last run: never")
-        if row["consecutive_failures"]:
-            out.append(f"  consecutive failures: {row['consecutive_failures']}")
-        out.append("")
+        out.extend(status_lines(row))
     return "\n".join(out)
+
+
+def status_lines(row: dict[str, Any]) -> list[str]:
+    """The lines of one job in --status, the last one empty (pure but for the
+    local time zone)."""
+    out = []
+    title = printable(row["job"]) + (f": {printable(row['name'])}" if row.get("name") else "")
+    if row.get("tags"):
+        title += f"  [{', '.join(printable(tag) for tag in row['tags'])}]"
+    out.append(title)
+    if not row["valid"]:
+        out.append("  INVALID: " + (printable(row["problems"][0]) if row["problems"] else "invalid"))
+        for more in row["problems"][1:4]:
+            out.append("           " + printable(more))
+        out.append("")
+        return out
+    if row.get("description"):
+        out.append("  " + printable(" ".join(str(row["description"]).split())))
+    if row.get("service"):
+        sched = f"Slurm service (sbatch-service): {printable(row.get('service_state') or 'unknown')}"
+    elif row.get("schedule"):
+        sched = printable(row["schedule"]) + (" (disabled)" if row.get("disabled") else "")
+        if row.get("next_run"):
+            sched += f", next run {_when(row['next_run'], row.get('timezone'))}"
+    else:
+        sched = "not scheduled"
+    out.append(f"  schedule: {sched}")
+    if row.get("paused"):
+        out.append(f"  paused:   {render_pause(row['paused'])}")
+    current = row.get("current")
+    if current:
+        extra = f"; {printable(row['slurm'])}" if row.get("slurm") else ""
+        out.append(f"  running:  pid {printable(current.get('pid'))} since {_when(current.get('started_at'))}"
+                   f" (run {printable(current.get('run_id'))}{extra})")
+    last = row.get("last")
+    if last:
+        out.append(f"  last run: {printable(last.get('outcome'))} at {_when(last.get('started_at'))},"
+                   f" {_dur(last.get('duration_s'))}" +
+                   (f", exit {printable(last['exit_code'])}" if last.get("exit_code") not in (None, 0)
+                    else "") +
+                   (f" — {printable(last['reason'])}" if last.get("reason") else ""))
+    else:
+        out.append("  last run: never")
+    if row["consecutive_failures"]:
+        out.append(f"  consecutive failures: {row['consecutive_failures']}")
+    out.append("")
+    return out
+
+
+def write_status(config: Any, config_path: str | None, out: Any, *, only_running: bool = False,
+                 as_json: bool = False, states: Any = None) -> None:
+    """--status (text, or the --json document) written to ``out`` as the job
+    files stream through: the same bytes as ``render_status(collect_status())``
+    (or the JSON of ``document("status", jobs=rows)``), without holding every
+    row. A service's Slurm state needs one squeue for all services: rows from
+    the first service shown on wait for it at the end."""
+    import json
+
+    states = states if states is not None else iter_states(config, config_path)
+    services: list[Any] = []  # every service (as collect_status asks squeue about them all)
+    held: list[tuple[dict[str, Any], bool]] = []
+    shown = [0]
+
+    def emit(row: dict[str, Any]) -> None:
+        if as_json:
+            text = json.dumps(row, indent=2, ensure_ascii=False).replace("\n", "\n    ")
+            out.write(("," if shown[0] else "") + "\n    " + text)
+        else:
+            out.write(("\n" if shown[0] else "") + "\n".join(status_lines(row)))
+        shown[0] += 1
+
+    if as_json:
+        head = json.dumps(document("status"), indent=2, ensure_ascii=False)
+        out.write(head[:-2] + ',\n  "jobs": [')
+    for state in states:
+        service = state.spec is not None and state.spec.is_service
+        if service:
+            services.append(state.spec)
+        row = status_row(state)
+        if only_running and not row["running"]:
+            continue
+        row["slurm"] = _slurm_state(row["current"])
+        if service or held:
+            held.append((row, service))
+        else:
+            emit(row)
+    if services:
+        states_of = _service_states(config, services)
+        for row, service in held:
+            if service and row["job"] in states_of:
+                row["service_state"] = states_of[row["job"]]
+            emit(row)
+    if as_json:
+        out.write("\n  ]\n}\n" if shown[0] else "]\n}\n")
+    elif not shown[0]:
+        out.write("no jobs\n")
 
 
 def render_pause(pause: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ goes on where the executor stopped. Something to decide is:
 - local run: the command ended (seen with ``waitid(WNOWAIT)``: the full
   side reaps it and reads its status), the deadline (``timeout``) came, or a
   stop signal (TERM, INT, HUP) arrived;
-- Slurm run: see ``slurm/batch.py`` (``lean_wait``).
+- Slurm run: see ``slurm/waiting.py`` (named by the executor's state).
 
 A stop signal is passed on in the state (``stop``), and the full side
 records it as its own handler would have. Other children that end (a
@@ -73,6 +73,9 @@ def main(package: str, fd: int) -> None:
     executor = state["saved"]["loop"]["exec"]
     if executor["kind"] == "local":
         wait_local(executor)
+    elif executor.get("lean"):  # an executor's own wait (slurm/waiting.py)
+        module = __import__(executor["lean"], fromlist=["wait"])
+        module.wait(executor, stop, sleep)
     elif executor["kind"] == "delay":  # before a retry: until its time, or a stop
         while stop() is None and time.monotonic() < executor["until"]:
             sleep(executor["until"] - time.monotonic())

@@ -118,9 +118,16 @@ def _read_status(path: Path) -> JobStatus | None:
     return parse_job_status(text)
 
 
-def execute(ctx: RunContext, *, client: SlurmClient | None = None) -> ExecResult:
-    """Submit the run as a Slurm batch job and wait for its end."""
+def execute(ctx: RunContext, *, client: SlurmClient | None = None,
+            resume: dict | None = None) -> ExecResult:
+    """Submit the run as a Slurm batch job and wait for its end. ``resume``:
+    the wait was handed to the lean waiter (``waiting.py``) and comes back:
+    go on watching the job submitted already."""
     client = client or SlurmClient()
+    if resume is not None:
+        watch = _Watch(ctx, client, resume["job_id"], Path(resume["status_path"]))
+        watch.restore(resume)
+        return watch.run()
     job, config = ctx.job, ctx.config
     refused = check_options(job.slurm.options)
     if refused:
@@ -204,6 +211,43 @@ class _Watch:
         # run-job's own signal handlers write to a wakeup pipe that ends a sleep;
         # any other stop_requested (an embedding caller) is looked at every second
         self.signal_wakes = ctx.stop_requested is supervise.stop_requested
+        self.can_hand_off = ctx.handoff is not None and ctx.events is None and self.use_view
+        self.held_lock: int | None = None  # the view's refresh lock, taken by the lean waiter
+
+    # -- the hand-off of the wait (``run/handoff.py``, ``waiting.py``)
+    def saved(self, now: float) -> dict | None:
+        """What the lean waiter needs, and this watch to go on afterwards;
+        None when job.status says more than this watch has acted on."""
+        try:
+            raw = read_bounded(self.status_path, JOB_STATUS_LIMIT)
+        except (OSError, ValueError):
+            raw = None
+        if raw is not None:
+            status = parse_job_status(raw.decode(errors="replace"))
+            if status is not None and (status.ended or (status.started_at and self.started is None)):
+                return None  # changed since the last look: act on it first
+        timeout = self.ctx.job.timeout
+        return {"kind": "slurm", "lean": "run_job.slurm.waiting", "job_id": self.job_id,
+                "status_path": str(self.status_path), "status_bytes": raw,
+                "submitted": self.submitted, "started": self.started,
+                "deadline": self.started + timeout if timeout and self.started is not None else None,
+                "unreachable_since": self.unreachable_since,
+                "unreachable_error": self.unreachable_error,
+                "unreachable_timeout": self.ctx.config.slurm.unreachable_timeout,
+                "next_view": self.next_view, "seen_view": self.seen_view, "jitter": self.jitter,
+                "view_folder": self.view.folder, "view_name": self.view.name,
+                "status_every": self.status_every, "view_lock": None}
+
+    def restore(self, saved: dict) -> None:
+        """Back from the lean waiter: this watch as it was, plus what the
+        lean waiter learnt (the view's times, unreachable time, the lock)."""
+        self.submitted, self.started = saved["submitted"], saved["started"]
+        self.unreachable_since = saved["unreachable_since"]
+        self.unreachable_error = saved["unreachable_error"]
+        self.next_view, self.seen_view = saved["next_view"], saved["seen_view"]
+        self.held_lock = saved.get("view_lock")
+        if self.held_lock is not None:
+            os.set_inheritable(self.held_lock, False)
 
     # -- Slurm questions and orders, never raising
     def ask(self) -> bool:
@@ -308,6 +352,9 @@ class _Watch:
         finally:
             if self.watch is not None:
                 self.watch.close()
+            if self.held_lock is not None:
+                os.close(self.held_lock)
+                self.held_lock = None
             self.view.close()
 
     def _loop(self) -> ExecResult:
@@ -361,7 +408,15 @@ class _Watch:
                     return done
             if ctx.events is not None:  # events from inside the job: looked at every second
                 ctx.events.poll()
-            names = self._sleep(self._wake_at(now) - now)
+            if self.can_hand_off and not ordered and now - self.submitted >= supervise.HANDOFF_AFTER:
+                saved = self.saved(now)
+                if saved is not None:
+                    ctx.handoff(saved)  # returns only when it could not: wait here then
+                    self.can_hand_off = False
+            wake = self._wake_at(now)
+            if self.can_hand_off and not ordered:  # the hand-off is due then
+                wake = min(wake, max(now, self.submitted + supervise.HANDOFF_AFTER))
+            names = self._sleep(wake - now)
 
     def _look(self, now: float, names: set[str], view_due: bool = False) -> JobStatus | None:
         """job.status, read when inotify says it changed, on our own every
@@ -381,11 +436,14 @@ class _Watch:
             self.next_view = now + view.PERIOD
             return self._ask_own(now, status)
         snap = self.view.read()
+        held, self.held_lock = self.held_lock, None
         if snap is None or not snap.fresh(now):
-            snap = self.view.refresh(self.client, now)
-            if snap is None:  # another waiter is asking: its view wakes us (inotify), or we look again
-                self.next_view = now + VIEW_RETRY
-                return None
+            snap = self.view.refresh(self.client, now, held=held)
+        elif held is not None:
+            os.close(held)
+        if snap is None:  # another waiter is asking: its view wakes us (inotify), or we look again
+            self.next_view = now + VIEW_RETRY
+            return None
         self.next_view = max(now + VIEW_RETRY, snap.answered + view.PERIOD + self.jitter)
         if snap.answered == self.seen_view:
             return None  # acted on already

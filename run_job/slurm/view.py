@@ -213,6 +213,16 @@ class View:
     def path(self) -> str:
         return os.path.join(self.folder, self.name)
 
+    @classmethod
+    def at(cls, folder: str, name: str) -> View:
+        """The view of a hand-off (``waiting.py``): its folder and file name as
+        the waiting run's ``View`` had them; ``open()`` it first."""
+        vw = cls.__new__(cls)
+        vw.folder, vw.name = folder, name
+        vw.lock_name = name[:-len(".view")] + ".lock"
+        vw.user, vw.dfd, vw.problem, vw.uid = "", None, "", os.geteuid()
+        return vw
+
     def open(self) -> bool:
         """Make (0700) or open the folder; False when it is not this user's alone."""
         if self.dfd is not None:
@@ -259,14 +269,19 @@ class View:
             return None
         return parse(data)
 
-    def refresh(self, client: Any, now: float | None = None) -> Snapshot | None:
+    def refresh(self, client: Any, now: float | None = None,
+                held: int | None = None) -> Snapshot | None:
         """Ask squeue through ``client`` and write the view, unless another
         waiter holds the refresh lock (None: read its view when it lands) or
         the view under the lock is fresh already (returned). A failed squeue
-        is recorded in the view (``error``, ``since``): never "no jobs"."""
+        is recorded in the view (``error``, ``since``): never "no jobs".
+        ``held``: the lock, taken already (by the lean waiter, ``take_lock``);
+        closed here."""
         if self.dfd is None:
+            if held is not None:
+                os.close(held)
             return None
-        lock_fd = self._lock()
+        lock_fd = held if held is not None else self._lock()
         if lock_fd is None:
             return None
         try:
@@ -276,6 +291,11 @@ class View:
             return self._ask(client, current)
         finally:
             os.close(lock_fd)  # releases the flock
+
+    def take_lock(self) -> int | None:
+        """The refresh lock, taken without waiting (a descriptor for
+        ``refresh(held=)``), or None when another waiter is refreshing."""
+        return self._lock()
 
     def _lock(self) -> int | None:
         """The refresh lock taken (a descriptor), or None when it is busy or unusable."""

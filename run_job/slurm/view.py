@@ -9,9 +9,10 @@ one file, the *view*: the answer of ``squeue -u USER -t all -h -o '%i|%T'``
 (one RPC for all the user's jobs, finished ones included for MinJobAge) and
 when it was asked. Whichever waiter finds the view older than ``PERIOD``
 refreshes it, under an exclusive ``flock`` taken without waiting (the others
-read the old view meanwhile, and inotify on the folder wakes them when the
-new one lands): the controller sees at most one such question per ``PERIOD``
-per host, user and cluster, however many runs wait.
+read the old view meanwhile, and look again a second later): the controller
+sees at most one such question per ``PERIOD`` per host, user and cluster,
+however many runs wait. Each waiter looks every 30 s, at its own moment
+(``batch.LOOK_EVERY``), so that waiters never wake together.
 
 Where: ``<run_directory>/slurm-view.d/`` (a slug holds no dot, so the name
 never meets a job's ``<slug>.lock``), a folder made by the waiting run (the

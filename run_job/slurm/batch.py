@@ -26,12 +26,16 @@ the host next to nothing):
   The wait sleeps on inotify on the run folder (and the signal wakeup pipe
   of run-job's handlers), and reads the file when inotify names it; on its
   own, where inotify sees every write (a local file system,
-  ``inotify.sees_all_writes``), only along with each look at the view (about
-  every 10 s; no wake-up of its own), else every second (NFS: a job on
-  another node). No 0.1 s polling.
+  ``inotify.sees_all_writes``), only along with each look at the view (every
+  30 s; no wake-up of its own), else every second (NFS: a job on another
+  node). No 0.1 s polling.
 * Slurm is asked through the shared view (``view.py``): one ``squeue`` of
   the user's jobs per 10 s for all runs waiting on this host, refreshed by
-  whichever waiter finds it stale. A run learns from it that its job
+  whichever waiter finds it stale. Each run looks at it every 30 s
+  (``LOOK_EVERY``; every 10 s while it says Slurm is unreachable), its first
+  look at once and its second spread over 10 s by pid: 500 waiting runs wake
+  apart, not together, each once in 30 s (measured: a wake-up of a waiting
+  run costs the host far more than the look itself). A run learns from it that its job
   started (for the deadline), that Slurm cannot be reached (counted against
   ``slurm.unreachable_timeout``; never "gone"), and that its job ended or was
   forgotten without an end in ``job.status``: only then, and at its end, a
@@ -83,10 +87,14 @@ ORDER_POLL_MAX = 2.0
 # job.status read on our own this often where inotify does not see the job's writes.
 STATUS_CHECK = 1.0
 # Where inotify sees every write: job.status read with each look at the view
-# (about every 10 s), and on its own timer at least this often.
-TRUSTED_STATUS_CHECK = 30.0
-# The view's refresh lock was busy: look again after this long (inotify may wake us first).
-VIEW_RETRY = 1.0
+# (every LOOK_EVERY s), and on its own timer at least this often.
+TRUSTED_STATUS_CHECK = 60.0
+# How often one waiting run looks at the shared view (which is refreshed when
+# a look finds it older than view.PERIOD, 10 s): 500 waiting runs look about
+# 17 times a second together, each once in 30 s, and one squeue serves them all.
+LOOK_EVERY = view.LOOK_EVERY
+# The view's refresh lock was busy: look again after this long.
+VIEW_RETRY = view.RETRY
 # A stop_requested that no signal wakeup pipe backs (an embedding caller): looked at this often.
 STOP_CHECK = 1.0
 _STATUS_EVENTS = inotify.IN_MOVED_TO | inotify.IN_CLOSE_WRITE  # the script writes job.status by mv
@@ -198,7 +206,8 @@ class _Watch:
         self.ask_every = FAST_POLL
         self.next_view = 0.0  # the shared view: at once, then when the view is due
         self.seen_view: float | None = None  # "answered" of the last view acted on
-        self.jitter = (os.getpid() % 97) / 97.0  # waiters due at once do not all try the lock
+        # runs started in the same second look at the view at different moments
+        self.jitter = (os.getpid() % 997) / 997.0 * view.PERIOD
         self.status: JobStatus | None = None
         self.next_status = 0.0
         self.status_every = STATUS_CHECK
@@ -341,8 +350,6 @@ class _Watch:
         folder = str(self.status_path.parent)
         if self.watch is not None:
             watched = self.watch.add(folder, _STATUS_EVENTS)
-            if self.use_view:
-                self.watch.add(self.view.folder, inotify.IN_MOVED_TO)
             if watched and inotify.sees_all_writes(folder):
                 # every write of job.status wakes us: a look of our own with
                 # each view, and on its own timer only as a backstop
@@ -367,7 +374,7 @@ class _Watch:
                 self.stop_signal = sig
                 self.order(now)
             view_due = not (self.timed_out or self.stop_signal is not None) and (
-                now >= self.next_view or (self.use_view and self.view.name in names))
+                now >= self.next_view)
             status = self._look(now, names, view_due)
             if status is not None and status.started_at:
                 self.note_started(now, status)
@@ -435,16 +442,21 @@ class _Watch:
         if not self.use_view:
             self.next_view = now + view.PERIOD
             return self._ask_own(now, status)
+        first = self.seen_view is None
         snap = self.view.read()
         held, self.held_lock = self.held_lock, None
         if snap is None or not snap.fresh(now):
             snap = self.view.refresh(self.client, now, held=held)
         elif held is not None:
             os.close(held)
-        if snap is None:  # another waiter is asking: its view wakes us (inotify), or we look again
+        if snap is None:  # another waiter is asking: we look again soon
             self.next_view = now + VIEW_RETRY
             return None
-        self.next_view = max(now + VIEW_RETRY, snap.answered + view.PERIOD + self.jitter)
+        # every LOOK_EVERY s (the first time, plus a share of PERIOD by pid, so
+        # that runs started together look apart); every PERIOD s while Slurm
+        # is unreachable, to count its time
+        self.next_view = now + (view.PERIOD if snap.error else LOOK_EVERY) + (
+            self.jitter if first else 0.0)
         if snap.answered == self.seen_view:
             return None  # acted on already
         self.seen_view = snap.answered
@@ -511,7 +523,7 @@ class _Watch:
         return min(times)
 
     def _sleep(self, seconds: float) -> set[str]:
-        """Sleep on inotify (job.status, the view) and the signal wakeup pipe
+        """Sleep on inotify (job.status) and the signal wakeup pipe
         for at most ``seconds``; the names inotify reported."""
         fds = [self.watch.fd] if self.watch is not None else []
         seconds = max(0.0, seconds)

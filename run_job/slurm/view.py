@@ -9,9 +9,10 @@ one file, the *view*: the answer of ``squeue -u USER -t all -h -o '%i|%T'``
 (one RPC for all the user's jobs, finished ones included for MinJobAge) and
 when it was asked. Whichever waiter finds the view older than ``PERIOD``
 refreshes it, under an exclusive ``flock`` taken without waiting (the others
-read the old view meanwhile, and inotify on the folder wakes them when the
-new one lands): the controller sees at most one such question per ``PERIOD``
-per host, user and cluster, however many runs wait.
+read the old view meanwhile, and look again a second later): the controller
+sees at most one such question per ``PERIOD`` per host, user and cluster,
+however many runs wait. Each waiter looks every 30 s, at its own moment
+(``batch.LOOK_EVERY``), so that waiters never wake together.
 
 Where: ``<run_directory>/slurm-view.d/`` (a slug holds no dot, so the name
 never meets a job's ``<slug>.lock``), a folder made by the waiting run (the
@@ -68,6 +69,10 @@ from run_job.atomic import write_atomic
 from run_job.security import read_bounded
 
 PERIOD = 10.0  # seconds: a view younger than this is fresh; older, one waiter refreshes it
+# How often one waiting run looks at the view (batch._Watch and, handed off,
+# waiting.py); after a busy refresh lock, how soon it looks again.
+LOOK_EVERY = 30.0
+RETRY = 1.0
 FOLDER = "slurm-view.d"
 LIMIT = 16 * 1024 * 1024  # bytes of a view (~30 bytes a job)
 MAGIC = b"process-control slurm view 1\n"

@@ -2,8 +2,8 @@
 
 ``batch._Watch`` hands its wait off (``run/handoff.py``) when nothing is due
 but time: the job pending or running, no order given, the shared view in
-use. This sleeps on inotify (the run folder: ``job.status``; the view's
-folder: a new view) and the signal wakeup pipe, and goes back to the full
+use. This sleeps on inotify (the run folder: ``job.status``) and the signal
+wakeup pipe, looks at the view every ``view.LOOK_EVERY`` s, and goes back to the full
 run-job as soon as the watch has something to do:
 
 - ``job.status`` differs from the bytes the watch saw (the job started or
@@ -11,7 +11,7 @@ run-job as soon as the watch has something to do:
   ``status_every`` s (1 s where inotify does not see the job's writes);
 - the view is stale and this waiter got its refresh lock (the lock goes
   back with it, and the full run-job asks squeue under it; a busy lock means
-  another waiter is asking: its new view wakes us);
+  another waiter is asking: we look again after ``view.RETRY`` s);
 - a view newer than the last one acted on says the job ended, is absent, or
   started when the watch did not know it yet; or Slurm has been unreachable
   for ``slurm.unreachable_timeout`` (unreachable time is counted here, from
@@ -19,7 +19,7 @@ run-job as soon as the watch has something to do:
 - the deadline (``timeout`` counted from the start), or a stop signal.
 
 With 500 runs waiting, one goes back per ``view.PERIOD`` to refresh the
-view; the others sleep. Imports: ``os``, ``time``, ``run.inotify`` (ctypes),
+view; the others sleep, each waking once in ``view.LOOK_EVERY`` s. Imports: ``os``, ``time``, ``run.inotify`` (ctypes),
 ``slurm.view`` and what it imports (``security``, ``atomic``, ``jsoncodec``).
 """
 
@@ -34,7 +34,6 @@ from run_job.slurm import view
 
 STATUS_FILE = "job.status"  # vocabulary.STATUS_FILE (the vocabulary is not imported here)
 STATUS_LIMIT = 64 * 1024  # batch.JOB_STATUS_LIMIT
-VIEW_RETRY = 1.0  # batch.VIEW_RETRY
 
 
 def _status_bytes(path: str) -> bytes | None:
@@ -52,9 +51,8 @@ def wait(state: dict, stop, sleep) -> None:
     if not vw.open():
         return
     watch = inotify.Watch.open()
-    if watch is not None:
+    if watch is not None:  # job.status only: a new view wakes nobody (500 runs at once)
         watch.add(os.path.dirname(state["status_path"]), inotify.IN_MOVED_TO | inotify.IN_CLOSE_WRITE)
-        watch.add(vw.folder, inotify.IN_MOVED_TO)
     try:
         _wait(state, vw, watch, stop, sleep)
     finally:
@@ -70,7 +68,7 @@ def _wait(state: dict, vw: view.View, watch: inotify.Watch | None, stop, sleep) 
     names: set[str] = set()
     while stop() is None:
         now = time.monotonic()
-        view_due = now >= state["next_view"] or vw.name in names
+        view_due = now >= state["next_view"]
         if STATUS_FILE in names or now >= next_status or view_due:
             if _status_bytes(state["status_path"]) != state["status_bytes"]:
                 return
@@ -91,13 +89,13 @@ def _view_says_go(state: dict, vw: view.View, now: float) -> bool:
     if snap is None or not snap.fresh(now):
         lock = vw.take_lock()
         if lock is None:  # another waiter is asking; its view wakes us
-            state["next_view"] = now + VIEW_RETRY
+            state["next_view"] = now + view.RETRY
             return False
         os.set_inheritable(lock, True)
         state["view_lock"] = lock
         state["next_view"] = 0.0
         return True
-    state["next_view"] = max(now + VIEW_RETRY, snap.answered + view.PERIOD + state["jitter"])
+    state["next_view"] = now + (view.PERIOD if snap.error else view.LOOK_EVERY)
     if snap.answered == state["seen_view"]:
         return False
     said, found = snap.about(state["job_id"], state["submitted"])

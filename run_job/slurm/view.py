@@ -71,7 +71,7 @@ from run_job.security import read_bounded
 PERIOD = 10.0  # seconds: a view younger than this is fresh; older, one waiter refreshes it
 # How often one waiting run looks at the view (batch._Watch and, handed off,
 # waiting.py); after a busy refresh lock, how soon it looks again.
-LOOK_EVERY = 30.0
+LOOK_EVERY = 10.0
 RETRY = 1.0
 FOLDER = "slurm-view.d"
 LIMIT = 16 * 1024 * 1024  # bytes of a view (~30 bytes a job)

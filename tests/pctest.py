@@ -360,3 +360,22 @@ def run_on_terminal(argv: list[str], env: dict | None = None) -> tuple[int, byte
     _, wstatus = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(wstatus), seen
+
+
+def cmdline(pid: int) -> str:
+    """The argv of ``pid`` as one line ("" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def private_kb(pid: int) -> int:
+    """Anonymous PSS of ``pid`` in kB (``smaps_rollup``): what one more waiting
+    process of the same interpreter costs."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss_Anon:"):
+                return int(line.split()[1])
+    return 0

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from pctest import command, command_env, wait_for
+from pctest import command, command_env, wait_for, cmdline, private_kb
 from runjob_helpers import (PY, history, job_yaml, kill_marked, latest_status, marked_pids, marker,
                             new_site, q, tree_command)
 
@@ -38,23 +38,6 @@ def mark():
 def start(site, *args):
     return subprocess.Popen(command("run-job") + ["--config", str(site.config), *args],
                             env=command_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def private_kb(pid: int) -> int:
-    """Private memory of ``pid`` (anonymous PSS, kB): what each waiting run costs."""
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss_Anon:"):
-                return int(line.split()[1])
-    raise AssertionError("no Pss_Anon")
 
 
 def test_a_long_command_is_waited_for_by_the_lean_waiter_in_the_same_process(site, mark):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pctest import any_user_command, any_user_env, any_user_skip_reason, wait_for
+from pctest import cmdline, private_kb, any_user_command, any_user_env, any_user_skip_reason, wait_for
 from test_slurm_run_job import SlurmSite
 
 SCALE_USER = "pc-slurm-scale"
@@ -48,22 +48,6 @@ def cpu_ticks(pid: int) -> int:
     except OSError:
         return 0
     return sum(int(v) for v in fields[11:15])
-
-
-def cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def private_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss_Anon:"):
-                return int(line.split()[1])
-    return 0
 
 
 def when(text: str) -> datetime:

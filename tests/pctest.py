@@ -276,6 +276,12 @@ def readable_checkout() -> Path:
         for package in PACKAGES:
             shutil.copytree(REPO / package, staging / package,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        # compiled, as an installed package is (Debian's py3compile): the
+        # users who run it cannot write __pycache__ here, and a start that
+        # compiles every module costs ten times one that does not
+        if os.access(SYSTEM_PYTHON, os.X_OK):
+            subprocess.run([SYSTEM_PYTHON, "-m", "compileall", "-q", str(staging)],
+                           check=True, capture_output=True)
         for folder, _dirs, files in os.walk(staging):
             os.chmod(folder, 0o755)
             for name in files:

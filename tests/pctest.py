@@ -368,6 +368,15 @@ def run_on_terminal(argv: list[str], env: dict | None = None) -> tuple[int, byte
     return os.waitstatus_to_exitcode(wstatus), seen
 
 
+def comm(pid: int) -> str:
+    """The process name of ``pid`` (what ps, pgrep and top show; "" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def cmdline(pid: int) -> str:
     """The argv of ``pid`` as one line ("" once it is gone)."""
     try:

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from pctest import command, command_env, wait_for, cmdline, installed, private_kb
+from pctest import command, command_env, comm, wait_for, cmdline, installed, private_kb
 from runjob_helpers import (PY, history, job_yaml, kill_marked, latest_status, marked_pids, marker,
                             new_site, q, tree_command)
 
@@ -33,11 +33,6 @@ def mark():
     value = marker()
     yield value
     kill_marked(value)
-
-
-def comm(pid):
-    with open(f"/proc/{pid}/comm") as f:
-        return f.read().strip()
 
 
 def start(site, *args):

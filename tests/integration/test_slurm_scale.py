@@ -101,21 +101,23 @@ def test_many_waiting_runs_share_their_questions(scale_site, slurm_env):
         # cluster's CPUs): a start the watch records (slurm_pending_s) is an
         # event, not waiting
         def settled() -> bool:
+            if not all("run_job.run.lean" in cmdline(proc.pid) for proc in procs):
+                return False
             pending = set(subprocess.run(["squeue", "-h", "-u", SCALE_USER, "-t", "PENDING", "-o", "%i"],
                                          capture_output=True, text=True, env=slurm_env,
                                          timeout=60).stdout.split())
-            for slug, proc in zip(slugs, procs):
+            for slug in slugs:
                 try:
                     st = site.status(slug)
                 except (OSError, ValueError):
                     return False
                 if "slurm_pending_s" not in st and st.get("slurm_job_id") not in pending:
                     return False
-                if "run_job.run.lean" not in cmdline(proc.pid):
-                    return False
             return True
 
-        wait_for(settled, timeout=30, what=f"all {RUNS} jobs started and their runs in the lean waiter")
+        # a look every half second: no squeue storm at the controller meanwhile
+        wait_for(settled, timeout=30, step=0.5,
+                 what=f"all {RUNS} jobs started and their runs in the lean waiter")
         ticks_before = [cpu_ticks(p.pid) for p in procs]
         before = rpc_count(slurm_env, SCALE_USER)
         window = 12.0

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from pkgtools import packaged, job_file, saved_crontab  # noqa: F401  (fixtures)
-from pctest import wait_for
+from pctest import comm, wait_for
 from pkgtools import CRONTAB, JOB_DIR, LOG_DIR, RUN_DIR, SERVICE_USER, run
 
 # Arguments that a shell or cron would mangle; the job gets them unchanged.
@@ -163,10 +163,9 @@ def _cron_pid() -> int | None:
     is cron (a stale pid file may name a reused pid)."""
     try:
         pid = int(Path("/run/crond.pid").read_text().split()[0])
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
     except (OSError, ValueError, IndexError):
         return None
-    return pid if comm == "cron" else None
+    return pid if comm(pid) == "cron" else None
 
 
 @pytest.mark.cron

@@ -596,9 +596,8 @@ def kill(config: Config, job: Job, record: dict, *, client: SlurmClient | None =
         return False
     client = client or SlurmClient()
     found = client.show_job(str(job_id))
-    if found is None or not found.active:
+    if found is None or not found.active or not client.cancel(str(job_id)):
         return False
-    client.cancel(str(job_id))
     limit = clock.monotonic() + job.kill_grace
     killed = False
     while True:

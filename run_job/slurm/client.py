@@ -209,10 +209,12 @@ class SlurmClient:
         return parse_squeue(proc.stdout, fields)
 
     def cancel(self, job_id: str, *, signal: str | int | None = None,
-               batch: bool = False, full: bool = False) -> None:
+               batch: bool = False, full: bool = False) -> bool:
         """``scancel [--signal=S] [--batch|--full] ID``. Plain scancel sends
         TERM to the script and its children, then KILL after KillWait; with
-        ``signal`` alone the batch script is NOT reached (use full=True)."""
+        ``signal`` alone the batch script is NOT reached (use full=True).
+        False when Slurm no longer knows the job (it ended meanwhile: plain
+        scancel says nothing then, ``--signal`` says "Invalid job id")."""
         argv = ["scancel"]
         if signal is not None:
             argv.append(f"--signal={signal}")
@@ -221,7 +223,12 @@ class SlurmClient:
         if full:
             argv.append("--full")
         argv.append(str(job_id))
-        self._run(argv)
+        proc = self._run(argv, check=False)
+        if proc.returncode != 0:
+            if is_unknown_job(proc.stderr) and not is_unreachable(proc.stderr):
+                return False
+            raise self._error_for(argv, proc.returncode, proc.stderr)
+        return True
 
     def ping(self) -> bool:
         """True when ``scontrol ping`` finds the controller up."""

@@ -280,3 +280,19 @@ def test_accounting_fallback_answers(tmp_path, client):
     found = client.accounting_job(res.slurm_job_id)
     if found is not None:
         assert (found.state, found.exit_code) == ("FAILED", 4)
+
+
+def test_a_cancel_of_a_job_that_ended_meanwhile_is_no_error(tmp_path, client):
+    """--kill-job sends TERM, then KILL after kill_grace: a job the TERM ended
+    is gone by then (scancel --signal=KILL --full says "Invalid job id" and
+    exits 1); that is not a failure of the kill."""
+    job_id = client.submit(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "true"])
+    wait_for(lambda: (found := client.show_job(job_id)) is not None and not found.active,
+             timeout=30, what=f"Slurm job {job_id} ended")
+    assert client.cancel(job_id, signal="KILL", full=True) is False
+    assert client.cancel("999999", signal="KILL", full=True) is False
+    # a live job is cancelled: True
+    live = client.submit(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "sleep 60"])
+    assert client.cancel(live) is True
+    wait_for(lambda: (found := client.show_job(live)) is None or not found.active,
+             timeout=30, what=f"Slurm job {live} cancelled")

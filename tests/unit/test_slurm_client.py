@@ -22,6 +22,9 @@ def test_error_classification():
         assert is_unreachable(read(name)), name
         assert not is_unknown_job(read(name))
     assert not is_unreachable(read("sbatch_bad_partition_stderr.txt"))
+    # scancel --signal=KILL --full of a job that ended meanwhile: gone, not an error
+    assert is_unknown_job(read("scancel_kill_gone_stderr.txt"))
+    assert not is_unreachable(read("scancel_kill_gone_stderr.txt"))
 
 
 def test_client_environment_drops_what_changes_slurm_output():

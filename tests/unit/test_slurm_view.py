@@ -61,7 +61,9 @@ class FakeClient:
 
     def cancel(self, job_id, **kw):
         self.calls.append("scancel")
+        known = job_id in self.jobs
         self.jobs[job_id] = "CANCELLED"
+        return known
 
 
 def snap_bytes(asked, answered, jobs=(), error="", since=None):

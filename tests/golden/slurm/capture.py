@@ -78,6 +78,7 @@ def main() -> None:
     wait_state(cancel, "CANCELLED")
     save("scontrol_cancelled.txt", sh(["scontrol", "show", "job", cancel]).stdout)
     save("scontrol_unknown_stderr.txt", sh(["scontrol", "show", "job", "999999"]).stderr)
+    save("scancel_kill_gone_stderr.txt", sh(["scancel", "--signal=KILL", "--full", ok]).stderr)
     wait_state(timeout, "TIMEOUT", limit=180)
     save("scontrol_timeout.txt", sh(["scontrol", "show", "job", timeout]).stdout)
     save("squeue_all.txt", sh(["squeue", "-h", "-t", "all", "-o", FMT, "-j",
